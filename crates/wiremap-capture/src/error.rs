@@ -1,0 +1,67 @@
+use thiserror::Error;
+
+/// Why a packet source stopped.
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    /// Reading the underlying file or stream failed.
+    #[error("{name}: read error: {source}")]
+    Io {
+        /// Source name.
+        name: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input holds no bytes at all.
+    #[error("{name}: empty file (0 bytes), not a pcap or pcapng capture")]
+    Empty {
+        /// Source name.
+        name: String,
+    },
+    /// The first bytes are not a pcap or pcapng magic number.
+    #[error("{name}: not a pcap or pcapng capture (magic {magic:02x?} at offset 0)")]
+    BadMagic {
+        /// Source name.
+        name: String,
+        /// The first bytes found.
+        magic: Vec<u8>,
+    },
+    /// The input ends in the middle of a header or record.
+    #[error("{name}: truncated {what} at record {record}, offset {offset}: need {needed} bytes, {available} present")]
+    Truncated {
+        /// Source name.
+        name: String,
+        /// What was being read (`file header`, `record header`, `record data`, `block`).
+        what: &'static str,
+        /// 1-based number of the record being read.
+        record: u64,
+        /// Byte offset of the record's start.
+        offset: u64,
+        /// Bytes the record needs.
+        needed: u64,
+        /// Bytes the input still had.
+        available: u64,
+    },
+    /// A record or block is malformed (impossible length, unknown interface, …).
+    #[error("{name}: bad {what} at record {record}, offset {offset}: {reason}")]
+    Malformed {
+        /// Source name.
+        name: String,
+        /// What was being read.
+        what: &'static str,
+        /// 1-based record number.
+        record: u64,
+        /// Byte offset of the record's start.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl CaptureError {
+    /// True when the input simply stopped short after at least one good record: the packets
+    /// before it are sound and worth using.
+    pub fn is_truncated_tail(&self) -> bool {
+        matches!(self, CaptureError::Truncated { record, .. } if *record > 1)
+    }
+}

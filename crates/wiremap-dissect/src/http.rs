@@ -1,0 +1,696 @@
+//! HTTP/1.0 and HTTP/1.1: keep-alive, pipelining, chunked and close-delimited bodies,
+//! `Upgrade`/101 and CONNECT hand-off, resynchronisation after gaps and mid-stream joins.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
+
+use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
+
+/// Largest message head kept while waiting for its end.
+const MAX_HEAD: usize = 64 * 1024;
+/// Headers parsed per message.
+const MAX_HEADERS: usize = 128;
+/// Headers whose values never leave the dissector.
+const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+/// The value stored in place of a secret.
+pub const REDACTED: &str = "[REDACTED]";
+
+const METHODS: [&[u8]; 28] = [
+    b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
+    b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"SEARCH",
+    b"REPORT", b"MKACTIVITY", b"CHECKOUT", b"MERGE", b"NOTIFY", b"SUBSCRIBE", b"UNSUBSCRIBE",
+    b"PURGE", b"LINK", b"UNLINK", b"M-SEARCH",
+];
+
+/// What the bytes at `d` start with.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+enum Start {
+    Request,
+    Response,
+    Partial,
+    No,
+}
+
+fn line_start(d: &[u8]) -> Start {
+    if d.len() >= 7 && &d[..7] == b"HTTP/1." {
+        return if d.len() >= 12 && d[8] == b' ' && d[9..12].iter().all(u8::is_ascii_digit) {
+            Start::Response
+        } else if d.len() < 12 {
+            Start::Partial
+        } else {
+            Start::No
+        };
+    }
+    if d.len() < 7 && b"HTTP/1."[..d.len()] == *d {
+        return Start::Partial;
+    }
+    let tok_end = d.iter().position(|&c| c == b' ');
+    let Some(te) = tok_end else {
+        let cand = d.len() <= 11 && METHODS.iter().any(|m| m.starts_with(d));
+        return if cand { Start::Partial } else { Start::No };
+    };
+    if !METHODS.contains(&&d[..te]) {
+        return Start::No;
+    }
+    // The request line must end in an HTTP/1.x version.
+    let line_end = d.iter().take(8192).position(|&c| c == b'\n');
+    match line_end {
+        None if d.len() < 8192 => Start::Partial,
+        None => Start::No,
+        Some(e) => {
+            let line = d[..e].strip_suffix(b"\r").unwrap_or(&d[..e]);
+            if line.len() >= 9 && line[line.len() - 9..line.len() - 1] == *b" HTTP/1." {
+                Start::Request
+            } else {
+                Start::No
+            }
+        }
+    }
+}
+
+/// Finds the first position in `d` where a message of the wanted kind starts at a line start.
+fn find_start(d: &[u8], want_request: Option<bool>) -> Option<(usize, Start)> {
+    let mut i = 0;
+    loop {
+        let s = line_start(&d[i..]);
+        let ok = match (s, want_request) {
+            (Start::Request, None | Some(true)) | (Start::Response, None | Some(false)) => true,
+            _ => false,
+        };
+        if ok {
+            return Some((i, s));
+        }
+        if s == Start::Partial {
+            // Possibly a start cut by the end of the buffer: resume from here later.
+            return Some((i, Start::Partial));
+        }
+        let nl = d[i..].iter().position(|&c| c == b'\n')?;
+        i += nl + 1;
+        if i >= d.len() {
+            return None;
+        }
+    }
+}
+
+/// Recognises HTTP/1.x from a request or status line at a line start.
+#[derive(Debug)]
+pub struct HttpProbe;
+
+impl Probe for HttpProbe {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+    fn transport(&self) -> Transport {
+        Transport::Tcp
+    }
+    fn probe(&self, _dir: Direction, data: &[u8]) -> Verdict {
+        match line_start(data) {
+            Start::Request | Start::Response => return Verdict::Yes,
+            Start::Partial => return Verdict::NeedMore,
+            Start::No => {}
+        }
+        // A mid-stream join: a message may start after the tail of a body.
+        match find_start(data, None) {
+            Some((_, Start::Request | Start::Response)) => Verdict::Yes,
+            Some((_, Start::Partial)) => Verdict::NeedMore,
+            _ => Verdict::No,
+        }
+    }
+    fn build(&self, cfg: &DissectConfig) -> Box<dyn Dissector> {
+        Box::new(Http::new(cfg))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum St {
+    /// Between messages.
+    Start,
+    /// Reading a head.
+    Head,
+    /// A body of known remaining length.
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    Trailers,
+    /// A response body that ends with the connection.
+    UntilClose,
+    /// Lost: looking for the next message start.
+    Resync,
+    /// Holding bytes after an Upgrade or CONNECT request until the response says yes or no.
+    Hold,
+}
+
+#[derive(Debug)]
+struct Half {
+    st: St,
+    buf: Vec<u8>,
+    /// Timestamp of the first byte of the current message.
+    start_ts: Timestamp,
+    /// Bytes of the current message so far.
+    size: u64,
+    body: u64,
+}
+
+impl Half {
+    fn new() -> Self {
+        Half {
+            st: St::Start,
+            buf: Vec::new(),
+            start_ts: Timestamp(0),
+            size: 0,
+            body: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Req {
+    ts: Timestamp,
+    info: HttpInfo,
+    size: u64,
+    complete: bool,
+    /// Asked to switch protocols (Upgrade header or CONNECT).
+    switching: bool,
+}
+
+#[derive(Debug)]
+struct Resp {
+    ts: Timestamp,
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    head_size: u64,
+}
+
+/// The HTTP/1.x dissector of one connection.
+#[derive(Debug)]
+pub struct Http {
+    half: [Half; 2],
+    client: Option<Direction>,
+    pending: VecDeque<Req>,
+    resp: Option<Resp>,
+    redact: Arc<[String]>,
+    /// The response just parsed switched protocols.
+    switch_now: bool,
+    /// A switch found while resynchronising, reported with the next call.
+    deferred: Option<[Vec<u8>; 2]>,
+}
+
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 1 < buf.len() {
+        if buf[i] == b'\n' {
+            if buf[i + 1] == b'\n' {
+                return Some(i + 2);
+            }
+            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
+                return Some(i + 3);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+fn parse_hex(line: &[u8]) -> Option<u64> {
+    let mut v: u64 = 0;
+    let mut any = false;
+    for &c in line {
+        let d = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => break,
+        };
+        any = true;
+        v = v.checked_mul(16)?.checked_add(u64::from(d))?;
+    }
+    any.then_some(v)
+}
+
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+fn framing(headers: &[(String, String)], is_response: bool) -> Framing {
+    let mut len = None;
+    for (k, v) in headers {
+        if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
+            return Framing::Chunked;
+        }
+        if k == "content-length" {
+            len = v.trim().parse::<u64>().ok();
+        }
+    }
+    match len {
+        Some(0) => Framing::None,
+        Some(n) => Framing::Length(n),
+        None if is_response => Framing::UntilClose,
+        None => Framing::None,
+    }
+}
+
+impl Http {
+    /// A dissector with the configured redactions.
+    pub fn new(cfg: &DissectConfig) -> Self {
+        let mut redact: Vec<String> = ALWAYS_REDACTED.iter().map(|s| s.to_string()).collect();
+        redact.extend(cfg.redact_headers.iter().map(|h| h.to_ascii_lowercase()));
+        Http {
+            half: [Half::new(), Half::new()],
+            client: None,
+            pending: VecDeque::new(),
+            resp: None,
+            redact: redact.into(),
+            switch_now: false,
+            deferred: None,
+        }
+    }
+
+    fn headers(&self, raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+        raw.iter()
+            .map(|h| {
+                let k = h.name.to_ascii_lowercase();
+                let v = if self.redact.iter().any(|r| *r == k) {
+                    REDACTED.to_string()
+                } else {
+                    String::from_utf8_lossy(h.value).into_owned()
+                };
+                (k, v)
+            })
+            .collect()
+    }
+
+    /// Parses a complete head; returns false when it is not HTTP.
+    fn on_head(&mut self, cx: &mut Cx<'_>, dir: Direction, head: &[u8]) -> Result<(), ()> {
+        let di = dir.index();
+        let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        if head.starts_with(b"HTTP/") {
+            let mut r = httparse::Response::new(&mut hdrs);
+            match r.parse(head) {
+                Ok(httparse::Status::Complete(_)) => {}
+                _ => return Err(()),
+            }
+            if self.client.is_none() {
+                self.client = Some(dir.flip());
+            }
+            let status = r.code.unwrap_or(0);
+            let headers = self.headers(r.headers);
+            let h = &mut self.half[di];
+            h.size = head.len() as u64;
+            h.body = 0;
+            if (100..200).contains(&status) && status != 101 {
+                h.st = St::Start;
+                return Ok(());
+            }
+            let Some(req) = self.pending.front() else {
+                cx.stats.event("http_unmatched_response");
+                // Skip its body as well as we can.
+                h.st = match framing(&headers, true) {
+                    Framing::Length(n) => St::Body(n),
+                    Framing::Chunked => St::ChunkSize,
+                    Framing::None => St::Start,
+                    Framing::UntilClose => St::Resync,
+                };
+                return Ok(());
+            };
+            let head_req = req.info.method == "HEAD";
+            let connect_ok = req.info.method == "CONNECT" && (200..300).contains(&status);
+            let switched = status == 101 || connect_ok;
+            self.resp = Some(Resp {
+                ts: h.start_ts,
+                status,
+                reason: r.reason.unwrap_or("").to_string(),
+                headers: headers.clone(),
+                head_size: head.len() as u64,
+            });
+            h.st = if switched {
+                St::Start
+            } else if head_req || status == 204 || status == 304 {
+                St::Start
+            } else {
+                match framing(&headers, true) {
+                    Framing::Length(n) => St::Body(n),
+                    Framing::Chunked => St::ChunkSize,
+                    Framing::None => St::Start,
+                    Framing::UntilClose => St::UntilClose,
+                }
+            };
+            if h.st == St::Start {
+                self.finish_response(cx, switched);
+            }
+            Ok(())
+        } else {
+            let mut r = httparse::Request::new(&mut hdrs);
+            match r.parse(head) {
+                Ok(httparse::Status::Complete(_)) => {}
+                _ => return Err(()),
+            }
+            if self.client.is_none() {
+                self.client = Some(dir);
+            }
+            let method = r.method.unwrap_or("").to_string();
+            let url = r.path.unwrap_or("").to_string();
+            let headers = self.headers(r.headers);
+            let host = headers.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone()).unwrap_or_default();
+            let switching = method == "CONNECT" || headers.iter().any(|(k, _)| k == "upgrade");
+            let path = url.split('?').next().unwrap_or("").to_string();
+            let fr = framing(&headers, false);
+            let h = &mut self.half[di];
+            h.size = head.len() as u64;
+            h.body = 0;
+            let info = HttpInfo {
+                method,
+                path,
+                url,
+                http_version: format!("HTTP/1.{}", r.version.unwrap_or(1)),
+                host,
+                request_headers: headers,
+                request_headers_size: head.len() as u64,
+                ..HttpInfo::default()
+            };
+            h.st = match fr {
+                Framing::Length(n) => St::Body(n),
+                Framing::Chunked => St::ChunkSize,
+                _ if switching => St::Hold,
+                _ => St::Start,
+            };
+            let complete = h.st == St::Start || h.st == St::Hold;
+            self.pending.push_back(Req {
+                ts: h.start_ts,
+                info,
+                size: head.len() as u64,
+                complete,
+                switching,
+            });
+            Ok(())
+        }
+    }
+
+    /// The message in `dir` ended.
+    fn message_done(&mut self, cx: &mut Cx<'_>, dir: Direction) {
+        let di = dir.index();
+        let is_client = self.client == Some(dir);
+        let (size, body) = (self.half[di].size, self.half[di].body);
+        self.half[di].st = St::Start;
+        if is_client {
+            if let Some(req) = self.pending.iter_mut().rev().find(|r| !r.complete) {
+                req.complete = true;
+                req.size = size;
+                req.info.request_body_size = body;
+                if req.switching {
+                    self.half[di].st = St::Hold;
+                }
+            }
+        } else if self.resp.is_some() {
+            self.finish_response(cx, false);
+        }
+    }
+
+    /// Pairs the response being read with the oldest request and emits the entry.
+    fn finish_response(&mut self, cx: &mut Cx<'_>, switched: bool) {
+        let Some(resp) = self.resp.take() else {
+            return;
+        };
+        let Some(mut req) = self.pending.pop_front() else {
+            return;
+        };
+        let server = self.client.map(Direction::flip).unwrap_or(Direction::BtoA);
+        let sh = &self.half[server.index()];
+        req.info.status_text = resp.reason;
+        req.info.response_headers = resp.headers;
+        req.info.response_headers_size = resp.head_size;
+        req.info.response_body_size = sh.body;
+        if switched {
+            let up = req
+                .info
+                .request_headers
+                .iter()
+                .find(|(k, _)| k == "upgrade")
+                .map(|(_, v)| v.to_ascii_lowercase())
+                .unwrap_or_else(|| "tunnel".to_string());
+            req.info.upgrade = up;
+        }
+        let size = if switched { resp.head_size } else { sh.size };
+        let held_back = req.switching && !switched;
+        self.switch_now = switched;
+        self.emit(cx, req, Some((resp.ts, resp.status, size)));
+        if held_back {
+            // The switch was refused: what the client sent meanwhile is HTTP again.
+            if let Some(client) = self.client {
+                let ch = &mut self.half[client.index()];
+                if ch.st == St::Hold {
+                    ch.st = St::Start;
+                    let held = std::mem::take(&mut ch.buf);
+                    self.feed_owned(cx, client, resp.ts, held);
+                }
+            }
+        }
+    }
+
+    fn emit(&self, cx: &mut Cx<'_>, req: Req, resp: Option<(Timestamp, u16, u64)>) {
+        let client = self.client.unwrap_or(Direction::AtoB);
+        let (rts, status, rsize) = match resp {
+            Some((t, s, z)) => (Some(t), i64::from(s), z),
+            None => (None, 0, 0),
+        };
+        cx.emit(client, Protocol::Http, req.ts, rts, req.size, rsize, status, status >= 500, Detail::Http(Box::new(req.info)));
+    }
+
+    /// Consumes `data` in `dir`; returns the unconsumed rest after a protocol switch.
+    fn feed(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Option<[Vec<u8>; 2]> {
+        let di = dir.index();
+        let mut rest = data;
+        while !rest.is_empty() {
+            let st = self.half[di].st;
+            match st {
+                St::Start => {
+                    let skip = rest.iter().take_while(|&&c| c == b'\r' || c == b'\n').count();
+                    rest = &rest[skip..];
+                    if rest.is_empty() {
+                        break;
+                    }
+                    let h = &mut self.half[di];
+                    h.start_ts = ts;
+                    h.st = St::Head;
+                    h.buf.clear();
+                    // A message that does not start like HTTP means we are lost.
+                    if line_start(rest) == Start::No {
+                        cx.stats.event("http_desync");
+                        h.st = St::Resync;
+                    }
+                }
+                St::Head => {
+                    let h = &mut self.half[di];
+                    let old = h.buf.len();
+                    h.buf.extend_from_slice(rest);
+                    match find_head_end(&h.buf, old.saturating_sub(3)) {
+                        Some(end) => {
+                            let used = end - old;
+                            rest = &rest[used..];
+                            let head = std::mem::take(&mut self.half[di].buf);
+                            if self.on_head(cx, dir, &head[..end]).is_err() {
+                                cx.stats.event("http_malformed");
+                                self.half[di].st = St::Resync;
+                                self.half[di].buf = head[1..].to_vec();
+                                rest = &[];
+                                self.resync(cx, dir, ts, &mut rest);
+                            } else {
+                                let mut head = head;
+                                head.clear();
+                                self.half[di].buf = head;
+                                if std::mem::take(&mut self.switch_now) {
+                                    let client = dir.flip();
+                                    let mut left: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+                                    left[client.index()] = std::mem::take(&mut self.half[client.index()].buf);
+                                    left[di] = rest.to_vec();
+                                    return Some(left);
+                                }
+                            }
+                        }
+                        None => {
+                            rest = &[];
+                            if self.half[di].buf.len() > MAX_HEAD {
+                                cx.stats.event("http_head_too_large");
+                                self.half[di].buf.clear();
+                                self.half[di].st = St::Resync;
+                            }
+                        }
+                    }
+                }
+                St::Body(n) => {
+                    let k = (rest.len() as u64).min(n);
+                    rest = &rest[k as usize..];
+                    let h = &mut self.half[di];
+                    h.size += k;
+                    h.body += k;
+                    if k == n {
+                        self.message_done(cx, dir);
+                    } else {
+                        h.st = St::Body(n - k);
+                    }
+                }
+                St::ChunkData(n) => {
+                    let k = (rest.len() as u64).min(n);
+                    rest = &rest[k as usize..];
+                    let h = &mut self.half[di];
+                    h.size += k;
+                    h.body += k;
+                    h.st = if k == n { St::ChunkSize } else { St::ChunkData(n - k) };
+                }
+                St::ChunkSize | St::Trailers => {
+                    let h = &mut self.half[di];
+                    let Some(nl) = rest.iter().position(|&c| c == b'\n') else {
+                        h.buf.extend_from_slice(rest);
+                        h.size += rest.len() as u64;
+                        rest = &[];
+                        if h.buf.len() > 4096 {
+                            cx.stats.event("http_chunk_desync");
+                            h.buf.clear();
+                            h.st = St::Resync;
+                        }
+                        continue;
+                    };
+                    h.buf.extend_from_slice(&rest[..nl]);
+                    h.size += nl as u64 + 1;
+                    rest = &rest[nl + 1..];
+                    let line = std::mem::take(&mut h.buf);
+                    let trimmed: &[u8] = line.strip_suffix(b"\r").unwrap_or(&line);
+                    if st == St::Trailers {
+                        if trimmed.is_empty() {
+                            self.message_done(cx, dir);
+                        }
+                    } else if trimmed.is_empty() {
+                        // The CRLF that ends a chunk's data.
+                    } else {
+                        match parse_hex(trimmed) {
+                            Some(0) => h.st = St::Trailers,
+                            Some(n) => h.st = St::ChunkData(n),
+                            None => {
+                                cx.stats.event("http_chunk_desync");
+                                h.st = St::Resync;
+                            }
+                        }
+                    }
+                    let mut line = line;
+                    line.clear();
+                    self.half[di].buf = line;
+                }
+                St::UntilClose => {
+                    let h = &mut self.half[di];
+                    h.size += rest.len() as u64;
+                    h.body += rest.len() as u64;
+                    rest = &[];
+                }
+                St::Hold => {
+                    let h = &mut self.half[di];
+                    if h.buf.len() + rest.len() > MAX_HEAD {
+                        // No answer to the switch request: parse what was held as HTTP.
+                        h.st = St::Start;
+                        let held = std::mem::take(&mut h.buf);
+                        if let Some(req) = self.pending.iter_mut().find(|r| r.switching) {
+                            req.switching = false;
+                        }
+                        let _ = self.feed(cx, dir, ts, &held);
+                        continue;
+                    }
+                    h.buf.extend_from_slice(rest);
+                    rest = &[];
+                }
+                St::Resync => self.resync(cx, dir, ts, &mut rest),
+            }
+        }
+        None
+    }
+
+    fn resync(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, rest: &mut &[u8]) {
+        let di = dir.index();
+        let want = self.client.map(|c| c == dir);
+        let h = &mut self.half[di];
+        h.buf.extend_from_slice(rest);
+        *rest = &[];
+        match find_start(&h.buf, want) {
+            Some((at, Start::Request | Start::Response)) => {
+                cx.stats.event("http_resync");
+                let tail = h.buf.split_off(at);
+                h.buf.clear();
+                h.st = St::Start;
+                self.feed_owned(cx, dir, ts, tail);
+            }
+            Some((at, _)) => {
+                h.buf.drain(..at);
+                if h.buf.len() > MAX_HEAD {
+                    h.buf.clear();
+                }
+            }
+            None => {
+                // Keep a short tail in case a start straddles the boundary.
+                let keep = h.buf.len().min(16);
+                let cut = h.buf.len() - keep;
+                h.buf.drain(..cut);
+            }
+        }
+    }
+
+    fn feed_owned(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: Vec<u8>) {
+        if let Some(left) = self.feed(cx, dir, ts, &data) {
+            self.deferred = Some(left);
+        }
+    }
+
+    fn close_all(&mut self, cx: &mut Cx<'_>) {
+        if let Some(server) = self.client.map(Direction::flip) {
+            if self.half[server.index()].st == St::UntilClose && self.resp.is_some() {
+                self.finish_response(cx, false);
+            }
+        }
+        if self.resp.is_some() {
+            self.finish_response(cx, false);
+        }
+        while let Some(req) = self.pending.pop_front() {
+            self.emit(cx, req, None);
+        }
+    }
+}
+
+impl Dissector for Http {
+    fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
+        if let Some(left) = self.feed(cx, dir, ts, data) {
+            return Next::Handoff(left);
+        }
+        if let Some(left) = self.deferred.take() {
+            return Next::Handoff(left);
+        }
+        Next::Continue
+    }
+
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        let h = &mut self.half[dir.index()];
+        h.st = match h.st {
+            St::Body(n) if len < n => St::Body(n - len),
+            St::Body(n) if len == n => {
+                self.message_done(cx, dir);
+                return;
+            }
+            St::ChunkData(n) if len < n => St::ChunkData(n - len),
+            St::UntilClose => St::UntilClose,
+            St::Start => St::Resync,
+            _ => {
+                cx.stats.event("http_gap_desync");
+                h.buf.clear();
+                St::Resync
+            }
+        };
+        if h.st == St::Resync {
+            h.buf.clear();
+        }
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
+        self.close_all(cx);
+    }
+}

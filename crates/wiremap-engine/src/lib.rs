@@ -1,0 +1,203 @@
+//! The pipeline that every front end shares: packets in, identified entries out.
+//!
+//! [`Engine::packet`] takes one captured packet through decode, reassembly and dissection,
+//! feeds DNS answers to the identity index, and hands each finished [`Entry`] — with a run-
+//! unique id and the identities of both sides at the time of the exchange — to the caller.
+//! [`run_sources`] drives an engine over capture files merged in time order, turning a
+//! truncated tail into a warning and anything worse into an error that names the file and
+//! record. Everything dropped anywhere in the pipeline ends up in [`Engine::stats`].
+#![deny(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use wiremap_capture::{CaptureError, FileSource, Merge, Packet, PacketSource};
+use wiremap_decode::{Decoder, Transport as L4};
+use wiremap_dissect::{Dissect, DissectConfig, Session};
+use wiremap_identity::{IdentityIndex, IdentityLimits, Zones};
+pub use wiremap_map::Stats;
+use wiremap_model::{Detail, Entry, Timestamp};
+use wiremap_reassembly::{FlowTable, Limits};
+
+/// Settings of a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Flow table caps and timeouts.
+    pub limits: Limits,
+    /// Dissector settings.
+    pub dissect: DissectConfig,
+    /// Identity index caps.
+    pub identity: IdentityLimits,
+    /// User zones.
+    pub zones: Zones,
+}
+
+/// The pipeline.
+pub struct Engine {
+    decoder: Decoder,
+    table: FlowTable<Session>,
+    dissect: Dissect,
+    identity: IdentityIndex,
+    packets: u64,
+    bytes: u64,
+    entries: u64,
+    decode_errors: BTreeMap<String, u64>,
+    last_ts: Timestamp,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("packets", &self.packets).field("entries", &self.entries).finish()
+    }
+}
+
+/// What a run over capture files reported besides entries.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// Inputs that stopped short after good records; their good part was used.
+    pub warnings: Vec<String>,
+    /// Inputs that could not be read at all, or broke in the middle.
+    pub errors: Vec<CaptureError>,
+}
+
+impl Engine {
+    /// A pipeline with `cfg`.
+    pub fn new(cfg: EngineConfig) -> Self {
+        let mut identity = IdentityIndex::new(cfg.identity);
+        identity.set_zones(cfg.zones);
+        Engine {
+            decoder: Decoder::new(),
+            table: FlowTable::new(cfg.limits),
+            dissect: Dissect::new(cfg.dissect),
+            identity,
+            packets: 0,
+            bytes: 0,
+            entries: 0,
+            decode_errors: BTreeMap::new(),
+            last_ts: Timestamp(i64::MIN),
+        }
+    }
+
+    /// Runs one packet through the pipeline; finished entries go to `out`.
+    pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Entry)) {
+        self.packets += 1;
+        self.bytes += p.data.len() as u64;
+        self.last_ts = self.last_ts.max(p.ts);
+        match self.decoder.decode(p.ts, p.link.0, p.data) {
+            Ok(Some(seg)) => match seg.transport {
+                L4::Tcp(t) => self.table.tcp(&mut self.dissect, p.ts, seg.src, seg.dst, &t),
+                L4::Udp { src_port, dst_port, payload } => {
+                    self.table.udp(&mut self.dissect, p.ts, seg.src, src_port, seg.dst, dst_port, payload)
+                }
+                L4::Other(_) => *self.decode_errors.entry("other_ip_protocol".into()).or_insert(0) += 1,
+            },
+            Ok(None) => {}
+            Err(e) => *self.decode_errors.entry(e.counter()).or_insert(0) += 1,
+        }
+        self.drain(out);
+    }
+
+    /// Closes every flow (end of input) and emits what they still held.
+    pub fn finish(&mut self, out: &mut dyn FnMut(Entry)) {
+        let ts = self.last_ts.max(Timestamp(0));
+        self.table.finish(&mut self.dissect, ts);
+        self.drain(out);
+    }
+
+    fn drain(&mut self, out: &mut dyn FnMut(Entry)) {
+        let o = self.dissect.output();
+        if o.entries.is_empty() && o.answers.is_empty() {
+            return;
+        }
+        for a in o.answers.drain(..) {
+            self.identity.add_dns(a.ts, a.addr, &a.name, a.ttl);
+        }
+        let entries = std::mem::take(&mut o.entries);
+        for mut e in entries {
+            self.entries += 1;
+            e.id = self.entries;
+            let hint = match &e.detail {
+                Detail::Tls(t) if !t.sni.is_empty() => Some(t.sni.as_str()),
+                Detail::Http(h) if !h.host.is_empty() => Some(h.host.as_str()),
+                _ => None,
+            };
+            if let Some(h) = hint {
+                self.identity.add_hint(e.timestamp, e.dst.ip, h);
+            }
+            e.src.identity = self.identity.resolve(e.src.ip, e.timestamp);
+            e.dst.identity = self.identity.resolve(e.dst.ip, e.timestamp);
+            out(e);
+        }
+    }
+
+    /// Resolves an address at a time (for front ends that show flows without entries).
+    pub fn resolve(&mut self, ip: IpAddr, ts: Timestamp) -> Option<std::sync::Arc<wiremap_model::Identity>> {
+        self.identity.resolve(ip, ts)
+    }
+
+    /// Counters of the whole pipeline; `dropped` lists every non-zero drop and desync.
+    pub fn stats(&self) -> Stats {
+        let mut dropped: BTreeMap<String, u64> = self.decode_errors.clone();
+        let d = self.decoder.stats();
+        let r = self.table.stats();
+        let i = self.identity.stats();
+        for (k, v) in [
+            ("non_ip_frames", d.non_ip),
+            ("fragments_evicted", d.fragments.evicted),
+            ("fragments_invalid", d.fragments.invalid),
+            ("tcp_gaps", r.gaps),
+            ("tcp_gap_bytes", r.gap_bytes),
+            ("flows_evicted", r.evicted_flows),
+            ("orphan_tcp_packets", r.orphan_packets),
+            ("identity_addresses_evicted", i.evicted_addresses),
+        ] {
+            if v > 0 {
+                dropped.insert(k.to_string(), v);
+            }
+        }
+        for (k, v) in &self.dissect.stats().events {
+            dropped.insert((*k).to_string(), *v);
+        }
+        Stats {
+            packets: self.packets,
+            bytes: self.bytes,
+            flows: r.tcp_flows + r.udp_flows,
+            entries: self.entries,
+            dropped,
+        }
+    }
+}
+
+/// Opens capture files (`-` is standard input) as one time-ordered source.
+pub fn open_files(paths: &[String]) -> Result<Merge, CaptureError> {
+    let mut sources: Vec<Box<dyn PacketSource + Send>> = Vec::with_capacity(paths.len());
+    for p in paths {
+        sources.push(Box::new(FileSource::open(p)?));
+    }
+    Ok(Merge::new(sources))
+}
+
+/// Drives `engine` over `source` to its end. A source that stops short after good records
+/// (a truncated tail) is a warning; one that breaks otherwise is an error, but the other
+/// inputs and everything read before still count. `progress` gets the bytes consumed.
+pub fn run_source(engine: &mut Engine, source: &mut dyn PacketSource, progress: &mut dyn FnMut(u64), out: &mut dyn FnMut(Entry)) -> RunReport {
+    let mut report = RunReport::default();
+    let mut n: u64 = 0;
+    loop {
+        match source.advance() {
+            Ok(true) => {
+                engine.packet(&source.packet(), out);
+                n += 1;
+                if n % 4096 == 0 {
+                    progress(source.position());
+                }
+            }
+            Ok(false) => break,
+            Err(e) if e.is_truncated_tail() => report.warnings.push(e.to_string()),
+            Err(e) => report.errors.push(e),
+        }
+    }
+    progress(source.position());
+    engine.finish(out);
+    report
+}

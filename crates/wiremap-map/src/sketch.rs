@@ -1,0 +1,101 @@
+//! A mergeable latency sketch with bounded relative error (log-spaced buckets).
+
+use std::collections::BTreeMap;
+
+/// Relative accuracy: a reported quantile is within 1% of a value in the data.
+const GAMMA: f64 = 1.02;
+
+/// Quantiles of positive values (microseconds), mergeable across edges and windows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sketch {
+    zeros: u64,
+    buckets: BTreeMap<i32, u64>,
+    count: u64,
+}
+
+fn bucket(v: u64) -> i32 {
+    ((v as f64).ln() / GAMMA.ln()).ceil() as i32
+}
+
+fn value(b: i32) -> u64 {
+    // The midpoint of the bucket (GAMMA^(b-1), GAMMA^b] keeps the error symmetric.
+    let hi = GAMMA.powi(b);
+    (hi * 2.0 / (1.0 + GAMMA)).round() as u64
+}
+
+impl Sketch {
+    /// Adds a value.
+    pub fn add(&mut self, v: u64) {
+        self.count += 1;
+        if v == 0 {
+            self.zeros += 1;
+        } else {
+            *self.buckets.entry(bucket(v)).or_insert(0) += 1;
+        }
+    }
+
+    /// Adds every value of `other`.
+    pub fn merge(&mut self, other: &Sketch) {
+        self.count += other.count;
+        self.zeros += other.zeros;
+        for (b, n) in &other.buckets {
+            *self.buckets.entry(*b).or_insert(0) += n;
+        }
+    }
+
+    /// Values added.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The `q`-quantile (0 ≤ q ≤ 1); 0 when empty.
+    pub fn quantile(&self, q: f64) -> u64 {
+        if self.count == 0 {
+            return 0;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * (self.count - 1) as f64).round() as u64) + 1;
+        if rank <= self.zeros {
+            return 0;
+        }
+        let mut seen = self.zeros;
+        for (b, n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                return value(*b);
+            }
+        }
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn quantiles_are_within_two_percent(mut v in proptest::collection::vec(1u64..10_000_000, 1..500), q in 0.0f64..1.0) {
+            let mut s = Sketch::default();
+            for x in &v {
+                s.add(*x);
+            }
+            v.sort_unstable();
+            let exact = v[((q * (v.len() - 1) as f64).round()) as usize] as f64;
+            let got = s.quantile(q) as f64;
+            prop_assert!((got - exact).abs() <= exact * 0.02 + 1.0, "q={} exact={} got={}", q, exact, got);
+        }
+
+        #[test]
+        fn merge_equals_adding_everything(a in proptest::collection::vec(0u64..1_000_000, 0..100), b in proptest::collection::vec(0u64..1_000_000, 0..100)) {
+            let mut sa = Sketch::default();
+            let mut sb = Sketch::default();
+            let mut all = Sketch::default();
+            for x in &a { sa.add(*x); all.add(*x); }
+            for x in &b { sb.add(*x); all.add(*x); }
+            sa.merge(&sb);
+            prop_assert_eq!(sa, all);
+        }
+    }
+}

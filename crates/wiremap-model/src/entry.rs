@@ -1,0 +1,334 @@
+use std::fmt;
+
+use serde::ser::{SerializeMap, Serializer};
+
+use crate::{Endpoint, Timestamp};
+
+/// Transport under an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// The most specific application protocol of an entry (DESIGN §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// HTTP/1.x or HTTP/2.
+    Http,
+    /// gRPC over HTTP/2.
+    Grpc,
+    /// GraphQL over HTTP.
+    Gql,
+    /// WebSocket.
+    Ws,
+    /// DNS (also LLMNR and mDNS, which share its format).
+    Dns,
+    /// A TLS handshake.
+    Tls,
+    /// Redis RESP.
+    Redis,
+    /// Kafka.
+    Kafka,
+    /// AMQP 0-9-1.
+    Amqp,
+    /// PostgreSQL.
+    Postgresql,
+    /// MySQL.
+    Mysql,
+    /// MongoDB.
+    Mongodb,
+    /// A TCP connection no dissector recognised.
+    Tcp,
+    /// A UDP flow no dissector recognised.
+    Udp,
+}
+
+impl Protocol {
+    /// Every protocol, in a stable order.
+    pub const ALL: [Protocol; 14] = [
+        Protocol::Http,
+        Protocol::Grpc,
+        Protocol::Gql,
+        Protocol::Ws,
+        Protocol::Dns,
+        Protocol::Tls,
+        Protocol::Redis,
+        Protocol::Kafka,
+        Protocol::Amqp,
+        Protocol::Postgresql,
+        Protocol::Mysql,
+        Protocol::Mongodb,
+        Protocol::Tcp,
+        Protocol::Udp,
+    ];
+
+    /// The KFL / JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Grpc => "grpc",
+            Protocol::Gql => "gql",
+            Protocol::Ws => "ws",
+            Protocol::Dns => "dns",
+            Protocol::Tls => "tls",
+            Protocol::Redis => "redis",
+            Protocol::Kafka => "kafka",
+            Protocol::Amqp => "amqp",
+            Protocol::Postgresql => "postgresql",
+            Protocol::Mysql => "mysql",
+            Protocol::Mongodb => "mongodb",
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+
+    /// Parses a KFL / JSON name.
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Protocol {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// HTTP/1.x request and response.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpInfo {
+    /// Request method.
+    pub method: String,
+    /// Request target as sent (path and query, or absolute form).
+    pub url: String,
+    /// Path without the query.
+    pub path: String,
+    /// `HTTP/1.1`, `HTTP/1.0`.
+    pub http_version: String,
+    /// `Host` header.
+    pub host: String,
+    /// Reason phrase of the response.
+    pub status_text: String,
+    /// Request headers, names lowercase, in order (secrets redacted).
+    pub request_headers: Vec<(String, String)>,
+    /// Response headers, names lowercase, in order (secrets redacted).
+    pub response_headers: Vec<(String, String)>,
+    /// Bytes of the request head.
+    pub request_headers_size: u64,
+    /// Bytes of the request body (decoded from chunking).
+    pub request_body_size: u64,
+    /// Bytes of the response head.
+    pub response_headers_size: u64,
+    /// Bytes of the response body (decoded from chunking).
+    pub response_body_size: u64,
+    /// Protocol the connection switched to (`websocket`, `h2c`, `tunnel`), if any.
+    pub upgrade: String,
+}
+
+/// A DNS query and its answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsInfo {
+    /// Question names.
+    pub questions: Vec<String>,
+    /// Question types (`A`, `AAAA`, …).
+    pub question_types: Vec<String>,
+    /// Answer data (addresses, CNAME targets, …).
+    pub answers: Vec<String>,
+    /// Bytes of the query message.
+    pub request_length: u64,
+    /// Bytes of the response message.
+    pub response_length: u64,
+}
+
+/// A TLS handshake as seen in the clear.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Server name indication.
+    pub sni: String,
+    /// ALPN protocols offered by the client.
+    pub alpn: Vec<String>,
+    /// Highest version offered by the client (`TLS 1.3`, …).
+    pub client_version: String,
+    /// Version the server chose, when its hello was seen.
+    pub server_version: String,
+    /// ALPN protocol the server chose.
+    pub server_alpn: String,
+}
+
+/// Counters of a connection or flow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// Packets client → server.
+    pub client_packets: u64,
+    /// Packets server → client.
+    pub server_packets: u64,
+    /// `open`, `closed`.
+    pub state: &'static str,
+    /// `reset`, `gap`, or `""`.
+    pub error_type: &'static str,
+}
+
+/// The protocol-specific part of an entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Detail {
+    /// Nothing beyond the common fields.
+    #[default]
+    None,
+    /// HTTP.
+    Http(Box<HttpInfo>),
+    /// DNS.
+    Dns(Box<DnsInfo>),
+    /// TLS.
+    Tls(Box<TlsInfo>),
+    /// A connection or flow with no recognised application protocol.
+    Conn(Box<ConnInfo>),
+}
+
+/// One application-level exchange: a request with its response, a query with its answer, a
+/// TLS handshake, or one unrecognised connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Unique within one run, increasing in emission order.
+    pub id: u64,
+    /// Flow the entry belongs to.
+    pub stream: u64,
+    /// Index of the entry within its flow.
+    pub index: u32,
+    /// Start of the exchange.
+    pub timestamp: Timestamp,
+    /// Request → response latency in microseconds (0 without a response).
+    pub elapsed_time: i64,
+    /// Most specific protocol.
+    pub protocol: Protocol,
+    /// Transport.
+    pub transport: Transport,
+    /// Client.
+    pub src: Endpoint,
+    /// Server.
+    pub dst: Endpoint,
+    /// Bytes client → server.
+    pub request_size: u64,
+    /// Bytes server → client.
+    pub response_size: u64,
+    /// Whether a response was seen.
+    pub has_response: bool,
+    /// HTTP status, DNS rcode, …; 0 when none.
+    pub status_code: i64,
+    /// Whether the exchange failed (HTTP ≥ 500, DNS rcode ≠ 0, reset, …).
+    pub error: bool,
+    /// Capture node.
+    pub node_name: String,
+    /// Protocol-specific fields.
+    pub detail: Detail,
+}
+
+struct Headers<'a>(&'a [(String, String)]);
+
+impl serde::Serialize for Headers<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        let map: std::collections::BTreeMap<&str, &str> =
+            self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        m.serialize_entry("headers", &map)?;
+        m.end()
+    }
+}
+
+impl serde::Serialize for Entry {
+    /// JSON with the KFL variable names (`src.ip`, `status_code`, `dns_questions`, …).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.protocol;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("stream", &self.stream.to_string())?;
+        m.serialize_entry("index", &self.index)?;
+        m.serialize_entry("timestamp", &self.timestamp)?;
+        m.serialize_entry("elapsed_time", &self.elapsed_time)?;
+        m.serialize_entry("protocol", &p)?;
+        let http = matches!(p, Protocol::Http | Protocol::Grpc | Protocol::Gql);
+        if http {
+            m.serialize_entry("http", &true)?;
+        }
+        if p != Protocol::Http {
+            m.serialize_entry(p.as_str(), &true)?;
+        }
+        m.serialize_entry("src", &self.src)?;
+        m.serialize_entry("dst", &self.dst)?;
+        if !self.node_name.is_empty() {
+            m.serialize_entry("node_name", &self.node_name)?;
+        }
+        m.serialize_entry("request_size", &self.request_size)?;
+        m.serialize_entry("response_size", &self.response_size)?;
+        m.serialize_entry("status_code", &self.status_code)?;
+        m.serialize_entry("error", &self.error)?;
+        match &self.detail {
+            Detail::None => {}
+            Detail::Http(h) => {
+                m.serialize_entry("method", &h.method)?;
+                m.serialize_entry("url", &h.url)?;
+                m.serialize_entry("path", &h.path)?;
+                m.serialize_entry("http_version", &h.http_version)?;
+                if !h.host.is_empty() {
+                    m.serialize_entry("host", &h.host)?;
+                }
+                if !h.status_text.is_empty() {
+                    m.serialize_entry("status_text", &h.status_text)?;
+                }
+                m.serialize_entry("request", &Headers(&h.request_headers))?;
+                m.serialize_entry("response", &Headers(&h.response_headers))?;
+                m.serialize_entry("request_headers_size", &h.request_headers_size)?;
+                m.serialize_entry("request_body_size", &h.request_body_size)?;
+                m.serialize_entry("response_headers_size", &h.response_headers_size)?;
+                m.serialize_entry("response_body_size", &h.response_body_size)?;
+                if !h.upgrade.is_empty() {
+                    m.serialize_entry("upgrade", &h.upgrade)?;
+                }
+            }
+            Detail::Dns(d) => {
+                m.serialize_entry("dns_questions", &d.questions)?;
+                m.serialize_entry("dns_question_types", &d.question_types)?;
+                m.serialize_entry("dns_answers", &d.answers)?;
+                m.serialize_entry("dns_request", &true)?;
+                m.serialize_entry("dns_response", &self.has_response)?;
+                m.serialize_entry("dns_request_length", &d.request_length)?;
+                m.serialize_entry("dns_response_length", &d.response_length)?;
+                m.serialize_entry("dns_total_size", &(d.request_length + d.response_length))?;
+            }
+            Detail::Tls(t) => {
+                m.serialize_entry("tls_sni", &t.sni)?;
+                m.serialize_entry("tls_alpn", &t.alpn)?;
+                let summary = if t.sni.is_empty() {
+                    t.client_version.clone()
+                } else {
+                    format!("{} {}", t.client_version, t.sni)
+                };
+                m.serialize_entry("tls_summary", &summary)?;
+                m.serialize_entry("tls_info", &t.server_version)?;
+                m.serialize_entry("tls_request_size", &self.request_size)?;
+                m.serialize_entry("tls_response_size", &self.response_size)?;
+                m.serialize_entry("tls_total_size", &(self.request_size + self.response_size))?;
+            }
+            Detail::Conn(c) => {
+                let prefix = if p == Protocol::Udp { "flow" } else { "conn" };
+                m.serialize_entry("conn_state", c.state)?;
+                m.serialize_entry(&format!("{prefix}_local_pkts"), &c.client_packets)?;
+                m.serialize_entry(&format!("{prefix}_local_bytes"), &self.request_size)?;
+                m.serialize_entry(&format!("{prefix}_remote_pkts"), &c.server_packets)?;
+                m.serialize_entry(&format!("{prefix}_remote_bytes"), &self.response_size)?;
+                if p == Protocol::Tcp {
+                    m.serialize_entry("tcp_error_type", c.error_type)?;
+                }
+            }
+        }
+        m.end()
+    }
+}

@@ -1,0 +1,585 @@
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use wiremap_decode::{flags, TcpSegment};
+use wiremap_model::{Direction, FlowKey, Timestamp, Transport};
+
+/// Why a flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides sent FIN.
+    Fin,
+    /// A side sent RST.
+    Reset,
+    /// No packet for the idle timeout.
+    Idle,
+    /// Evicted to stay under the flow cap.
+    Evicted,
+    /// The input ended.
+    End,
+}
+
+/// What a handler knows about a flow.
+#[derive(Debug, Clone)]
+pub struct FlowInfo {
+    /// Unique id, in creation order.
+    pub id: u64,
+    /// Side A is the initiator when `initiator_known`, else the first sender.
+    pub key: FlowKey,
+    /// A SYN (or SYN-ACK) told who opened the connection.
+    pub initiator_known: bool,
+    /// First packet.
+    pub first_ts: Timestamp,
+    /// Last packet.
+    pub last_ts: Timestamp,
+    /// Packets per direction.
+    pub packets: [u64; 2],
+    /// Payload bytes delivered per direction.
+    pub bytes: [u64; 2],
+    /// A RST was seen.
+    pub reset: bool,
+    /// Bytes declared missing per direction.
+    pub gap_bytes: [u64; 2],
+    /// First packet from side B (the SYN-ACK when the initiator is known).
+    pub first_reply_ts: Option<Timestamp>,
+}
+
+/// Receives the reassembled streams. `Session` is the handler's per-flow state, kept inside
+/// the flow table so that each packet costs one hash lookup.
+pub trait StreamHandler {
+    /// Per-flow state.
+    type Session;
+    /// A flow starts.
+    fn open(&mut self, info: &FlowInfo) -> Self::Session;
+    /// In-order bytes in `dir` (for UDP: one datagram).
+    fn data(&mut self, s: &mut Self::Session, info: &FlowInfo, dir: Direction, ts: Timestamp, data: &[u8]);
+    /// `len` bytes in `dir` will never be delivered.
+    fn gap(&mut self, s: &mut Self::Session, info: &FlowInfo, dir: Direction, ts: Timestamp, len: u64);
+    /// The flow ended; no more calls for it.
+    fn close(&mut self, s: Self::Session, info: &FlowInfo, ts: Timestamp, reason: CloseReason);
+}
+
+/// Caps and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most flows held at once (TCP and UDP together).
+    pub max_flows: usize,
+    /// Most out-of-order bytes buffered per direction before a gap is declared.
+    pub max_buffered: usize,
+    /// Seconds without packets after which a TCP flow closes.
+    pub tcp_idle_secs: i64,
+    /// Seconds without packets after which a UDP flow closes.
+    pub udp_idle_secs: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_flows: 200_000,
+            max_buffered: 1 << 20,
+            tcp_idle_secs: 300,
+            udp_idle_secs: 60,
+        }
+    }
+}
+
+/// Counters; every byte or flow dropped is here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReassemblyStats {
+    /// TCP flows created.
+    pub tcp_flows: u64,
+    /// UDP flows created.
+    pub udp_flows: u64,
+    /// Payload bytes seen again (retransmissions, overlaps) and dropped.
+    pub duplicate_bytes: u64,
+    /// Segments that arrived out of order and were buffered.
+    pub out_of_order_segments: u64,
+    /// Gaps declared.
+    pub gaps: u64,
+    /// Bytes never seen.
+    pub gap_bytes: u64,
+    /// Flows evicted to respect `max_flows`.
+    pub evicted_flows: u64,
+    /// Packets for no known flow that could not start one (stray ACK, RST, FIN).
+    pub orphan_packets: u64,
+}
+
+#[derive(Debug, Default)]
+struct Half {
+    /// Sequence number of relative offset 0.
+    base: Option<u32>,
+    /// Next relative offset expected.
+    next: u64,
+    /// Highest relative offset the peer acknowledged.
+    acked: u64,
+    ooo: BTreeMap<u64, Vec<u8>>,
+    ooo_bytes: usize,
+    fin: bool,
+}
+
+impl Half {
+    /// Relative offset of `seq`, extended to 64 bits near `next`.
+    fn rel(&self, base: u32, seq: u32) -> u64 {
+        let expected = base.wrapping_add(self.next as u32);
+        let delta = seq.wrapping_sub(expected) as i32;
+        (self.next as i64 + i64::from(delta)).max(0) as u64
+    }
+}
+
+struct Flow<S> {
+    info: FlowInfo,
+    half: [Half; 2],
+    session: S,
+}
+
+/// The table of live flows.
+pub struct FlowTable<S> {
+    flows: HashMap<FlowKey, Flow<S>>,
+    limits: Limits,
+    stats: ReassemblyStats,
+    next_id: u64,
+    last_sweep: Timestamp,
+    now: Timestamp,
+}
+
+impl<S> std::fmt::Debug for FlowTable<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlowTable").field("flows", &self.flows.len()).field("stats", &self.stats).finish()
+    }
+}
+
+fn key_of(transport: Transport, src: IpAddr, sp: u16, dst: IpAddr, dp: u16) -> FlowKey {
+    FlowKey {
+        transport,
+        a_ip: src,
+        a_port: sp,
+        b_ip: dst,
+        b_port: dp,
+    }
+}
+
+impl<S> FlowTable<S> {
+    /// An empty table.
+    pub fn new(limits: Limits) -> Self {
+        FlowTable {
+            flows: HashMap::new(),
+            limits,
+            stats: ReassemblyStats::default(),
+            next_id: 1,
+            last_sweep: Timestamp(i64::MIN),
+            now: Timestamp(i64::MIN),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &ReassemblyStats {
+        &self.stats
+    }
+
+    /// Flows currently held.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// True when no flow is held.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    fn create<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp, key: FlowKey, known: bool) -> FlowKey {
+        if self.flows.len() >= self.limits.max_flows {
+            self.evict(h, ts);
+        }
+        let info = FlowInfo {
+            id: self.next_id,
+            key,
+            initiator_known: known,
+            first_ts: ts,
+            last_ts: ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            reset: false,
+            gap_bytes: [0; 2],
+            first_reply_ts: None,
+        };
+        self.next_id += 1;
+        match key.transport {
+            Transport::Tcp => self.stats.tcp_flows += 1,
+            Transport::Udp => self.stats.udp_flows += 1,
+        }
+        let session = h.open(&info);
+        let canon = key.canonical();
+        self.flows.insert(
+            canon,
+            Flow {
+                info,
+                half: [Half::default(), Half::default()],
+                session,
+            },
+        );
+        canon
+    }
+
+    /// Time moves on: close idle flows now and then.
+    fn tick<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now.nanos().saturating_sub(self.last_sweep.nanos()) < 1_000_000_000 {
+            return;
+        }
+        self.last_sweep = self.now;
+        let now = self.now;
+        let (tcp_idle, udp_idle) = (self.limits.tcp_idle_secs, self.limits.udp_idle_secs);
+        let idle: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(k, f)| {
+                let limit = if k.transport == Transport::Tcp { tcp_idle } else { udp_idle };
+                f.info.last_ts.plus_secs(limit) < now
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for k in idle {
+            self.close(h, k, now, CloseReason::Idle);
+        }
+    }
+
+    /// Frees room: the least recently active eighth of the flows goes.
+    fn evict<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp) {
+        let mut by_age: Vec<(Timestamp, FlowKey)> = self.flows.iter().map(|(k, f)| (f.info.last_ts, *k)).collect();
+        by_age.sort_unstable_by_key(|(t, _)| *t);
+        let n = (by_age.len() / 8).max(1);
+        for (_, k) in by_age.into_iter().take(n) {
+            self.stats.evicted_flows += 1;
+            self.close(h, k, ts, CloseReason::Evicted);
+        }
+    }
+
+    fn close<H: StreamHandler<Session = S>>(&mut self, h: &mut H, canon: FlowKey, ts: Timestamp, reason: CloseReason) {
+        let Some(mut f) = self.flows.remove(&canon) else {
+            return;
+        };
+        // Whatever is still buffered is delivered after declaring the holes before it.
+        for d in [Direction::AtoB, Direction::BtoA] {
+            while !f.half[d.index()].ooo.is_empty() {
+                skip_gap(&mut f, h, d, ts, &mut self.stats);
+            }
+        }
+        h.close(f.session, &f.info, ts, reason);
+    }
+
+    /// Feeds one TCP segment.
+    pub fn tcp<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp, src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) {
+        self.tick(h, ts);
+        let key = key_of(Transport::Tcp, src, seg.src_port, dst, seg.dst_port);
+        let canon = key.canonical();
+        let syn = seg.flags & flags::SYN != 0;
+        let ackf = seg.flags & flags::ACK != 0;
+        let rst = seg.flags & flags::RST != 0;
+        let fin = seg.flags & flags::FIN != 0;
+
+        // A new SYN on a flow that already carried data is a new connection on a reused port.
+        if syn && !ackf {
+            let reused = self.flows.get(&canon).is_some_and(|f| {
+                let d = if f.info.key == key { 0 } else { 1 };
+                f.half[d].base.is_some_and(|b| b != seg.seq.wrapping_add(1)) && (f.info.bytes[0] + f.info.bytes[1] > 0 || f.half[d].fin)
+            });
+            if reused {
+                self.close(h, canon, ts, CloseReason::Fin);
+            }
+        }
+        if !self.flows.contains_key(&canon) {
+            if syn && !ackf {
+                self.create(h, ts, key, true);
+            } else if syn && ackf {
+                self.create(h, ts, key.reversed(), true);
+            } else if !seg.payload.is_empty() && !rst {
+                self.create(h, ts, key, false);
+            } else {
+                self.stats.orphan_packets += 1;
+                return;
+            }
+        }
+        let Some(f) = self.flows.get_mut(&canon) else {
+            return;
+        };
+        let dir = if f.info.key == key { Direction::AtoB } else { Direction::BtoA };
+        let di = dir.index();
+        f.info.packets[di] += 1;
+        f.info.last_ts = ts;
+        if dir == Direction::BtoA && f.info.first_reply_ts.is_none() {
+            f.info.first_reply_ts = Some(ts);
+        }
+
+        if syn {
+            let h0 = &mut f.half[di];
+            if h0.base.is_none() {
+                h0.base = Some(seg.seq.wrapping_add(1));
+                h0.next = 0;
+            }
+        }
+        // The peer's acknowledgement tells what this side's peer has received.
+        if ackf {
+            let o = &mut f.half[dir.flip().index()];
+            if let Some(b) = o.base {
+                let a = o.rel(b, seg.ack);
+                if a > o.acked && a <= o.next + (1 << 30) {
+                    o.acked = a;
+                }
+            }
+        }
+        if !seg.payload.is_empty() {
+            deliver(f, h, dir, ts, seg.seq, seg.payload, syn, self.limits.max_buffered, &mut self.stats);
+        }
+        // The peer acknowledged data we never saw: the hole will not be filled.
+        let o = dir.flip();
+        while gap_confirmed(&f.half[o.index()]) {
+            skip_gap(f, h, o, ts, &mut self.stats);
+        }
+        if fin {
+            f.half[di].fin = true;
+        }
+        if rst {
+            f.info.reset = true;
+            self.close(h, canon, ts, CloseReason::Reset);
+        } else if f.half[0].fin && f.half[1].fin {
+            self.close(h, canon, ts, CloseReason::Fin);
+        }
+    }
+
+    /// Feeds one UDP datagram.
+    pub fn udp<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp, src: IpAddr, sp: u16, dst: IpAddr, dp: u16, payload: &[u8]) {
+        self.tick(h, ts);
+        let key = key_of(Transport::Udp, src, sp, dst, dp);
+        let canon = key.canonical();
+        if !self.flows.contains_key(&canon) {
+            self.create(h, ts, key, false);
+        }
+        let Some(f) = self.flows.get_mut(&canon) else {
+            return;
+        };
+        let dir = if f.info.key == key { Direction::AtoB } else { Direction::BtoA };
+        f.info.packets[dir.index()] += 1;
+        f.info.bytes[dir.index()] += payload.len() as u64;
+        f.info.last_ts = ts;
+        if dir == Direction::BtoA && f.info.first_reply_ts.is_none() {
+            f.info.first_reply_ts = Some(ts);
+        }
+        h.data(&mut f.session, &f.info, dir, ts, payload);
+    }
+
+    /// Closes every flow (end of input).
+    pub fn finish<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp) {
+        let mut keys: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.info.id, *k)).collect();
+        keys.sort_unstable();
+        for (_, k) in keys {
+            self.close(h, k, ts, CloseReason::End);
+        }
+    }
+}
+
+fn gap_confirmed(h: &Half) -> bool {
+    match h.ooo.keys().next() {
+        Some(&first) => h.acked > h.next && first > h.next,
+        None => false,
+    }
+}
+
+/// Declares the hole before the first buffered segment and delivers what follows it.
+fn skip_gap<S, H: StreamHandler<Session = S>>(f: &mut Flow<S>, h: &mut H, d: Direction, ts: Timestamp, stats: &mut ReassemblyStats) {
+    let di = d.index();
+    let Some(&first) = f.half[di].ooo.keys().next() else {
+        return;
+    };
+    if first > f.half[di].next {
+        let len = first - f.half[di].next;
+        stats.gaps += 1;
+        stats.gap_bytes += len;
+        f.info.gap_bytes[di] += len;
+        f.half[di].next = first;
+        h.gap(&mut f.session, &f.info, d, ts, len);
+    }
+    drain(f, h, d, ts, stats);
+}
+
+/// Delivers buffered segments that are now in order.
+fn drain<S, H: StreamHandler<Session = S>>(f: &mut Flow<S>, h: &mut H, d: Direction, ts: Timestamp, stats: &mut ReassemblyStats) {
+    let di = d.index();
+    loop {
+        let next = f.half[di].next;
+        let Some((&off, _)) = f.half[di].ooo.iter().next() else {
+            return;
+        };
+        if off > next {
+            return;
+        }
+        let Some(data) = f.half[di].ooo.remove(&off) else {
+            return;
+        };
+        f.half[di].ooo_bytes -= data.len();
+        let end = off + data.len() as u64;
+        if end <= next {
+            stats.duplicate_bytes += data.len() as u64;
+            continue;
+        }
+        let skip = (next - off) as usize;
+        stats.duplicate_bytes += skip as u64;
+        let fresh = &data[skip..];
+        f.half[di].next = end;
+        f.info.bytes[di] += fresh.len() as u64;
+        h.data(&mut f.session, &f.info, d, ts, fresh);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deliver<S, H: StreamHandler<Session = S>>(
+    f: &mut Flow<S>,
+    h: &mut H,
+    d: Direction,
+    ts: Timestamp,
+    seq: u32,
+    payload: &[u8],
+    syn: bool,
+    cap: usize,
+    stats: &mut ReassemblyStats,
+) {
+    let di = d.index();
+    let half = &mut f.half[di];
+    // Data on a SYN (TCP fast open) starts at seq + 1.
+    let seq = if syn { seq.wrapping_add(1) } else { seq };
+    let base = *half.base.get_or_insert(seq);
+    let start = half.rel(base, seq);
+    let end = start + payload.len() as u64;
+    if end <= half.next {
+        stats.duplicate_bytes += payload.len() as u64;
+        return;
+    }
+    if start > half.next {
+        stats.out_of_order_segments += 1;
+        half.ooo_bytes += payload.len();
+        match half.ooo.get(&start) {
+            Some(old) if old.len() >= payload.len() => {
+                half.ooo_bytes -= payload.len();
+                stats.duplicate_bytes += payload.len() as u64;
+            }
+            Some(old) => {
+                half.ooo_bytes -= old.len();
+                half.ooo.insert(start, payload.to_vec());
+            }
+            None => {
+                half.ooo.insert(start, payload.to_vec());
+            }
+        }
+        while f.half[di].ooo_bytes > cap {
+            skip_gap(f, h, d, ts, stats);
+        }
+        return;
+    }
+    let skip = (half.next - start) as usize;
+    stats.duplicate_bytes += skip as u64;
+    half.next = end;
+    let fresh = &payload[skip..];
+    f.info.bytes[di] += fresh.len() as u64;
+    h.data(&mut f.session, &f.info, d, ts, fresh);
+    drain(f, h, d, ts, stats);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect {
+        streams: HashMap<(u64, usize), Vec<u8>>,
+        gaps: u64,
+        closed: Vec<(u64, CloseReason)>,
+    }
+
+    impl StreamHandler for Collect {
+        type Session = ();
+        fn open(&mut self, _: &FlowInfo) {}
+        fn data(&mut self, _: &mut (), i: &FlowInfo, d: Direction, _: Timestamp, data: &[u8]) {
+            self.streams.entry((i.id, d.index())).or_default().extend_from_slice(data);
+        }
+        fn gap(&mut self, _: &mut (), _: &FlowInfo, _: Direction, _: Timestamp, len: u64) {
+            self.gaps += len;
+        }
+        fn close(&mut self, _: (), i: &FlowInfo, _: Timestamp, r: CloseReason) {
+            self.closed.push((i.id, r));
+        }
+    }
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))
+    }
+
+    fn seg(seq: u32, fl: u8, payload: &[u8]) -> TcpSegment<'_> {
+        TcpSegment {
+            src_port: 40000,
+            dst_port: 80,
+            seq,
+            ack: 0,
+            flags: fl,
+            payload,
+        }
+    }
+
+    #[test]
+    fn out_of_order_and_retransmission() {
+        let mut t = FlowTable::new(Limits::default());
+        let mut c = Collect::default();
+        let ts = Timestamp(0);
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(99, flags::SYN, b""));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(106, flags::ACK, b"world"));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(100, flags::ACK, b"hello "));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(100, flags::ACK, b"hello "));
+        t.finish(&mut c, ts);
+        assert_eq!(c.streams[&(1, 0)], b"hello world");
+        assert_eq!(t.stats().duplicate_bytes, 6);
+        assert_eq!(c.gaps, 0);
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        let mut t = FlowTable::new(Limits::default());
+        let mut c = Collect::default();
+        let ts = Timestamp(0);
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(u32::MAX - 2, flags::SYN, b""));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(u32::MAX - 1, flags::ACK, b"abcd"));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(2, flags::ACK, b"ef"));
+        t.finish(&mut c, ts);
+        assert_eq!(c.streams[&(1, 0)], b"abcdef");
+    }
+
+    #[test]
+    fn acked_hole_is_a_gap() {
+        let mut t = FlowTable::new(Limits::default());
+        let mut c = Collect::default();
+        let ts = Timestamp(0);
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(0, flags::SYN, b""));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(1, flags::ACK, b"aaaa"));
+        t.tcp(&mut c, ts, ip(1), ip(2), &seg(9, flags::ACK, b"cccc"));
+        let mut back = seg(500, flags::ACK, b"");
+        back.src_port = 80;
+        back.dst_port = 40000;
+        back.ack = 13;
+        t.tcp(&mut c, ts, ip(2), ip(1), &back);
+        assert_eq!(c.gaps, 4);
+        assert_eq!(c.streams[&(1, 0)], b"aaaacccc");
+    }
+
+    #[test]
+    fn reset_closes_and_stray_ack_is_orphan() {
+        let mut t: FlowTable<()> = FlowTable::new(Limits::default());
+        let mut c = Collect::default();
+        t.tcp(&mut c, Timestamp(0), ip(1), ip(2), &seg(0, flags::SYN, b""));
+        t.tcp(&mut c, Timestamp(1), ip(1), ip(2), &seg(1, flags::RST, b""));
+        assert_eq!(c.closed, vec![(1, CloseReason::Reset)]);
+        t.tcp(&mut c, Timestamp(2), ip(1), ip(2), &seg(1, flags::ACK, b""));
+        assert_eq!(t.stats().orphan_packets, 1);
+        assert!(t.is_empty());
+    }
+}

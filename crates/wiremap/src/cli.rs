@@ -1,0 +1,239 @@
+use std::io::{IsTerminal, Write};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use wiremap_engine::{open_files, run_source, Engine, EngineConfig, RunReport};
+use wiremap_identity::Zones;
+use wiremap_map::{Level, MapBuilder};
+use wiremap_model::Entry;
+
+use crate::output;
+
+/// Identity-aware service maps from network traffic.
+#[derive(Debug, Parser)]
+#[command(name = "wiremap", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the service map of one or more captures.
+    Map(MapArgs),
+    /// List the entries (one per request/response exchange) of one or more captures.
+    Entries(EntriesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct Input {
+    /// pcap or pcapng files (`-` reads standard input); several are merged in time order.
+    #[arg(required = true, value_name = "PCAP")]
+    pcaps: Vec<String>,
+    /// File of `CIDR = name` lines naming address ranges.
+    #[arg(long, value_name = "FILE")]
+    zones: Option<String>,
+    /// Write here instead of standard output.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MapFormat {
+    Json,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EntriesFormat {
+    Jsonl,
+    Table,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LevelArg {
+    Pod,
+    Workload,
+    Service,
+    Namespace,
+    Ip,
+}
+
+#[derive(Debug, clap::Args)]
+struct MapArgs {
+    #[command(flatten)]
+    input: Input,
+    /// How far nodes are merged.
+    #[arg(long, value_enum, default_value = "workload")]
+    level: LevelArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "json")]
+    format: MapFormat,
+}
+
+#[derive(Debug, clap::Args)]
+struct EntriesArgs {
+    #[command(flatten)]
+    input: Input,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: EntriesFormat,
+}
+
+/// Exit code for bad input.
+const BAD_INPUT: u8 = 2;
+
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Map(a) => map(a),
+        Command::Entries(a) => entries(a),
+    }
+}
+
+fn engine_for(input: &Input) -> Result<Engine, u8> {
+    let mut cfg = EngineConfig::default();
+    if let Some(path) = &input.zones {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("wiremap: error: {path}: {e}");
+                return Err(BAD_INPUT);
+            }
+        };
+        match Zones::parse(path, &text) {
+            Ok(z) => cfg.zones = z,
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                return Err(BAD_INPUT);
+            }
+        }
+    }
+    Ok(Engine::new(cfg))
+}
+
+/// Runs the pipeline over the inputs; `None` when nothing could be read.
+fn process(input: &Input, engine: &mut Engine, out: &mut dyn FnMut(Entry)) -> Result<RunReport, u8> {
+    let mut source = match open_files(&input.pcaps) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wiremap: error: {e}");
+            return Err(BAD_INPUT);
+        }
+    };
+    let total: u64 = input
+        .pcaps
+        .iter()
+        .filter(|p| *p != "-")
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = (std::io::stderr().is_terminal() && total > 32 << 20).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut progress = |pos: u64| {
+        if let Some(b) = &bar {
+            b.set_position(pos);
+        }
+    };
+    let report = run_source(engine, &mut source, &mut progress, out);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    for w in &report.warnings {
+        eprintln!("wiremap: warning: {w}; using the records before it");
+    }
+    for e in &report.errors {
+        eprintln!("wiremap: error: {e}");
+    }
+    Ok(report)
+}
+
+fn open_output(path: &Option<String>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {p}"))?)),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+fn exit_code(report: &RunReport) -> u8 {
+    if report.errors.is_empty() {
+        0
+    } else {
+        BAD_INPUT
+    }
+}
+
+fn map(a: MapArgs) -> anyhow::Result<u8> {
+    let level = match a.level {
+        LevelArg::Pod => Level::Pod,
+        LevelArg::Workload => Level::Workload,
+        LevelArg::Service => Level::Service,
+        LevelArg::Namespace => Level::Namespace,
+        LevelArg::Ip => Level::Ip,
+    };
+    let mut engine = match engine_for(&a.input) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
+    let mut builder = MapBuilder::new(level);
+    let report = match process(&a.input, &mut engine, &mut |e| builder.add(&e)) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let m = builder.build(engine.stats());
+    let text = match a.format {
+        MapFormat::Json => {
+            let mut s = m.to_json();
+            s.push('\n');
+            s
+        }
+        MapFormat::Dot => m.to_dot(),
+        MapFormat::Mermaid => m.to_mermaid(),
+    };
+    let mut w = open_output(&a.input.output)?;
+    w.write_all(text.as_bytes()).context("writing the map")?;
+    w.flush().context("writing the map")?;
+    Ok(exit_code(&report))
+}
+
+fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
+    let mut engine = match engine_for(&a.input) {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
+    let mut w = open_output(&a.input.output)?;
+    let mut failed: Option<std::io::Error> = None;
+    let format = a.format;
+    if let EntriesFormat::Table = format {
+        let _ = writeln!(w, "{}", output::table_header());
+    }
+    let report = match process(&a.input, &mut engine, &mut |e| {
+        if failed.is_some() {
+            return;
+        }
+        let r = match format {
+            EntriesFormat::Jsonl => serde_json::to_writer(&mut w, &e).map_err(std::io::Error::from).and_then(|_| w.write_all(b"\n")),
+            EntriesFormat::Table => writeln!(w, "{}", output::table_row(&e)),
+        };
+        if let Err(err) = r {
+            failed = Some(err);
+        }
+    }) {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    if let Some(e) = failed {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing entries");
+        }
+        return Ok(0);
+    }
+    w.flush().context("writing entries")?;
+    Ok(exit_code(&report))
+}
