@@ -17,11 +17,15 @@ const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "coo
 /// The value stored in place of a secret.
 pub const REDACTED: &str = "[REDACTED]";
 
-const METHODS: [&[u8]; 28] = [
+const METHODS: [&[u8]; 54] = [
     b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
     b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"SEARCH",
     b"REPORT", b"MKACTIVITY", b"CHECKOUT", b"MERGE", b"NOTIFY", b"SUBSCRIBE", b"UNSUBSCRIBE",
-    b"PURGE", b"LINK", b"UNLINK", b"M-SEARCH",
+    b"PURGE", b"LINK", b"UNLINK", b"M-SEARCH", b"CCM_POST", b"RPC_CONNECT", b"RPC_IN_DATA",
+    b"RPC_OUT_DATA", b"BPROPFIND", b"BPROPPATCH", b"BCOPY", b"BDELETE", b"BMOVE", b"POLL",
+    b"MKWORKSPACE", b"VERSION-CONTROL", b"BASELINE-CONTROL", b"UNCHECKOUT", b"LABEL", b"UPDATE",
+    b"ACL", b"MKCALENDAR", b"ORDERPATCH", b"MKREDIRECTREF", b"UPDATEREDIRECTREF",
+    b"SSTP_DUPLEX_POST", b"BIND", b"REBIND", b"UNBIND", b"QUERY",
 ];
 
 /// What the bytes at `d` start with.
@@ -54,14 +58,15 @@ fn line_start(d: &[u8]) -> Start {
     if !METHODS.contains(&&d[..te]) {
         return Start::No;
     }
-    // The request line must end in an HTTP/1.x version.
+    // A known method and a space make a request line, as for Wireshark: clients send
+    // malformed targets and versions and servers answer them. The line must be text.
     let line_end = d.iter().take(8192).position(|&c| c == b'\n');
     match line_end {
-        None if d.len() < 8192 => Start::Partial,
+        None if d.len() < 8192 && d.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\r') => Start::Partial,
         None => Start::No,
         Some(e) => {
             let line = d[..e].strip_suffix(b"\r").unwrap_or(&d[..e]);
-            if line.len() >= 9 && line[line.len() - 9..line.len() - 1] == *b" HTTP/1." {
+            if line.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t') {
                 Start::Request
             } else {
                 Start::No
@@ -289,17 +294,24 @@ impl Http {
     fn on_head(&mut self, cx: &mut Cx<'_>, dir: Direction, head: &[u8]) -> Result<(), ()> {
         let di = dir.index();
         let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        if head.starts_with(b"HTTP/") {
-            let mut r = httparse::Response::new(&mut hdrs);
-            match r.parse(head) {
-                Ok(httparse::Status::Complete(_)) => {}
-                _ => return Err(()),
+        let nl = head.iter().position(|&c| c == b'\n').ok_or(())?;
+        let line = head[..nl].strip_suffix(b"\r").unwrap_or(&head[..nl]);
+        let line = std::str::from_utf8(line).map_err(|_| ())?;
+        let headers = match httparse::parse_headers(&head[nl + 1..], &mut hdrs) {
+            Ok(httparse::Status::Complete((_, h))) => self.headers(h),
+            _ => {
+                cx.stats.event("http_malformed_headers");
+                Vec::new()
             }
+        };
+        if line.starts_with("HTTP/") {
+            let mut parts = line.splitn(3, ' ');
+            let _version = parts.next();
+            let status: u16 = parts.next().and_then(|c| c.parse().ok()).ok_or(())?;
+            let reason = parts.next().unwrap_or("").to_string();
             if self.client.is_none() {
                 self.client = Some(dir.flip());
             }
-            let status = r.code.unwrap_or(0);
-            let headers = self.headers(r.headers);
             let h = &mut self.half[di];
             h.size = head.len() as u64;
             h.body = 0;
@@ -324,7 +336,7 @@ impl Http {
             self.resp = Some(Resp {
                 ts: h.start_ts,
                 status,
-                reason: r.reason.unwrap_or("").to_string(),
+                reason,
                 headers: headers.clone(),
                 head_size: head.len() as u64,
             });
@@ -345,17 +357,21 @@ impl Http {
             }
             Ok(())
         } else {
-            let mut r = httparse::Request::new(&mut hdrs);
-            match r.parse(head) {
-                Ok(httparse::Status::Complete(_)) => {}
-                _ => return Err(()),
+            let (method, rest) = line.split_once(' ').ok_or(())?;
+            if !METHODS.contains(&method.as_bytes()) {
+                return Err(());
             }
+            let rest = rest.trim_start();
+            let (url, version) = match rest.rsplit_once(' ') {
+                Some((u, v)) if v.starts_with("HTTP/") => (u.trim(), v),
+                _ if rest.starts_with("HTTP/") && !rest.contains(' ') => ("", rest),
+                _ => (rest, ""),
+            };
             if self.client.is_none() {
                 self.client = Some(dir);
             }
-            let method = r.method.unwrap_or("").to_string();
-            let url = r.path.unwrap_or("").to_string();
-            let headers = self.headers(r.headers);
+            let method = method.to_string();
+            let url = url.to_string();
             let host = headers.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone()).unwrap_or_default();
             let switching = method == "CONNECT" || headers.iter().any(|(k, _)| k == "upgrade");
             let path = url.split('?').next().unwrap_or("").to_string();
@@ -367,7 +383,7 @@ impl Http {
                 method,
                 path,
                 url,
-                http_version: format!("HTTP/1.{}", r.version.unwrap_or(1)),
+                http_version: version.to_string(),
                 host,
                 request_headers: headers,
                 request_headers_size: head.len() as u64,

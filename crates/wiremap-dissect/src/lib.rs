@@ -18,6 +18,7 @@ mod context;
 pub mod dns;
 pub mod http;
 mod session;
+pub mod quic;
 pub mod tls;
 
 pub use context::{Cx, DissectStats, DnsAnswer, Output};
@@ -74,5 +75,6 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
         Box::new(http::HttpProbe),
         Box::new(dns::DnsTcpProbe),
         Box::new(dns::DnsUdpProbe),
+        Box::new(quic::QuicProbe),
     ]
 }
