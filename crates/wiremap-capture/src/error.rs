@@ -4,7 +4,7 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum CaptureError {
     /// Reading the underlying file or stream failed.
-    #[error("{name}: read error: {source}")]
+    #[error("{name}: cannot read: {source}")]
     Io {
         /// Source name.
         name: String,
@@ -41,6 +41,18 @@ pub enum CaptureError {
         needed: u64,
         /// Bytes the input still had.
         available: u64,
+    },
+    /// The capture's link type is not one wiremap decodes.
+    #[error("{name}: unsupported link type {link} at record {record}, offset {offset}")]
+    UnsupportedLink {
+        /// Source name.
+        name: String,
+        /// The link type number.
+        link: u32,
+        /// 1-based record number.
+        record: u64,
+        /// Byte offset of the record's start.
+        offset: u64,
     },
     /// A record or block is malformed (impossible length, unknown interface, …).
     #[error("{name}: bad {what} at record {record}, offset {offset}: {reason}")]

@@ -51,6 +51,8 @@ pub struct FileSource {
     current: (Timestamp, LinkType, u32, u32),
     offset: u64,
     records: u64,
+    /// Record number and offset of the current packet.
+    here: (u64, u64),
 }
 
 impl std::fmt::Debug for FileSource {
@@ -80,6 +82,7 @@ impl FileSource {
             current: (Timestamp(0), LinkType::ETHERNET, 0, 0),
             offset: 0,
             records: 0,
+            here: (0, 0),
         };
         src.read_file_header()?;
         Ok(src)
@@ -433,6 +436,7 @@ impl FileSource {
             orig.max(caplen),
             0,
         );
+        self.here = (self.records + 1, self.offset);
         self.offset += 16 + u64::from(caplen);
         self.records += 1;
         Ok(true)
@@ -444,8 +448,10 @@ impl PacketSource for FileSource {
         match self.format {
             FileFormat::Pcap => self.advance_pcap(),
             FileFormat::Pcapng => loop {
+                let start = self.offset;
                 match self.read_pcapng_block(false)? {
                     Block::Packet => {
+                        self.here = (self.records + 1, start);
                         self.records += 1;
                         return Ok(true);
                     }
@@ -474,5 +480,9 @@ impl PacketSource for FileSource {
 
     fn position(&self) -> u64 {
         self.offset
+    }
+
+    fn location(&self) -> (u64, u64) {
+        self.here
     }
 }

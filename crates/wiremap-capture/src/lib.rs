@@ -73,4 +73,6 @@ pub trait PacketSource {
     fn name(&self) -> &str;
     /// Bytes consumed so far, for progress reporting.
     fn position(&self) -> u64;
+    /// Where the current packet is: its 1-based record number and byte offset in its input.
+    fn location(&self) -> (u64, u64);
 }

@@ -83,4 +83,8 @@ impl PacketSource for Merge {
     fn position(&self) -> u64 {
         self.sources.iter().map(|s| s.position()).sum()
     }
+
+    fn location(&self) -> (u64, u64) {
+        self.sources.get(self.current).map(|s| s.location()).unwrap_or((0, 0))
+    }
 }

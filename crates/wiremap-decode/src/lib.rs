@@ -46,6 +46,14 @@ impl DecodeError {
     }
 }
 
+/// Link types [`Decoder::decode`] understands.
+pub const SUPPORTED_LINKS: [u32; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 239, 276];
+
+/// Whether frames of link type `link` can be decoded.
+pub fn link_supported(link: u32) -> bool {
+    SUPPORTED_LINKS.contains(&link)
+}
+
 /// TCP flags.
 pub mod flags {
     /// FIN.

@@ -89,7 +89,7 @@ impl Engine {
                 L4::Udp { src_port, dst_port, payload } => {
                     self.table.udp(&mut self.dissect, p.ts, seg.src, src_port, seg.dst, dst_port, payload)
                 }
-                L4::Other(_) => *self.decode_errors.entry("other_ip_protocol".into()).or_insert(0) += 1,
+                L4::Other(_) => *self.decode_errors.entry("other_ip_protocols".into()).or_insert(0) += 1,
             },
             Ok(None) => {}
             Err(e) => *self.decode_errors.entry(e.counter()).or_insert(0) += 1,
@@ -186,7 +186,18 @@ pub fn run_source(engine: &mut Engine, source: &mut dyn PacketSource, progress: 
     loop {
         match source.advance() {
             Ok(true) => {
-                engine.packet(&source.packet(), out);
+                let p = source.packet();
+                if !wiremap_decode::link_supported(p.link.0) {
+                    let (record, offset) = source.location();
+                    report.errors.push(CaptureError::UnsupportedLink {
+                        name: source.name().to_string(),
+                        link: p.link.0,
+                        record,
+                        offset,
+                    });
+                    break;
+                }
+                engine.packet(&p, out);
                 n += 1;
                 if n % 4096 == 0 {
                     progress(source.position());

@@ -186,7 +186,11 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
-    let m = builder.build(engine.stats());
+    let stats = engine.stats();
+    if stats.packets == 0 && !report.errors.is_empty() {
+        return Ok(BAD_INPUT);
+    }
+    let m = builder.build(stats);
     let text = match a.format {
         MapFormat::Json => {
             let mut s = m.to_json();

@@ -1,0 +1,115 @@
+//! Every kind of bad input ends with exit code 2 and one line naming the file and where it
+//! went wrong; nothing panics, and a truncated tail still yields the map of the good part.
+
+mod common;
+
+use common::*;
+
+fn nflog() -> Vec<u8> {
+    std::fs::read(pcap("http1_zeek_nflog.pcap")).expect("capture")
+}
+
+fn write(name: &str, bytes: &[u8]) -> String {
+    let p = tmp(name);
+    std::fs::write(&p, bytes).expect("write");
+    p.to_string_lossy().into_owned()
+}
+
+fn assert_bad(path: &str, want: &[&str]) {
+    let o = wiremap(&["map", path, "--level", "ip"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{path}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line expected: {err}");
+    assert!(lines[0].contains(path), "names the file: {err}");
+    for w in want {
+        assert!(lines[0].contains(w), "mentions {w:?}: {err}");
+    }
+    assert!(o.stdout.is_empty(), "no map when nothing was read");
+}
+
+#[test]
+fn zero_length_file() {
+    assert_bad(&write("empty.pcap", b""), &["empty file"]);
+}
+
+#[test]
+fn garbage() {
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    assert_bad(&write("garbage.pcap", &junk), &["not a pcap or pcapng", "offset 0"]);
+}
+
+#[test]
+fn truncated_header() {
+    assert_bad(&write("trunc-hdr.pcap", &nflog()[..10]), &["truncated file header", "offset 0"]);
+}
+
+#[test]
+fn unknown_link_type() {
+    let mut d = nflog();
+    d[20..24].copy_from_slice(&147u32.to_le_bytes());
+    assert_bad(&write("link.pcap", &d), &["unsupported link type 147", "record 1", "offset 24"]);
+}
+
+#[test]
+fn record_claiming_more_than_present() {
+    let d = nflog();
+    let mut bad = d[..32].to_vec();
+    bad.extend_from_slice(&2000u32.to_le_bytes());
+    bad.extend_from_slice(&2000u32.to_le_bytes());
+    bad.extend_from_slice(&d[40..200]);
+    assert_bad(&write("claims.pcap", &bad), &["truncated record data", "record 1", "offset 24", "need 2016 bytes"]);
+}
+
+#[test]
+fn impossible_record_length() {
+    let d = nflog();
+    let mut bad = d[..32].to_vec();
+    bad.extend_from_slice(&(64u32 << 20).to_le_bytes());
+    bad.extend_from_slice(&(64u32 << 20).to_le_bytes());
+    bad.extend_from_slice(&d[40..]);
+    assert_bad(&write("huge.pcap", &bad), &["captured length", "record 1"]);
+}
+
+#[test]
+fn missing_file() {
+    let o = wiremap(&["map", "/nonexistent/x.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/x.pcap"));
+}
+
+#[test]
+fn bad_flags_exit_2() {
+    for args in [&["map", "--level", "galaxy", "x.pcap"][..], &["map", "--format", "png", "x.pcap"], &["map"], &["frobnicate"]] {
+        let o = wiremap(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn truncated_tail_keeps_the_good_part() {
+    let d = nflog();
+    let path = write("trunc-tail.pcap", &d[..d.len() - 100]);
+    let o = wiremap(&["map", &path, "--level", "ip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("warning") && err.contains("truncated record data") && err.contains(&path), "{err}");
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let edges = m["edges"].as_array().expect("edges");
+    assert!(edges.iter().any(|e| e["protocol"] == "http" && e["requests"] == 1), "{m}");
+}
+
+#[test]
+fn every_prefix_of_a_real_capture_is_handled() {
+    // Cut a real pcapng at every 97th byte: no panic, and exit 0 or 2 only.
+    let d = std::fs::read(pcap("dns_sanders_lab-cname.pcapng")).expect("capture");
+    let path = tmp("prefix.pcapng");
+    for n in (0..d.len()).step_by(97) {
+        std::fs::write(&path, &d[..n]).expect("write");
+        let o = wiremap(&["map", path.to_str().expect("utf8"), "--level", "ip"]);
+        let code = o.status.code();
+        assert!(matches!(code, Some(0) | Some(2)), "prefix {n}: {code:?} {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+    }
+}
