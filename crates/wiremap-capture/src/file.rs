@@ -1,8 +1,11 @@
-use std::io::{BufReader, Read};
+use std::io::Read;
 
 use wiremap_model::Timestamp;
 
 use crate::{CaptureError, LinkType, Packet, PacketSource};
+
+/// Bytes read from the input at a time.
+const READ_AHEAD: usize = 4 << 20;
 
 /// Largest record or block accepted. Real snapshot lengths stop at 256 KiB; pcapng blocks
 /// carry options too, and GSO/TSO frames captured on Linux can reach 64 KiB + headers.
@@ -37,7 +40,7 @@ struct Interface {
 /// A pcap or pcapng capture read from any byte stream, one record at a time.
 pub struct FileSource {
     name: String,
-    reader: BufReader<Box<dyn Read + Send>>,
+    reader: Box<dyn Read + Send>,
     format: FileFormat,
     big_endian: bool,
     /// pcap: nanosecond timestamps.
@@ -45,7 +48,12 @@ pub struct FileSource {
     /// pcap: link type and snaplen of the whole file.
     pcap_link: LinkType,
     interfaces: Vec<Interface>,
-    buf: Vec<u8>,
+    /// Bytes read ahead; the current record starts at `pos` and is `rec_len` long.
+    store: Vec<u8>,
+    pos: usize,
+    rec_len: usize,
+    filled: usize,
+    eof: bool,
     data_start: usize,
     data_len: usize,
     current: (Timestamp, LinkType, u32, u32),
@@ -70,13 +78,17 @@ impl FileSource {
     pub fn new(name: impl Into<String>, reader: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
         let mut src = FileSource {
             name: name.into(),
-            reader: BufReader::with_capacity(1 << 20, reader),
+            reader,
             format: FileFormat::Pcap,
             big_endian: false,
             nanos: false,
             pcap_link: LinkType::ETHERNET,
             interfaces: Vec::new(),
-            buf: Vec::with_capacity(1 << 16),
+            store: vec![0; READ_AHEAD],
+            pos: 0,
+            rec_len: 0,
+            filled: 0,
+            eof: false,
             data_start: 0,
             data_len: 0,
             current: (Timestamp(0), LinkType::ETHERNET, 0, 0),
@@ -107,14 +119,35 @@ impl FileSource {
         self.format
     }
 
-    /// Reads up to `n` bytes into `buf[at..]`; returns how many were present.
+    /// The current record's bytes read so far.
+    fn buf(&self) -> &[u8] {
+        &self.store[self.pos..self.pos + self.rec_len]
+    }
+
+    /// Makes `n` more bytes of the current record, from `at`, available (fewer at the end
+    /// of the input); returns how many are. `at == 0` starts a new record. Reads go straight
+    /// into one large read-ahead buffer that packets are borrowed from: no copy per packet.
     fn fill(&mut self, at: usize, n: usize) -> Result<usize, CaptureError> {
-        self.buf.resize(at + n, 0);
-        let mut got = 0;
-        while got < n {
-            match self.reader.read(&mut self.buf[at + got..at + n]) {
-                Ok(0) => break,
-                Ok(k) => got += k,
+        if at == 0 {
+            self.pos += self.rec_len;
+            self.rec_len = 0;
+        }
+        let want = self.pos + at + n;
+        if want > self.store.len() {
+            // Move the unread tail to the front, growing the buffer for a huge record.
+            self.store.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.pos = 0;
+            let need = at + n;
+            if need > self.store.len() {
+                self.store.resize(need.next_power_of_two(), 0);
+            }
+        }
+        let want = self.pos + at + n;
+        while self.filled < want && !self.eof {
+            match self.reader.read(&mut self.store[self.filled..]) {
+                Ok(0) => self.eof = true,
+                Ok(k) => self.filled += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return Err(CaptureError::Io {
@@ -124,7 +157,8 @@ impl FileSource {
                 }
             }
         }
-        self.buf.truncate(at + got);
+        let got = n.min(self.filled.saturating_sub(self.pos + at));
+        self.rec_len = at + got;
         Ok(got)
     }
 
@@ -150,7 +184,8 @@ impl FileSource {
     }
 
     fn u16_at(&self, i: usize) -> u16 {
-        let b = [self.buf[i], self.buf[i + 1]];
+        let d = self.buf();
+        let b = [d[i], d[i + 1]];
         if self.big_endian {
             u16::from_be_bytes(b)
         } else {
@@ -159,7 +194,8 @@ impl FileSource {
     }
 
     fn u32_at(&self, i: usize) -> u32 {
-        let b = [self.buf[i], self.buf[i + 1], self.buf[i + 2], self.buf[i + 3]];
+        let d = self.buf();
+        let b = [d[i], d[i + 1], d[i + 2], d[i + 3]];
         if self.big_endian {
             u32::from_be_bytes(b)
         } else {
@@ -175,10 +211,10 @@ impl FileSource {
             });
         }
         let magic = [
-            *self.buf.first().unwrap_or(&0),
-            *self.buf.get(1).unwrap_or(&0),
-            *self.buf.get(2).unwrap_or(&0),
-            *self.buf.get(3).unwrap_or(&0),
+            *self.buf().first().unwrap_or(&0),
+            *self.buf().get(1).unwrap_or(&0),
+            *self.buf().get(2).unwrap_or(&0),
+            *self.buf().get(3).unwrap_or(&0),
         ];
         let (format, big, nanos) = match magic {
             [0xd4, 0xc3, 0xb2, 0xa1] => (FileFormat::Pcap, false, false),
@@ -189,7 +225,7 @@ impl FileSource {
             _ => {
                 return Err(CaptureError::BadMagic {
                     name: self.name.clone(),
-                    magic: self.buf.clone(),
+                    magic: self.buf().to_vec(),
                 })
             }
         };
@@ -231,14 +267,16 @@ impl FileSource {
         if got < 8 - start {
             return Err(self.truncated("block header", 12, (start + got) as u64));
         }
-        let raw_type = [self.buf[0], self.buf[1], self.buf[2], self.buf[3]];
+        let d = self.buf();
+        let raw_type = [d[0], d[1], d[2], d[3]];
         if raw_type == [0x0a, 0x0d, 0x0d, 0x0a] {
             // Section header: its byte-order magic decides how to read the length.
             let got = self.fill(8, 4)?;
             if got < 4 {
                 return Err(self.truncated("section header", 28, 8 + got as u64));
             }
-            self.big_endian = match [self.buf[8], self.buf[9], self.buf[10], self.buf[11]] {
+            let d = self.buf();
+            self.big_endian = match [d[8], d[9], d[10], d[11]] {
                 [0x4d, 0x3c, 0x2b, 0x1a] => false,
                 [0x1a, 0x2b, 0x3c, 0x4d] => true,
                 other => {
@@ -315,7 +353,7 @@ impl FileSource {
             }
             match (code, olen) {
                 (9, 1) => {
-                    let r = self.buf[v];
+                    let r = self.buf()[v];
                     let exp = u32::from(r & 0x7f);
                     iface.units = if r & 0x80 != 0 {
                         if exp > 63 {
@@ -413,10 +451,17 @@ impl FileSource {
         if got < 16 {
             return Err(self.truncated("record header", 16, got as u64));
         }
-        let secs = self.u32_at(0);
-        let frac = self.u32_at(4);
-        let caplen = self.u32_at(8);
-        let orig = self.u32_at(12);
+        let mut h = [0u8; 16];
+        h.copy_from_slice(&self.buf()[..16]);
+        let word = |i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if self.big_endian {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let (secs, frac, caplen, orig) = (word(0), word(4), word(8), word(12));
         if caplen > MAX_RECORD {
             return Err(self.malformed("record header", format!("captured length {caplen} is impossible")));
         }
@@ -464,11 +509,12 @@ impl PacketSource for FileSource {
 
     fn packet(&self) -> Packet<'_> {
         let (ts, link, orig_len, interface) = self.current;
-        let end = (self.data_start + self.data_len).min(self.buf.len());
+        let rec = self.buf();
+        let end = (self.data_start + self.data_len).min(rec.len());
         Packet {
             ts,
             link,
-            data: self.buf.get(self.data_start..end).unwrap_or(&[]),
+            data: rec.get(self.data_start..end).unwrap_or(&[]),
             orig_len,
             interface,
         }

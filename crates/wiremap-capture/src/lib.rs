@@ -11,10 +11,12 @@
 mod error;
 mod file;
 mod merge;
+mod writer;
 
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
 pub use merge::Merge;
+pub use writer::PcapWriter;
 use wiremap_model::Timestamp;
 
 /// A link-layer header type, as numbered by tcpdump's LINKTYPE_ registry.

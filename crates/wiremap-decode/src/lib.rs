@@ -54,6 +54,12 @@ pub fn link_supported(link: u32) -> bool {
     SUPPORTED_LINKS.contains(&link)
 }
 
+/// Offset of the IP header in a frame of link type `link`, if it carries IP.
+pub fn ip_offset(link: u32, frame: &[u8]) -> Option<usize> {
+    let ip = link::strip(link, frame).ok()??;
+    Some(frame.len() - ip.len())
+}
+
 /// TCP flags.
 pub mod flags {
     /// FIN.

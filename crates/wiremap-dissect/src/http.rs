@@ -50,9 +50,9 @@ fn line_start(d: &[u8]) -> Start {
     if d.len() < 7 && b"HTTP/1."[..d.len()] == *d {
         return Start::Partial;
     }
-    let tok_end = d.iter().position(|&c| c == b' ');
+    let tok_end = d.iter().take(20).position(|&c| c == b' ');
     let Some(te) = tok_end else {
-        let cand = d.len() <= 11 && METHODS.iter().any(|m| m.starts_with(d));
+        let cand = d.len() < 20 && METHODS.iter().any(|m| m.starts_with(d));
         return if cand { Start::Partial } else { Start::No };
     };
     if !METHODS.contains(&&d[..te]) {
@@ -72,6 +72,21 @@ fn line_start(d: &[u8]) -> Start {
                 Start::No
             }
         }
+    }
+}
+
+/// Cheap check at a message boundary: a status line or a known method and a space (the
+/// rest of the line is checked by the parser).
+fn plausible_start(d: &[u8]) -> bool {
+    if d.len() < 7 {
+        return b"HTTP/1."[..d.len()] == *d || METHODS.iter().any(|m| m.starts_with(d) || d.starts_with(m));
+    }
+    if d.starts_with(b"HTTP/1.") {
+        return true;
+    }
+    match d.iter().take(20).position(|&c| c == b' ') {
+        Some(te) => METHODS.contains(&&d[..te]),
+        None => d.len() < 20 && METHODS.iter().any(|m| m.starts_with(d)),
     }
 }
 
@@ -197,6 +212,7 @@ pub struct Http {
     pending: VecDeque<Req>,
     resp: Option<Resp>,
     redact: Arc<[String]>,
+    keep_headers: bool,
     /// The response just parsed switched protocols.
     switch_now: bool,
     /// A switch found while resynchronising, reported with the next call.
@@ -242,14 +258,18 @@ enum Framing {
     UntilClose,
 }
 
-fn framing(headers: &[(String, String)], is_response: bool) -> Framing {
+fn header<'h>(raw: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8]> {
+    raw.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+}
+
+fn framing(raw: &[httparse::Header<'_>], is_response: bool) -> Framing {
     let mut len = None;
-    for (k, v) in headers {
-        if k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked") {
+    for h in raw {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") && h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked")) {
             return Framing::Chunked;
         }
-        if k == "content-length" {
-            len = v.trim().parse::<u64>().ok();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
         }
     }
     match len {
@@ -271,12 +291,16 @@ impl Http {
             pending: VecDeque::new(),
             resp: None,
             redact: redact.into(),
+            keep_headers: cfg.keep_headers,
             switch_now: false,
             deferred: None,
         }
     }
 
     fn headers(&self, raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
+        if !self.keep_headers {
+            return Vec::new();
+        }
         raw.iter()
             .map(|h| {
                 let k = h.name.to_ascii_lowercase();
@@ -297,13 +321,14 @@ impl Http {
         let nl = head.iter().position(|&c| c == b'\n').ok_or(())?;
         let line = head[..nl].strip_suffix(b"\r").unwrap_or(&head[..nl]);
         let line = std::str::from_utf8(line).map_err(|_| ())?;
-        let headers = match httparse::parse_headers(&head[nl + 1..], &mut hdrs) {
-            Ok(httparse::Status::Complete((_, h))) => self.headers(h),
+        let raw: &[httparse::Header<'_>] = match httparse::parse_headers(&head[nl + 1..], &mut hdrs) {
+            Ok(httparse::Status::Complete((_, h))) => h,
             _ => {
                 cx.stats.event("http_malformed_headers");
-                Vec::new()
+                &[]
             }
         };
+        let headers = self.headers(raw);
         if line.starts_with("HTTP/") {
             let mut parts = line.splitn(3, ' ');
             let _version = parts.next();
@@ -322,7 +347,7 @@ impl Http {
             let Some(req) = self.pending.front() else {
                 cx.stats.event("http_unmatched_response");
                 // Skip its body as well as we can.
-                h.st = match framing(&headers, true) {
+                h.st = match framing(raw, true) {
                     Framing::Length(n) => St::Body(n),
                     Framing::Chunked => St::ChunkSize,
                     Framing::None => St::Start,
@@ -337,7 +362,7 @@ impl Http {
                 ts: h.start_ts,
                 status,
                 reason,
-                headers: headers.clone(),
+                headers,
                 head_size: head.len() as u64,
             });
             h.st = if switched {
@@ -345,7 +370,7 @@ impl Http {
             } else if head_req || status == 204 || status == 304 {
                 St::Start
             } else {
-                match framing(&headers, true) {
+                match framing(raw, true) {
                     Framing::Length(n) => St::Body(n),
                     Framing::Chunked => St::ChunkSize,
                     Framing::None => St::Start,
@@ -372,10 +397,11 @@ impl Http {
             }
             let method = method.to_string();
             let url = url.to_string();
-            let host = headers.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone()).unwrap_or_default();
-            let switching = method == "CONNECT" || headers.iter().any(|(k, _)| k == "upgrade");
+            let host = header(raw, "host").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+            let upgrade = header(raw, "upgrade").map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
+            let switching = method == "CONNECT" || upgrade.is_some();
             let path = url.split('?').next().unwrap_or("").to_string();
-            let fr = framing(&headers, false);
+            let fr = framing(raw, false);
             let h = &mut self.half[di];
             h.size = head.len() as u64;
             h.body = 0;
@@ -387,6 +413,7 @@ impl Http {
                 host,
                 request_headers: headers,
                 request_headers_size: head.len() as u64,
+                upgrade: upgrade.unwrap_or_default(),
                 ..HttpInfo::default()
             };
             h.st = match fr {
@@ -441,15 +468,10 @@ impl Http {
         req.info.response_headers = resp.headers;
         req.info.response_headers_size = resp.head_size;
         req.info.response_body_size = sh.body;
-        if switched {
-            let up = req
-                .info
-                .request_headers
-                .iter()
-                .find(|(k, _)| k == "upgrade")
-                .map(|(_, v)| v.to_ascii_lowercase())
-                .unwrap_or_else(|| "tunnel".to_string());
-            req.info.upgrade = up;
+        if switched && req.info.upgrade.is_empty() {
+            req.info.upgrade = "tunnel".to_string();
+        } else if !switched {
+            req.info.upgrade.clear();
         }
         let size = if switched { resp.head_size } else { sh.size };
         let held_back = req.switching && !switched;
@@ -495,47 +517,64 @@ impl Http {
                     h.st = St::Head;
                     h.buf.clear();
                     // A message that does not start like HTTP means we are lost.
-                    if line_start(rest) == Start::No {
+                    if !plausible_start(rest) {
                         cx.stats.event("http_desync");
                         h.st = St::Resync;
                     }
                 }
                 St::Head => {
                     let h = &mut self.half[di];
-                    let old = h.buf.len();
-                    h.buf.extend_from_slice(rest);
-                    match find_head_end(&h.buf, old.saturating_sub(3)) {
-                        Some(end) => {
-                            let used = end - old;
-                            rest = &rest[used..];
-                            let head = std::mem::take(&mut self.half[di].buf);
-                            if self.on_head(cx, dir, &head[..end]).is_err() {
-                                cx.stats.event("http_malformed");
-                                self.half[di].st = St::Resync;
-                                self.half[di].buf = head[1..].to_vec();
-                                rest = &[];
-                                self.resync(cx, dir, ts, &mut rest);
-                            } else {
-                                let mut head = head;
-                                head.clear();
-                                self.half[di].buf = head;
-                                if std::mem::take(&mut self.switch_now) {
-                                    let client = dir.flip();
-                                    let mut left: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-                                    left[client.index()] = std::mem::take(&mut self.half[client.index()].buf);
-                                    left[di] = rest.to_vec();
-                                    return Some(left);
+                    // A head that arrives whole is parsed where it lies; only a head split
+                    // across segments is copied.
+                    let whole = if h.buf.is_empty() { find_head_end(rest, 0) } else { None };
+                    let (end, used) = match whole {
+                        Some(end) => (end, end),
+                        None => {
+                            let old = h.buf.len();
+                            h.buf.extend_from_slice(rest);
+                            match find_head_end(&h.buf, old.saturating_sub(3)) {
+                                Some(end) => (end, end - old),
+                                None => {
+                                    rest = &[];
+                                    if h.buf.len() > MAX_HEAD {
+                                        cx.stats.event("http_head_too_large");
+                                        h.buf.clear();
+                                        h.st = St::Resync;
+                                    }
+                                    continue;
                                 }
                             }
                         }
-                        None => {
-                            rest = &[];
-                            if self.half[di].buf.len() > MAX_HEAD {
-                                cx.stats.event("http_head_too_large");
-                                self.half[di].buf.clear();
-                                self.half[di].st = St::Resync;
-                            }
-                        }
+                    };
+                    let held = whole.is_none().then(|| std::mem::take(&mut self.half[di].buf));
+                    let head: &[u8] = match &held {
+                        Some(b) => &b[..end],
+                        None => &rest[..end],
+                    };
+                    if self.on_head(cx, dir, head).is_err() {
+                        cx.stats.event("http_malformed");
+                        // Look for the next message from the byte after this one's start.
+                        let from = match &held {
+                            Some(b) => b[1..].to_vec(),
+                            None => rest[1..].to_vec(),
+                        };
+                        self.half[di].st = St::Resync;
+                        self.half[di].buf = from;
+                        rest = &[];
+                        self.resync(cx, dir, ts, &mut rest);
+                        continue;
+                    }
+                    rest = &rest[used..];
+                    if let Some(mut b) = held {
+                        b.clear();
+                        self.half[di].buf = b;
+                    }
+                    if std::mem::take(&mut self.switch_now) {
+                        let client = dir.flip();
+                        let mut left: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+                        left[client.index()] = std::mem::take(&mut self.half[client.index()].buf);
+                        left[di] = rest.to_vec();
+                        return Some(left);
                     }
                 }
                 St::Body(n) => {

@@ -16,6 +16,9 @@ pub struct DissectConfig {
     pub detect_bytes: usize,
     /// Chunks per direction looked at before a flow is declared opaque.
     pub detect_chunks: usize,
+    /// Keep request and response headers in entries. A map needs none of them; turning
+    /// this off saves an allocation per header.
+    pub keep_headers: bool,
 }
 
 impl Default for DissectConfig {
@@ -25,6 +28,7 @@ impl Default for DissectConfig {
             redact_headers: Vec::new(),
             detect_bytes: 4096,
             detect_chunks: 8,
+            keep_headers: true,
         }
     }
 }
@@ -104,6 +108,14 @@ impl Dissect {
     /// Counters so far.
     pub fn stats(&self) -> &DissectStats {
         &self.stats
+    }
+
+    /// The first probe that recognises `data` outright.
+    fn first_yes(&self, transport: Transport, dir: Direction, data: &[u8]) -> Option<usize> {
+        let data = &data[..data.len().min(self.cfg.detect_bytes)];
+        self.probes
+            .iter()
+            .position(|p| p.transport() == transport && p.probe(dir, data) == Verdict::Yes)
     }
 
     /// Picks a probe for the bytes seen so far; `None` while undecided, `Some(None)` for opaque.
@@ -243,6 +255,24 @@ impl StreamHandler for Dissect {
                 if let Next::Handoff(left) = d.data(&mut cx, dir, ts, data) {
                     s.state = State::Detecting(handoff_detect(left, ts, self.cfg.detect_bytes));
                     if let State::Detecting(det) = &s.state {
+                        if let Some(choice) = self.decide(info.key.transport, det, false) {
+                            self.settle(s, info, choice);
+                        }
+                    }
+                }
+            }
+            State::Detecting(det) if det.log.is_empty() && !det.after_handoff => {
+                // Most flows are recognised from their first chunk: no need to copy it.
+                match self.first_yes(info.key.transport, dir, data) {
+                    Some(i) => {
+                        let name = self.probes[i].name();
+                        *self.stats.flows.entry(name).or_insert(0) += 1;
+                        s.state = State::Active(self.probes[i].build(&self.cfg));
+                        self.data(s, info, dir, ts, data);
+                    }
+                    None => {
+                        push(det, Chunk::Data(dir, ts, data.to_vec()), self.cfg.detect_bytes);
+                        let det: &Detect = det;
                         if let Some(choice) = self.decide(info.key.transport, det, false) {
                             self.settle(s, info, choice);
                         }

@@ -13,10 +13,10 @@
 
 mod zones;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap as HashMap;
 use wiremap_model::{Identity, IdentityKind, Timestamp};
 pub use zones::{ZoneError, Zones};
 

@@ -12,9 +12,10 @@
 mod export;
 mod sketch;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 pub use sketch::Sketch;
 use wiremap_model::{Endpoint, Entry, IdentityKind, Protocol, Timestamp};

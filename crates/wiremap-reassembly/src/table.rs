@@ -1,4 +1,8 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+#[cfg(test)]
+use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
 use wiremap_decode::{flags, TcpSegment};
@@ -134,7 +138,7 @@ struct Flow<S> {
 
 /// The table of live flows.
 pub struct FlowTable<S> {
-    flows: HashMap<FlowKey, Flow<S>>,
+    flows: FxHashMap<FlowKey, Flow<S>>,
     limits: Limits,
     stats: ReassemblyStats,
     next_id: u64,
@@ -162,7 +166,7 @@ impl<S> FlowTable<S> {
     /// An empty table.
     pub fn new(limits: Limits) -> Self {
         FlowTable {
-            flows: HashMap::new(),
+            flows: FxHashMap::default(),
             limits,
             stats: ReassemblyStats::default(),
             next_id: 1,

@@ -91,8 +91,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn engine_for(input: &Input) -> Result<Engine, u8> {
+fn engine_for(input: &Input, keep_headers: bool) -> Result<Engine, u8> {
     let mut cfg = EngineConfig::default();
+    cfg.dissect.keep_headers = keep_headers;
     if let Some(path) = &input.zones {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -177,7 +178,8 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         LevelArg::Namespace => Level::Namespace,
         LevelArg::Ip => Level::Ip,
     };
-    let mut engine = match engine_for(&a.input) {
+    // The map reads no header beyond those that frame messages: skip keeping them.
+    let mut engine = match engine_for(&a.input, false) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
@@ -207,7 +209,7 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
 }
 
 fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
-    let mut engine = match engine_for(&a.input) {
+    let mut engine = match engine_for(&a.input, true) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };

@@ -1,0 +1,125 @@
+//! Real streams for dissector tests: each flow of a shared capture as the ordered runs of
+//! bytes the reassembler delivered, replayable into a fresh dissector in any chunking.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use wiremap_capture::{FileSource, PacketSource};
+use wiremap_decode::{Decoder, Transport as L4};
+use wiremap_dissect::{Dissect, DissectConfig};
+use wiremap_model::{Direction, Entry, Timestamp};
+use wiremap_reassembly::{CloseReason, FlowInfo, FlowTable, Limits, StreamHandler};
+
+pub fn pcaps() -> PathBuf {
+    let dir = match std::env::var_os("WIREMAP_PCAPS") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps"),
+    };
+    assert!(dir.is_dir(), "shared captures not found at {} (set WIREMAP_PCAPS)", dir.display());
+    dir
+}
+
+/// One flow: its info and the runs of bytes per direction, in delivery order.
+pub struct Flow {
+    pub info: FlowInfo,
+    pub runs: Vec<(Direction, Vec<u8>)>,
+}
+
+#[derive(Default)]
+struct Recorder {
+    flows: BTreeMap<u64, Flow>,
+}
+
+impl StreamHandler for Recorder {
+    type Session = ();
+    fn open(&mut self, info: &FlowInfo) {
+        self.flows.insert(info.id, Flow { info: info.clone(), runs: Vec::new() });
+    }
+    fn data(&mut self, _: &mut (), info: &FlowInfo, dir: Direction, _: Timestamp, data: &[u8]) {
+        let Some(f) = self.flows.get_mut(&info.id) else { return };
+        f.info = info.clone();
+        match f.runs.last_mut() {
+            Some((d, bytes)) if *d == dir && info.key.transport == wiremap_model::Transport::Tcp => bytes.extend_from_slice(data),
+            _ => f.runs.push((dir, data.to_vec())),
+        }
+    }
+    fn gap(&mut self, _: &mut (), _: &FlowInfo, _: Direction, _: Timestamp, _: u64) {}
+    fn close(&mut self, _: (), info: &FlowInfo, _: Timestamp, _: CloseReason) {
+        if let Some(f) = self.flows.get_mut(&info.id) {
+            f.info = info.clone();
+        }
+    }
+}
+
+/// Every flow of a shared capture.
+pub fn flows(capture: &str) -> Vec<Flow> {
+    let path = pcaps().join(capture);
+    let mut src = FileSource::open(path.to_str().expect("utf8")).expect("capture opens");
+    let mut dec = Decoder::new();
+    let mut table = FlowTable::new(Limits::default());
+    let mut rec = Recorder::default();
+    let mut last = Timestamp(0);
+    while src.advance().expect("capture reads") {
+        let p = src.packet();
+        last = p.ts;
+        match dec.decode(p.ts, p.link.0, p.data) {
+            Ok(Some(seg)) => match seg.transport {
+                L4::Tcp(t) => table.tcp(&mut rec, p.ts, seg.src, seg.dst, &t),
+                L4::Udp { src_port, dst_port, payload } => table.udp(&mut rec, p.ts, seg.src, src_port, seg.dst, dst_port, payload),
+                L4::Other(_) => {}
+            },
+            _ => {}
+        }
+    }
+    table.finish(&mut rec, last);
+    rec.flows.into_values().filter(|f| !f.runs.is_empty()).collect()
+}
+
+/// Replays `chunks` into a fresh dissector and returns its entries.
+pub fn replay(info: &FlowInfo, chunks: &[(Direction, &[u8])]) -> Vec<Entry> {
+    let mut d = Dissect::new(DissectConfig::default());
+    let mut s = d.open(info);
+    let ts = Timestamp::from_parts(1_000, 0);
+    for (dir, bytes) in chunks {
+        d.data(&mut s, info, *dir, ts, bytes);
+    }
+    d.close(s, info, ts, CloseReason::Fin);
+    std::mem::take(&mut d.output().entries)
+}
+
+/// The flow as delivered: one chunk per run.
+pub fn whole(f: &Flow) -> Vec<(Direction, &[u8])> {
+    f.runs.iter().map(|(d, b)| (*d, b.as_slice())).collect()
+}
+
+/// Asserts that cutting any run at any point (every `step`-th point past the first 2 KiB)
+/// gives the same entries, and that every prefix of the flow is handled without panic.
+pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
+    let base = replay(&f.info, &whole(f));
+    let tcp = f.info.key.transport == wiremap_model::Transport::Tcp;
+    for (r, (dir, bytes)) in f.runs.iter().enumerate() {
+        if !tcp {
+            break;
+        }
+        let points: Vec<usize> = (1..bytes.len()).filter(|k| *k < 2048 || k % 61 == 0).collect();
+        for k in points {
+            let mut chunks = whole(f);
+            chunks.splice(r..=r, [(*dir, &bytes[..k]), (*dir, &bytes[k..])]);
+            assert_eq!(replay(&f.info, &chunks), base, "run {r} split at {k}");
+        }
+    }
+    // Prefixes: the flow cut short anywhere in its last run.
+    let total_runs = f.runs.len();
+    for r in 0..total_runs {
+        let (dir, bytes) = &f.runs[r];
+        let points: Vec<usize> = (0..bytes.len()).filter(|k| *k < 512 || k % 97 == 0).collect();
+        for k in points {
+            let mut chunks: Vec<(Direction, &[u8])> = f.runs[..r].iter().map(|(d, b)| (*d, b.as_slice())).collect();
+            chunks.push((*dir, &bytes[..k]));
+            let got = replay(&f.info, &chunks);
+            assert!(got.len() <= base.len() + 1, "prefix run {r} at {k}: {} entries vs {}", got.len(), base.len());
+        }
+    }
+    base
+}
