@@ -75,7 +75,10 @@ impl std::fmt::Debug for FileSource {
 
 impl FileSource {
     /// Opens a capture on `reader`, reading and checking its file header.
-    pub fn new(name: impl Into<String>, reader: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
+    pub fn new(
+        name: impl Into<String>,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Self, CaptureError> {
         let mut src = FileSource {
             name: name.into(),
             reader,
@@ -243,7 +246,9 @@ impl FileSource {
                 }
                 let major = self.u16_at(4);
                 if major != 2 {
-                    return Err(self.malformed("file header", format!("pcap version {major}, expected 2")));
+                    return Err(
+                        self.malformed("file header", format!("pcap version {major}, expected 2"))
+                    );
                 }
                 self.pcap_link = LinkType(self.u32_at(20) & 0x0fff_ffff);
                 self.offset = 24;
@@ -280,7 +285,9 @@ impl FileSource {
                 [0x4d, 0x3c, 0x2b, 0x1a] => false,
                 [0x1a, 0x2b, 0x3c, 0x4d] => true,
                 other => {
-                    return Err(self.malformed("section header", format!("byte-order magic {other:02x?}")))
+                    return Err(
+                        self.malformed("section header", format!("byte-order magic {other:02x?}"))
+                    )
                 }
             };
             self.interfaces.clear();
@@ -321,11 +328,15 @@ impl FileSource {
             _ => false,
         };
         self.offset += u64::from(len);
-        Ok(if is_packet { Block::Packet } else { Block::Other })
+        Ok(if is_packet {
+            Block::Packet
+        } else {
+            Block::Other
+        })
     }
 
     fn check_block_len(&self, len: u32, min: u32) -> Result<(), CaptureError> {
-        if len < min || len % 4 != 0 || len > MAX_BLOCK {
+        if len < min || !len.is_multiple_of(4) || len > MAX_BLOCK {
             return Err(self.malformed("block", format!("block length {len}")));
         }
         Ok(())
@@ -357,12 +368,14 @@ impl FileSource {
                     let exp = u32::from(r & 0x7f);
                     iface.units = if r & 0x80 != 0 {
                         if exp > 63 {
-                            return Err(self.malformed("interface description", format!("if_tsresol {r:#x}")));
+                            return Err(self
+                                .malformed("interface description", format!("if_tsresol {r:#x}")));
                         }
                         1u64 << exp
                     } else {
                         if exp > 18 {
-                            return Err(self.malformed("interface description", format!("if_tsresol {r:#x}")));
+                            return Err(self
+                                .malformed("interface description", format!("if_tsresol {r:#x}")));
                         }
                         10u64.pow(exp)
                     };
@@ -370,7 +383,11 @@ impl FileSource {
                 (14, 8) => {
                     let lo = u64::from(self.u32_at(v));
                     let hi = u64::from(self.u32_at(v + 4));
-                    iface.offset = if self.big_endian { (lo << 32) | hi } else { (hi << 32) | lo } as i64;
+                    iface.offset = if self.big_endian {
+                        (lo << 32) | hi
+                    } else {
+                        (hi << 32) | lo
+                    } as i64;
                 }
                 _ => {}
             }
@@ -387,11 +404,22 @@ impl FileSource {
             .ok_or_else(|| self.malformed("packet block", format!("interface {id} not described")))
     }
 
-    fn set_packet(&mut self, iface: Interface, id: u32, ticks: u64, start: usize, caplen: u32, orig: u32, body_end: usize) -> Result<(), CaptureError> {
+    fn set_packet(
+        &mut self,
+        iface: Interface,
+        id: u32,
+        ticks: u64,
+        start: usize,
+        (caplen, orig): (u32, u32),
+        body_end: usize,
+    ) -> Result<(), CaptureError> {
         if caplen > MAX_RECORD || start + caplen as usize > body_end {
             return Err(self.malformed(
                 "packet block",
-                format!("captured length {caplen} exceeds the block ({} bytes left)", body_end.saturating_sub(start)),
+                format!(
+                    "captured length {caplen} exceeds the block ({} bytes left)",
+                    body_end.saturating_sub(start)
+                ),
             ));
         }
         let secs = (ticks / iface.units) as i64 + iface.offset;
@@ -399,7 +427,12 @@ impl FileSource {
         let nanos = (u128::from(frac) * 1_000_000_000 / u128::from(iface.units)) as u32;
         self.data_start = start;
         self.data_len = caplen as usize;
-        self.current = (Timestamp::from_parts(secs, nanos), iface.link, orig.max(caplen), id);
+        self.current = (
+            Timestamp::from_parts(secs, nanos),
+            iface.link,
+            orig.max(caplen),
+            id,
+        );
         Ok(())
     }
 
@@ -412,7 +445,7 @@ impl FileSource {
         let ticks = (u64::from(self.u32_at(12)) << 32) | u64::from(self.u32_at(16));
         let caplen = self.u32_at(20);
         let orig = self.u32_at(24);
-        self.set_packet(iface, id, ticks, 28, caplen, orig, body_end)
+        self.set_packet(iface, id, ticks, 28, (caplen, orig), body_end)
     }
 
     fn parse_pb(&mut self, body_end: usize) -> Result<(), CaptureError> {
@@ -424,7 +457,7 @@ impl FileSource {
         let ticks = (u64::from(self.u32_at(12)) << 32) | u64::from(self.u32_at(16));
         let caplen = self.u32_at(20);
         let orig = self.u32_at(24);
-        self.set_packet(iface, id, ticks, 28, caplen, orig, body_end)
+        self.set_packet(iface, id, ticks, 28, (caplen, orig), body_end)
     }
 
     fn parse_spb(&mut self, body_end: usize) -> Result<(), CaptureError> {
@@ -463,11 +496,21 @@ impl FileSource {
         };
         let (secs, frac, caplen, orig) = (word(0), word(4), word(8), word(12));
         if caplen > MAX_RECORD {
-            return Err(self.malformed("record header", format!("captured length {caplen} is impossible")));
+            return Err(self.malformed(
+                "record header",
+                format!("captured length {caplen} is impossible"),
+            ));
         }
-        let nanos = if self.nanos { frac } else { frac.saturating_mul(1000) };
+        let nanos = if self.nanos {
+            frac
+        } else {
+            frac.saturating_mul(1000)
+        };
         if nanos >= 1_000_000_000 {
-            return Err(self.malformed("record header", format!("sub-second field {frac} out of range")));
+            return Err(self.malformed(
+                "record header",
+                format!("sub-second field {frac} out of range"),
+            ));
         }
         let got = self.fill(16, caplen as usize)?;
         if got < caplen as usize {

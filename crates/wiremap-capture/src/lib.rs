@@ -16,8 +16,8 @@ mod writer;
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
 pub use merge::Merge;
-pub use writer::PcapWriter;
 use wiremap_model::Timestamp;
+pub use writer::PcapWriter;
 
 /// A link-layer header type, as numbered by tcpdump's LINKTYPE_ registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -19,7 +19,9 @@ pub struct Merge {
 
 impl std::fmt::Debug for Merge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Merge").field("inputs", &self.sources.len()).finish()
+        f.debug_struct("Merge")
+            .field("inputs", &self.sources.len())
+            .finish()
     }
 }
 
@@ -36,7 +38,10 @@ impl Merge {
 
     /// Name of the source the current packet came from.
     pub fn current_name(&self) -> &str {
-        self.sources.get(self.current).map(|s| s.name()).unwrap_or("")
+        self.sources
+            .get(self.current)
+            .map(|s| s.name())
+            .unwrap_or("")
     }
 }
 
@@ -85,6 +90,9 @@ impl PacketSource for Merge {
     }
 
     fn location(&self) -> (u64, u64) {
-        self.sources.get(self.current).map(|s| s.location()).unwrap_or((0, 0))
+        self.sources
+            .get(self.current)
+            .map(|s| s.location())
+            .unwrap_or((0, 0))
     }
 }

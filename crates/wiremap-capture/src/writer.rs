@@ -35,7 +35,8 @@ impl<W: Write> PcapWriter<W> {
         self.out.write_all(&(secs as u32).to_le_bytes())?;
         self.out.write_all(&(frac as u32).to_le_bytes())?;
         self.out.write_all(&(data.len() as u32).to_le_bytes())?;
-        self.out.write_all(&orig_len.max(data.len() as u32).to_le_bytes())?;
+        self.out
+            .write_all(&orig_len.max(data.len() as u32).to_le_bytes())?;
         self.out.write_all(data)
     }
 
@@ -54,13 +55,26 @@ mod tests {
     #[test]
     fn written_packets_read_back() {
         let mut w = PcapWriter::new(Vec::new(), LinkType::ETHERNET, true).expect("header");
-        w.write(Timestamp::from_parts(1_700_000_000, 123_456_789), b"abc", 60).expect("write");
-        w.write(Timestamp::from_parts(1_700_000_001, 5), b"defg", 4).expect("write");
+        w.write(
+            Timestamp::from_parts(1_700_000_000, 123_456_789),
+            b"abc",
+            60,
+        )
+        .expect("write");
+        w.write(Timestamp::from_parts(1_700_000_001, 5), b"defg", 4)
+            .expect("write");
         let bytes = w.finish().expect("finish");
         let mut r = FileSource::new("mem", Box::new(std::io::Cursor::new(bytes))).expect("open");
         assert!(r.advance().expect("first"));
         let p = r.packet();
-        assert_eq!((p.ts, p.data, p.orig_len), (Timestamp::from_parts(1_700_000_000, 123_456_789), &b"abc"[..], 60));
+        assert_eq!(
+            (p.ts, p.data, p.orig_len),
+            (
+                Timestamp::from_parts(1_700_000_000, 123_456_789),
+                &b"abc"[..],
+                60
+            )
+        );
         assert!(r.advance().expect("second"));
         assert_eq!(r.packet().data, b"defg");
         assert!(!r.advance().expect("end"));

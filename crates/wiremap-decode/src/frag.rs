@@ -36,21 +36,11 @@ struct Pending {
 }
 
 /// Holds fragments until their datagram is complete.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Reassembler {
     table: HashMap<Key, Pending>,
     out: Vec<u8>,
     stats: FragmentStats,
-}
-
-impl Default for Reassembler {
-    fn default() -> Self {
-        Reassembler {
-            table: HashMap::new(),
-            out: Vec::new(),
-            stats: FragmentStats::default(),
-        }
-    }
 }
 
 const MAX_PENDING: usize = 4096;
@@ -63,7 +53,14 @@ impl Reassembler {
     }
 
     /// Adds a fragment; returns the whole payload once every piece is in.
-    pub(crate) fn add(&mut self, ts: Timestamp, key: Key, offset: usize, more: bool, payload: &[u8]) -> Option<&[u8]> {
+    pub(crate) fn add(
+        &mut self,
+        ts: Timestamp,
+        key: Key,
+        offset: usize,
+        more: bool,
+        payload: &[u8],
+    ) -> Option<&[u8]> {
         self.stats.fragments += 1;
         let end = offset + payload.len();
         if end > MAX_DATAGRAM {
@@ -76,7 +73,12 @@ impl Reassembler {
             self.table.retain(|_, p| p.first >= cutoff);
             if self.table.len() >= MAX_PENDING {
                 // Still full: drop the oldest.
-                if let Some(k) = self.table.iter().min_by_key(|(_, p)| p.first).map(|(k, _)| *k) {
+                if let Some(k) = self
+                    .table
+                    .iter()
+                    .min_by_key(|(_, p)| p.first)
+                    .map(|(k, _)| *k)
+                {
                     self.table.remove(&k);
                 }
             }

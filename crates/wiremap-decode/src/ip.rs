@@ -42,7 +42,12 @@ fn decode_ip_opt<'a>(
     }
 }
 
-fn ipv4<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, d: &'a [u8], depth: u8) -> Result<Option<Segment<'a>>, DecodeError> {
+fn ipv4<'a>(
+    frags: Option<&'a mut Reassembler>,
+    ts: Timestamp,
+    d: &'a [u8],
+    depth: u8,
+) -> Result<Option<Segment<'a>>, DecodeError> {
     if d.len() < 20 {
         return Err(DecodeError::Truncated("ipv4"));
     }
@@ -52,7 +57,11 @@ fn ipv4<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, d: &'a [u8], dept
         return Err(DecodeError::Malformed("ipv4"));
     }
     // A total length of 0 is seen with TSO/GSO offload on the capturing host: take the frame.
-    let end = if total == 0 { d.len() } else { total.min(d.len()) };
+    let end = if total == 0 {
+        d.len()
+    } else {
+        total.min(d.len())
+    };
     if end < ihl {
         return Err(DecodeError::Malformed("ipv4"));
     }
@@ -81,12 +90,21 @@ fn ipv4<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, d: &'a [u8], dept
     transport(frags, ts, src, dst, proto, payload, depth)
 }
 
-fn ipv6<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, d: &'a [u8], depth: u8) -> Result<Option<Segment<'a>>, DecodeError> {
+fn ipv6<'a>(
+    frags: Option<&'a mut Reassembler>,
+    ts: Timestamp,
+    d: &'a [u8],
+    depth: u8,
+) -> Result<Option<Segment<'a>>, DecodeError> {
     if d.len() < 40 {
         return Err(DecodeError::Truncated("ipv6"));
     }
     let plen = usize::from(be16(d, 4));
-    let end = if plen == 0 { d.len() } else { (40 + plen).min(d.len()) };
+    let end = if plen == 0 {
+        d.len()
+    } else {
+        (40 + plen).min(d.len())
+    };
     let mut a = [0u8; 16];
     a.copy_from_slice(&d[8..24]);
     let src = IpAddr::V6(Ipv6Addr::from(a));
@@ -128,7 +146,12 @@ fn ipv6<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, d: &'a [u8], dept
                 let Some(r) = frags else {
                     return Ok(None);
                 };
-                let key = Key { src, dst, id, proto };
+                let key = Key {
+                    src,
+                    dst,
+                    id,
+                    proto,
+                };
                 return match r.add(ts, key, offset, more, payload) {
                     Some(whole) => transport(None, ts, src, dst, proto, whole, depth),
                     None => Ok(None),
@@ -151,7 +174,14 @@ fn transport<'a>(
     d: &'a [u8],
     depth: u8,
 ) -> Result<Option<Segment<'a>>, DecodeError> {
-    let seg = |t: Transport<'a>| Ok(Some(Segment { src, dst, transport: t, tunnels: depth }));
+    let seg = |t: Transport<'a>| {
+        Ok(Some(Segment {
+            src,
+            dst,
+            transport: t,
+            tunnels: depth,
+        }))
+    };
     match proto {
         6 => {
             if d.len() < 20 {
@@ -205,7 +235,13 @@ fn transport<'a>(
     }
 }
 
-fn inner_by_type<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, ptype: u16, d: &'a [u8], depth: u8) -> Result<Option<Segment<'a>>, DecodeError> {
+fn inner_by_type<'a>(
+    frags: Option<&'a mut Reassembler>,
+    ts: Timestamp,
+    ptype: u16,
+    d: &'a [u8],
+    depth: u8,
+) -> Result<Option<Segment<'a>>, DecodeError> {
     match ptype {
         0x6558 => match link::ethernet(d)? {
             Some(inner) => decode_ip_opt(frags, ts, inner, depth + 1),
@@ -216,7 +252,12 @@ fn inner_by_type<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, ptype: u
     }
 }
 
-fn gre<'a>(frags: Option<&'a mut Reassembler>, ts: Timestamp, d: &'a [u8], depth: u8) -> Result<Option<Segment<'a>>, DecodeError> {
+fn gre<'a>(
+    frags: Option<&'a mut Reassembler>,
+    ts: Timestamp,
+    d: &'a [u8],
+    depth: u8,
+) -> Result<Option<Segment<'a>>, DecodeError> {
     if d.len() < 4 {
         return Err(DecodeError::Truncated("gre"));
     }
@@ -258,8 +299,12 @@ mod tests {
     use super::*;
 
     fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
-        let tcp = [0x04, 0xd2, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0];
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        let tcp = [
+            0x04, 0xd2, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ];
         p.extend_from_slice(&tcp);
         p.extend_from_slice(payload);
         let n = p.len() as u16;
@@ -306,7 +351,10 @@ mod tests {
         let a = mk(0, true, &body[..24]);
         let b = mk(24, false, &body[24..]);
         let mut r = Reassembler::default();
-        assert!(decode_ip(&mut r, Timestamp(0), &b, 0).ok().flatten().is_none());
+        assert!(decode_ip(&mut r, Timestamp(0), &b, 0)
+            .ok()
+            .flatten()
+            .is_none());
         let s = decode_ip(&mut r, Timestamp(1), &a, 0).ok().flatten();
         match s.map(|s| s.transport) {
             Some(Transport::Tcp(t)) => assert_eq!(t.payload, b"0123456789abcdef0123456789abcdef"),

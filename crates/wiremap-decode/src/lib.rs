@@ -156,7 +156,12 @@ impl Decoder {
 
     /// Decodes one frame of link type `link`. `Ok(None)` means "not IP, or a fragment still
     /// waiting for the rest".
-    pub fn decode<'a>(&'a mut self, ts: Timestamp, link: u32, data: &'a [u8]) -> Result<Option<Segment<'a>>, DecodeError> {
+    pub fn decode<'a>(
+        &'a mut self,
+        ts: Timestamp,
+        link: u32,
+        data: &'a [u8],
+    ) -> Result<Option<Segment<'a>>, DecodeError> {
         let Some(l3) = link::strip(link, data)? else {
             self.stats.non_ip += 1;
             return Ok(None);

@@ -61,8 +61,22 @@ impl Opaque {
         }));
         let protocol = if tcp { Protocol::Tcp } else { Protocol::Udp };
         // Latency of an opaque connection: first packet to first reply (the handshake RTT).
-        let response_ts = if c == Direction::AtoB { info.first_reply_ts } else { answered.then_some(info.first_ts) };
+        let response_ts = if c == Direction::AtoB {
+            info.first_reply_ts
+        } else {
+            answered.then_some(info.first_ts)
+        };
         let (req, resp) = (info.bytes[ci], info.bytes[si]);
-        cx.emit(c, protocol, info.first_ts, response_ts, req, resp, 0, !error_type.is_empty(), detail);
+        cx.emit(
+            c,
+            protocol,
+            info.first_ts,
+            response_ts,
+            req,
+            resp,
+            0,
+            !error_type.is_empty(),
+            detail,
+        );
     }
 }

@@ -90,7 +90,10 @@ pub fn type_name(t: u16) -> String {
 }
 
 fn be16(d: &[u8], i: usize) -> Result<u16, DnsError> {
-    Ok(u16::from_be_bytes([*d.get(i).ok_or(DnsError::Truncated)?, *d.get(i + 1).ok_or(DnsError::Truncated)?]))
+    Ok(u16::from_be_bytes([
+        *d.get(i).ok_or(DnsError::Truncated)?,
+        *d.get(i + 1).ok_or(DnsError::Truncated)?,
+    ]))
 }
 
 /// Reads a possibly compressed name at `pos`; returns it and the position after it.
@@ -344,7 +347,17 @@ impl Dns {
             }
             None => (None, 0, 0),
         };
-        cx.emit(p.client, Protocol::Dns, p.ts, rts, p.size, rsize, rcode, rcode != 0, Detail::Dns(Box::new(info)));
+        cx.emit(
+            p.client,
+            Protocol::Dns,
+            p.ts,
+            rts,
+            p.size,
+            rsize,
+            rcode,
+            rcode != 0,
+            Detail::Dns(Box::new(info)),
+        );
     }
 
     fn message(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, raw: &[u8]) {
@@ -356,7 +369,11 @@ impl Dns {
             }
         };
         if !m.response {
-            if let Some(i) = self.pending.iter().position(|p| p.id == m.id && p.client == dir) {
+            if let Some(i) = self
+                .pending
+                .iter()
+                .position(|p| p.id == m.id && p.client == dir)
+            {
                 let old = self.pending.remove(i);
                 self.emit(cx, old, None);
             }
@@ -381,7 +398,11 @@ impl Dns {
             return;
         }
         answers_for_identity(&m, ts, &mut cx.out.answers);
-        match self.pending.iter().position(|p| p.id == m.id && p.client == dir.flip()) {
+        match self
+            .pending
+            .iter()
+            .position(|p| p.id == m.id && p.client == dir.flip())
+        {
             Some(i) => {
                 let p = self.pending.remove(i);
                 self.emit(cx, p, Some((ts, &m, raw.len() as u64)));
@@ -417,7 +438,11 @@ pub fn answers_for_identity(m: &Message, ts: Timestamp, out: &mut Vec<DnsAnswer>
             RData::Aaaa(a) => IpAddr::V6(a),
             _ => continue,
         };
-        let name = if chain.contains(&r.name.as_str()) { &q.name } else { &r.name };
+        let name = if chain.contains(&r.name.as_str()) {
+            &q.name
+        } else {
+            &r.name
+        };
         out.push(DnsAnswer {
             ts,
             addr,
@@ -496,7 +521,9 @@ mod tests {
         m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 14]);
         m.extend_from_slice(b"\x04edge\x03cdn\x03net\x00");
         let edge = 12 + 21 + 12;
-        m.extend_from_slice(&[0xc0, edge as u8, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 93, 184, 216, 34]);
+        m.extend_from_slice(&[
+            0xc0, edge as u8, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 93, 184, 216, 34,
+        ]);
         m
     }
 

@@ -13,19 +13,70 @@ const MAX_HEAD: usize = 64 * 1024;
 /// Headers parsed per message.
 const MAX_HEADERS: usize = 128;
 /// Headers whose values never leave the dissector.
-const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+const ALWAYS_REDACTED: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 /// The value stored in place of a secret.
 pub const REDACTED: &str = "[REDACTED]";
 
 const METHODS: [&[u8]; 54] = [
-    b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE",
-    b"PROPFIND", b"PROPPATCH", b"MKCOL", b"COPY", b"MOVE", b"LOCK", b"UNLOCK", b"SEARCH",
-    b"REPORT", b"MKACTIVITY", b"CHECKOUT", b"MERGE", b"NOTIFY", b"SUBSCRIBE", b"UNSUBSCRIBE",
-    b"PURGE", b"LINK", b"UNLINK", b"M-SEARCH", b"CCM_POST", b"RPC_CONNECT", b"RPC_IN_DATA",
-    b"RPC_OUT_DATA", b"BPROPFIND", b"BPROPPATCH", b"BCOPY", b"BDELETE", b"BMOVE", b"POLL",
-    b"MKWORKSPACE", b"VERSION-CONTROL", b"BASELINE-CONTROL", b"UNCHECKOUT", b"LABEL", b"UPDATE",
-    b"ACL", b"MKCALENDAR", b"ORDERPATCH", b"MKREDIRECTREF", b"UPDATEREDIRECTREF",
-    b"SSTP_DUPLEX_POST", b"BIND", b"REBIND", b"UNBIND", b"QUERY",
+    b"GET",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"HEAD",
+    b"OPTIONS",
+    b"PATCH",
+    b"CONNECT",
+    b"TRACE",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"SEARCH",
+    b"REPORT",
+    b"MKACTIVITY",
+    b"CHECKOUT",
+    b"MERGE",
+    b"NOTIFY",
+    b"SUBSCRIBE",
+    b"UNSUBSCRIBE",
+    b"PURGE",
+    b"LINK",
+    b"UNLINK",
+    b"M-SEARCH",
+    b"CCM_POST",
+    b"RPC_CONNECT",
+    b"RPC_IN_DATA",
+    b"RPC_OUT_DATA",
+    b"BPROPFIND",
+    b"BPROPPATCH",
+    b"BCOPY",
+    b"BDELETE",
+    b"BMOVE",
+    b"POLL",
+    b"MKWORKSPACE",
+    b"VERSION-CONTROL",
+    b"BASELINE-CONTROL",
+    b"UNCHECKOUT",
+    b"LABEL",
+    b"UPDATE",
+    b"ACL",
+    b"MKCALENDAR",
+    b"ORDERPATCH",
+    b"MKREDIRECTREF",
+    b"UPDATEREDIRECTREF",
+    b"SSTP_DUPLEX_POST",
+    b"BIND",
+    b"REBIND",
+    b"UNBIND",
+    b"QUERY",
 ];
 
 /// What the bytes at `d` start with.
@@ -62,11 +113,16 @@ fn line_start(d: &[u8]) -> Start {
     // malformed targets and versions and servers answer them. The line must be text.
     let line_end = d.iter().take(8192).position(|&c| c == b'\n');
     match line_end {
-        None if d.len() < 8192 && d.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\r') => Start::Partial,
+        None if d.len() < 8192 && d.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\r') => {
+            Start::Partial
+        }
         None => Start::No,
         Some(e) => {
             let line = d[..e].strip_suffix(b"\r").unwrap_or(&d[..e]);
-            if line.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\t') {
+            if line
+                .iter()
+                .all(|&c| (0x20..0x7f).contains(&c) || c == b'\t')
+            {
                 Start::Request
             } else {
                 Start::No
@@ -79,7 +135,8 @@ fn line_start(d: &[u8]) -> Start {
 /// rest of the line is checked by the parser).
 fn plausible_start(d: &[u8]) -> bool {
     if d.len() < 7 {
-        return b"HTTP/1."[..d.len()] == *d || METHODS.iter().any(|m| m.starts_with(d) || d.starts_with(m));
+        return b"HTTP/1."[..d.len()] == *d
+            || METHODS.iter().any(|m| m.starts_with(d) || d.starts_with(m));
     }
     if d.starts_with(b"HTTP/1.") {
         return true;
@@ -95,10 +152,10 @@ fn find_start(d: &[u8], want_request: Option<bool>) -> Option<(usize, Start)> {
     let mut i = 0;
     loop {
         let s = line_start(&d[i..]);
-        let ok = match (s, want_request) {
-            (Start::Request, None | Some(true)) | (Start::Response, None | Some(false)) => true,
-            _ => false,
-        };
+        let ok = matches!(
+            (s, want_request),
+            (Start::Request, None | Some(true)) | (Start::Response, None | Some(false))
+        );
         if ok {
             return Some((i, s));
         }
@@ -259,17 +316,25 @@ enum Framing {
 }
 
 fn header<'h>(raw: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8]> {
-    raw.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value)
+    raw.iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
 }
 
 fn framing(raw: &[httparse::Header<'_>], is_response: bool) -> Framing {
     let mut len = None;
     for h in raw {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") && h.value.windows(7).any(|w| w.eq_ignore_ascii_case(b"chunked")) {
+        if h.name.eq_ignore_ascii_case("transfer-encoding")
+            && h.value
+                .windows(7)
+                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
+        {
             return Framing::Chunked;
         }
         if h.name.eq_ignore_ascii_case("content-length") {
-            len = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            len = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
         }
     }
     match len {
@@ -304,7 +369,7 @@ impl Http {
         raw.iter()
             .map(|h| {
                 let k = h.name.to_ascii_lowercase();
-                let v = if self.redact.iter().any(|r| *r == k) {
+                let v = if self.redact.contains(&k) {
                     REDACTED.to_string()
                 } else {
                     String::from_utf8_lossy(h.value).into_owned()
@@ -321,7 +386,8 @@ impl Http {
         let nl = head.iter().position(|&c| c == b'\n').ok_or(())?;
         let line = head[..nl].strip_suffix(b"\r").unwrap_or(&head[..nl]);
         let line = std::str::from_utf8(line).map_err(|_| ())?;
-        let raw: &[httparse::Header<'_>] = match httparse::parse_headers(&head[nl + 1..], &mut hdrs) {
+        let raw: &[httparse::Header<'_>] = match httparse::parse_headers(&head[nl + 1..], &mut hdrs)
+        {
             Ok(httparse::Status::Complete((_, h))) => h,
             _ => {
                 cx.stats.event("http_malformed_headers");
@@ -365,9 +431,7 @@ impl Http {
                 headers,
                 head_size: head.len() as u64,
             });
-            h.st = if switched {
-                St::Start
-            } else if head_req || status == 204 || status == 304 {
+            h.st = if switched || head_req || status == 204 || status == 304 {
                 St::Start
             } else {
                 match framing(raw, true) {
@@ -397,8 +461,11 @@ impl Http {
             }
             let method = method.to_string();
             let url = url.to_string();
-            let host = header(raw, "host").map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
-            let upgrade = header(raw, "upgrade").map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
+            let host = header(raw, "host")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            let upgrade =
+                header(raw, "upgrade").map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());
             let switching = method == "CONNECT" || upgrade.is_some();
             let path = url.split('?').next().unwrap_or("").to_string();
             let fr = framing(raw, false);
@@ -496,18 +563,37 @@ impl Http {
             Some((t, s, z)) => (Some(t), i64::from(s), z),
             None => (None, 0, 0),
         };
-        cx.emit(client, Protocol::Http, req.ts, rts, req.size, rsize, status, status >= 500, Detail::Http(Box::new(req.info)));
+        cx.emit(
+            client,
+            Protocol::Http,
+            req.ts,
+            rts,
+            req.size,
+            rsize,
+            status,
+            status >= 500,
+            Detail::Http(Box::new(req.info)),
+        );
     }
 
     /// Consumes `data` in `dir`; returns the unconsumed rest after a protocol switch.
-    fn feed(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Option<[Vec<u8>; 2]> {
+    fn feed(
+        &mut self,
+        cx: &mut Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    ) -> Option<[Vec<u8>; 2]> {
         let di = dir.index();
         let mut rest = data;
         while !rest.is_empty() {
             let st = self.half[di].st;
             match st {
                 St::Start => {
-                    let skip = rest.iter().take_while(|&&c| c == b'\r' || c == b'\n').count();
+                    let skip = rest
+                        .iter()
+                        .take_while(|&&c| c == b'\r' || c == b'\n')
+                        .count();
                     rest = &rest[skip..];
                     if rest.is_empty() {
                         break;
@@ -526,7 +612,11 @@ impl Http {
                     let h = &mut self.half[di];
                     // A head that arrives whole is parsed where it lies; only a head split
                     // across segments is copied.
-                    let whole = if h.buf.is_empty() { find_head_end(rest, 0) } else { None };
+                    let whole = if h.buf.is_empty() {
+                        find_head_end(rest, 0)
+                    } else {
+                        None
+                    };
                     let (end, used) = match whole {
                         Some(end) => (end, end),
                         None => {
@@ -546,7 +636,9 @@ impl Http {
                             }
                         }
                     };
-                    let held = whole.is_none().then(|| std::mem::take(&mut self.half[di].buf));
+                    let held = whole
+                        .is_none()
+                        .then(|| std::mem::take(&mut self.half[di].buf));
                     let head: &[u8] = match &held {
                         Some(b) => &b[..end],
                         None => &rest[..end],
@@ -595,7 +687,11 @@ impl Http {
                     let h = &mut self.half[di];
                     h.size += k;
                     h.body += k;
-                    h.st = if k == n { St::ChunkSize } else { St::ChunkData(n - k) };
+                    h.st = if k == n {
+                        St::ChunkSize
+                    } else {
+                        St::ChunkData(n - k)
+                    };
                 }
                 St::ChunkSize | St::Trailers => {
                     let h = &mut self.half[di];

@@ -17,8 +17,8 @@ mod conn;
 mod context;
 pub mod dns;
 pub mod http;
-mod session;
 pub mod quic;
+mod session;
 pub mod tls;
 
 pub use context::{Cx, DissectStats, DnsAnswer, Output};

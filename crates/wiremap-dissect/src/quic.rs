@@ -16,10 +16,12 @@ use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 const V1: u32 = 0x0000_0001;
 const V2: u32 = 0x6b33_43cf;
 const SALT_V1: [u8; 20] = [
-    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a,
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
+    0xcc, 0xbb, 0x7f, 0x0a,
 ];
 const SALT_V2: [u8; 20] = [
-    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd, 0x2e, 0xd9,
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb,
+    0xf9, 0xbd, 0x2e, 0xd9,
 ];
 /// Largest CRYPTO stream reassembled for one ClientHello.
 const MAX_CRYPTO: usize = 64 * 1024;
@@ -120,7 +122,9 @@ pub fn initial_crypto_frames(datagram: &[u8]) -> Option<Vec<(u64, Vec<u8>)>> {
             }
             let aead = Aes128Gcm::new_from_slice(&keys.key).ok()?;
             let (aad, body) = pkt.split_at(p + pn_len);
-            let plain = aead.decrypt(Nonce::from_slice(&nonce), Payload { msg: body, aad }).ok()?;
+            let plain = aead
+                .decrypt(Nonce::from_slice(&nonce), Payload { msg: body, aad })
+                .ok()?;
             any = true;
             frames(&plain, &mut out)?;
         }
@@ -220,7 +224,8 @@ impl Quic {
         if stream.len() < 4 || stream[0] != 1 {
             return;
         }
-        let len = (usize::from(stream[1]) << 16) | (usize::from(stream[2]) << 8) | usize::from(stream[3]);
+        let len =
+            (usize::from(stream[1]) << 16) | (usize::from(stream[2]) << 8) | usize::from(stream[3]);
         if stream.len() >= 4 + len {
             self.hello = parse_client_hello(&stream[4..4 + len]);
             self.crypto.clear();
@@ -272,8 +277,21 @@ impl Dissector for Quic {
             ..TlsInfo::default()
         };
         let ts = self.first_ts.unwrap_or(cx.info.first_ts);
-        let (req, resp) = (self.bytes[client.index()], self.bytes[client.flip().index()]);
-        cx.emit(client, Protocol::Tls, ts, self.reply_ts, req, resp, 0, false, Detail::Tls(Box::new(detail)));
+        let (req, resp) = (
+            self.bytes[client.index()],
+            self.bytes[client.flip().index()],
+        );
+        cx.emit(
+            client,
+            Protocol::Tls,
+            ts,
+            self.reply_ts,
+            req,
+            resp,
+            0,
+            false,
+            Detail::Tls(Box::new(detail)),
+        );
     }
 }
 

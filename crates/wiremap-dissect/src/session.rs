@@ -80,7 +80,9 @@ pub struct Dissect {
 
 impl std::fmt::Debug for Dissect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dissect").field("stats", &self.stats).finish()
+        f.debug_struct("Dissect")
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -140,7 +142,9 @@ impl Dissect {
         if closing || transport == Transport::Udp {
             return Some(None);
         }
-        let full = (0..2).any(|i| d.prefix[i].len() >= self.cfg.detect_bytes || d.chunks[i] >= self.cfg.detect_chunks);
+        let full = (0..2).any(|i| {
+            d.prefix[i].len() >= self.cfg.detect_bytes || d.chunks[i] >= self.cfg.detect_chunks
+        });
         if full || (!undecided && d.chunks[0] + d.chunks[1] >= 2 * self.cfg.detect_chunks) {
             return Some(None);
         }
@@ -149,7 +153,9 @@ impl Dissect {
 
     /// Moves a detecting session to its dissector (or opaque) and replays the buffered bytes.
     fn settle(&mut self, s: &mut Session, info: &FlowInfo, choice: Option<usize>) {
-        let State::Detecting(det) = std::mem::replace(&mut s.state, State::Opaque(Opaque::default())) else {
+        let State::Detecting(det) =
+            std::mem::replace(&mut s.state, State::Opaque(Opaque::default()))
+        else {
             return;
         };
         match choice {
@@ -204,7 +210,6 @@ impl Dissect {
             }
         }
     }
-
 }
 
 /// Detection state after a protocol switch, seeded with the bytes that followed it.
@@ -241,7 +246,14 @@ impl StreamHandler for Dissect {
         }
     }
 
-    fn data(&mut self, s: &mut Session, info: &FlowInfo, dir: Direction, ts: Timestamp, data: &[u8]) {
+    fn data(
+        &mut self,
+        s: &mut Session,
+        info: &FlowInfo,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    ) {
         match &mut s.state {
             State::Opaque(_) => {}
             State::Active(d) => {
@@ -271,7 +283,11 @@ impl StreamHandler for Dissect {
                         self.data(s, info, dir, ts, data);
                     }
                     None => {
-                        push(det, Chunk::Data(dir, ts, data.to_vec()), self.cfg.detect_bytes);
+                        push(
+                            det,
+                            Chunk::Data(dir, ts, data.to_vec()),
+                            self.cfg.detect_bytes,
+                        );
                         let det: &Detect = det;
                         if let Some(choice) = self.decide(info.key.transport, det, false) {
                             self.settle(s, info, choice);
@@ -280,7 +296,11 @@ impl StreamHandler for Dissect {
                 }
             }
             State::Detecting(det) => {
-                push(det, Chunk::Data(dir, ts, data.to_vec()), self.cfg.detect_bytes);
+                push(
+                    det,
+                    Chunk::Data(dir, ts, data.to_vec()),
+                    self.cfg.detect_bytes,
+                );
                 let det: &Detect = det;
                 if let Some(choice) = self.decide(info.key.transport, det, false) {
                     self.settle(s, info, choice);

@@ -267,7 +267,11 @@ impl Tls {
             let body = &hs[4..4 + len];
             match hs[0] {
                 1 => match parse_client_hello(body) {
-                    Some(ch) => self.hellos.push(Hello { ts, client: dir, ch }),
+                    Some(ch) => self.hellos.push(Hello {
+                        ts,
+                        client: dir,
+                        ch,
+                    }),
                     None => cx.stats.event("tls_malformed_client_hello"),
                 },
                 2 => match parse_server_hello(body) {
@@ -282,7 +286,11 @@ impl Tls {
             }
             let side = &mut self.side[di];
             side.hs.drain(..4 + len);
-            side.hs_ts = if side.hs.is_empty() { None } else { Some(side.rec_ts) };
+            side.hs_ts = if side.hs.is_empty() {
+                None
+            } else {
+                Some(side.rec_ts)
+            };
         }
     }
 }
@@ -360,14 +368,27 @@ impl Dissector for Tls {
                 ..TlsInfo::default()
             };
             let (req, resp) = (self.bytes[c.index()], self.bytes[c.flip().index()]);
-            cx.emit(c, Protocol::Tls, cx.info.first_ts, sts, req, resp, 0, false, Detail::Tls(Box::new(detail)));
+            cx.emit(
+                c,
+                Protocol::Tls,
+                cx.info.first_ts,
+                sts,
+                req,
+                resp,
+                0,
+                false,
+                Detail::Tls(Box::new(detail)),
+            );
             return;
         }
         let n = hellos.len();
         for (i, h) in hellos.into_iter().enumerate() {
             // Connection bytes go to the first hello; a retried hello carries none.
             let (req, resp) = if i == 0 {
-                (self.bytes[h.client.index()], self.bytes[h.client.flip().index()])
+                (
+                    self.bytes[h.client.index()],
+                    self.bytes[h.client.flip().index()],
+                )
             } else {
                 (0, 0)
             };
@@ -379,7 +400,17 @@ impl Dissector for Tls {
                 server_alpn: sh.alpn.clone(),
             };
             let rts = sts.filter(|t| *t >= h.ts && i + 1 == n.min(i + 1));
-            cx.emit(h.client, Protocol::Tls, h.ts, rts, req, resp, 0, false, Detail::Tls(Box::new(detail)));
+            cx.emit(
+                h.client,
+                Protocol::Tls,
+                h.ts,
+                rts,
+                req,
+                resp,
+                0,
+                false,
+                Detail::Tls(Box::new(detail)),
+            );
         }
     }
 }

@@ -28,13 +28,19 @@ fn http_chunked_keepalive() {
 
 #[test]
 fn http_pipelined() {
-    assert_eq!(protocols("http1_zeek_pipelined-requests.pcap"), vec![(Protocol::Http, 5)]);
+    assert_eq!(
+        protocols("http1_zeek_pipelined-requests.pcap"),
+        vec![(Protocol::Http, 5)]
+    );
 }
 
 #[test]
 fn http_upgrade_handoff() {
     let got = protocols("ws_suricata_basic.pcap");
-    assert!(got.iter().any(|(p, n)| *p == Protocol::Http && *n >= 1), "{got:?}");
+    assert!(
+        got.iter().any(|(p, n)| *p == Protocol::Http && *n >= 1),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -62,7 +68,9 @@ fn tls_client_and_server_hello() {
     for f in flows("tls_beats_tls13.pcap") {
         for e in every_split_and_prefix(&f) {
             assert_eq!(e.protocol, Protocol::Tls);
-            let Detail::Tls(t) = &e.detail else { panic!("tls detail") };
+            let Detail::Tls(t) = &e.detail else {
+                panic!("tls detail")
+            };
             assert!(!t.sni.is_empty());
             assert_eq!(t.client_version, "TLS 1.3");
             assert!(e.has_response);

@@ -47,7 +47,10 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("packets", &self.packets).field("entries", &self.entries).finish()
+        f.debug_struct("Engine")
+            .field("packets", &self.packets)
+            .field("entries", &self.entries)
+            .finish()
     }
 }
 
@@ -85,11 +88,26 @@ impl Engine {
         self.last_ts = self.last_ts.max(p.ts);
         match self.decoder.decode(p.ts, p.link.0, p.data) {
             Ok(Some(seg)) => match seg.transport {
-                L4::Tcp(t) => self.table.tcp(&mut self.dissect, p.ts, seg.src, seg.dst, &t),
-                L4::Udp { src_port, dst_port, payload } => {
-                    self.table.udp(&mut self.dissect, p.ts, seg.src, src_port, seg.dst, dst_port, payload)
+                L4::Tcp(t) => self
+                    .table
+                    .tcp(&mut self.dissect, p.ts, seg.src, seg.dst, &t),
+                L4::Udp {
+                    src_port,
+                    dst_port,
+                    payload,
+                } => self.table.udp(
+                    &mut self.dissect,
+                    p.ts,
+                    (seg.src, src_port),
+                    (seg.dst, dst_port),
+                    payload,
+                ),
+                L4::Other(_) => {
+                    *self
+                        .decode_errors
+                        .entry("other_ip_protocols".into())
+                        .or_insert(0) += 1
                 }
-                L4::Other(_) => *self.decode_errors.entry("other_ip_protocols".into()).or_insert(0) += 1,
             },
             Ok(None) => {}
             Err(e) => *self.decode_errors.entry(e.counter()).or_insert(0) += 1,
@@ -131,7 +149,11 @@ impl Engine {
     }
 
     /// Resolves an address at a time (for front ends that show flows without entries).
-    pub fn resolve(&mut self, ip: IpAddr, ts: Timestamp) -> Option<std::sync::Arc<wiremap_model::Identity>> {
+    pub fn resolve(
+        &mut self,
+        ip: IpAddr,
+        ts: Timestamp,
+    ) -> Option<std::sync::Arc<wiremap_model::Identity>> {
         self.identity.resolve(ip, ts)
     }
 
@@ -180,7 +202,12 @@ pub fn open_files(paths: &[String]) -> Result<Merge, CaptureError> {
 /// Drives `engine` over `source` to its end. A source that stops short after good records
 /// (a truncated tail) is a warning; one that breaks otherwise is an error, but the other
 /// inputs and everything read before still count. `progress` gets the bytes consumed.
-pub fn run_source(engine: &mut Engine, source: &mut dyn PacketSource, progress: &mut dyn FnMut(u64), out: &mut dyn FnMut(Entry)) -> RunReport {
+pub fn run_source(
+    engine: &mut Engine,
+    source: &mut dyn PacketSource,
+    progress: &mut dyn FnMut(u64),
+    out: &mut dyn FnMut(Entry),
+) -> RunReport {
     let mut report = RunReport::default();
     let mut n: u64 = 0;
     loop {
@@ -199,7 +226,7 @@ pub fn run_source(engine: &mut Engine, source: &mut dyn PacketSource, progress: 
                 }
                 engine.packet(&p, out);
                 n += 1;
-                if n % 4096 == 0 {
+                if n.is_multiple_of(4096) {
                     progress(source.position());
                 }
             }

@@ -117,7 +117,8 @@ impl IdentityIndex {
                 Arc::new(Identity {
                     kind,
                     name: name.to_string(),
-                    dns: name.to_string(),
+                    // Only an answer makes a DNS name; a hint names without resolving.
+                    dns: if kind == IdentityKind::Dns { name.to_string() } else { String::new() },
                     ..Identity::default()
                 })
             })
@@ -130,8 +131,10 @@ impl IdentityIndex {
         }
         let before = self.dns.len() + self.hints.len();
         let horizon = now.plus_secs(-3600);
-        self.dns.retain(|_, l| l.last().is_some_and(|i| i.to >= horizon));
-        self.hints.retain(|_, l| l.last().is_some_and(|i| i.to >= horizon));
+        self.dns
+            .retain(|_, l| l.last().is_some_and(|i| i.to >= horizon));
+        self.hints
+            .retain(|_, l| l.last().is_some_and(|i| i.to >= horizon));
         if self.dns.len() + self.hints.len() >= self.limits.max_addresses {
             self.hints.clear();
             let keep = self.limits.max_addresses / 2;
@@ -150,7 +153,11 @@ impl IdentityIndex {
         let who = self.named(IdentityKind::Dns, name);
         let to = ts.plus_secs(i64::from(ttl) + self.limits.grace_secs);
         let max = self.limits.max_intervals;
-        push_interval(self.dns.entry(addr).or_default(), Interval { from: ts, to, who }, max);
+        push_interval(
+            self.dns.entry(addr).or_default(),
+            Interval { from: ts, to, who },
+            max,
+        );
         self.stats.dns_answers += 1;
     }
 
@@ -172,7 +179,11 @@ impl IdentityIndex {
         let who = self.named(IdentityKind::Hint, &name);
         let max = self.limits.max_intervals;
         let to = ts.plus_secs(self.limits.grace_secs);
-        push_interval(self.hints.entry(addr).or_default(), Interval { from: ts, to, who }, max);
+        push_interval(
+            self.hints.entry(addr).or_default(),
+            Interval { from: ts, to, who },
+            max,
+        );
         self.stats.hints += 1;
     }
 
@@ -220,24 +231,68 @@ mod tests {
     #[test]
     fn latest_answer_before_the_traffic_wins() {
         let mut x = IdentityIndex::new(IdentityLimits::default());
-        x.add_dns(Timestamp::from_parts(100, 0), ip("1.2.3.4"), "a.example", 60);
-        x.add_dns(Timestamp::from_parts(200, 0), ip("1.2.3.4"), "b.example", 60);
-        assert!(x.resolve(ip("1.2.3.4"), Timestamp::from_parts(50, 0)).is_none());
-        assert_eq!(x.resolve(ip("1.2.3.4"), Timestamp::from_parts(150, 0)).map(|i| i.name.clone()), Some("a.example".into()));
-        assert_eq!(x.resolve(ip("1.2.3.4"), Timestamp::from_parts(250, 0)).map(|i| i.name.clone()), Some("b.example".into()));
-        let late = x.resolve(ip("1.2.3.4"), Timestamp::from_parts(10_000, 0)).expect("stale");
-        assert_eq!((late.name.as_str(), late.resolution_status), ("b.example", "stale"));
+        x.add_dns(
+            Timestamp::from_parts(100, 0),
+            ip("1.2.3.4"),
+            "a.example",
+            60,
+        );
+        x.add_dns(
+            Timestamp::from_parts(200, 0),
+            ip("1.2.3.4"),
+            "b.example",
+            60,
+        );
+        assert!(x
+            .resolve(ip("1.2.3.4"), Timestamp::from_parts(50, 0))
+            .is_none());
+        assert_eq!(
+            x.resolve(ip("1.2.3.4"), Timestamp::from_parts(150, 0))
+                .map(|i| i.name.clone()),
+            Some("a.example".into())
+        );
+        assert_eq!(
+            x.resolve(ip("1.2.3.4"), Timestamp::from_parts(250, 0))
+                .map(|i| i.name.clone()),
+            Some("b.example".into())
+        );
+        let late = x
+            .resolve(ip("1.2.3.4"), Timestamp::from_parts(10_000, 0))
+            .expect("stale");
+        assert_eq!(
+            (late.name.as_str(), late.resolution_status),
+            ("b.example", "stale")
+        );
     }
 
     #[test]
     fn dns_beats_hints() {
         let mut x = IdentityIndex::new(IdentityLimits::default());
-        x.add_hint(Timestamp::from_parts(10, 0), ip("5.6.7.8"), "Host.Example:443");
-        let hint = x.resolve(ip("5.6.7.8"), Timestamp::from_parts(11, 0)).expect("hint");
-        assert_eq!((hint.kind, hint.name.as_str()), (IdentityKind::Hint, "host.example"));
-        x.add_dns(Timestamp::from_parts(12, 0), ip("5.6.7.8"), "real.example", 60);
-        let who = x.resolve(ip("5.6.7.8"), Timestamp::from_parts(13, 0)).expect("named");
-        assert_eq!((who.kind, who.name.as_str()), (IdentityKind::Dns, "real.example"));
+        x.add_hint(
+            Timestamp::from_parts(10, 0),
+            ip("5.6.7.8"),
+            "Host.Example:443",
+        );
+        let hint = x
+            .resolve(ip("5.6.7.8"), Timestamp::from_parts(11, 0))
+            .expect("hint");
+        assert_eq!(
+            (hint.kind, hint.name.as_str()),
+            (IdentityKind::Hint, "host.example")
+        );
+        x.add_dns(
+            Timestamp::from_parts(12, 0),
+            ip("5.6.7.8"),
+            "real.example",
+            60,
+        );
+        let who = x
+            .resolve(ip("5.6.7.8"), Timestamp::from_parts(13, 0))
+            .expect("named");
+        assert_eq!(
+            (who.kind, who.name.as_str()),
+            (IdentityKind::Dns, "real.example")
+        );
     }
 
     #[test]
@@ -247,7 +302,12 @@ mod tests {
             ..IdentityLimits::default()
         });
         for i in 0..30u8 {
-            x.add_dns(Timestamp::from_parts(i64::from(i) * 10_000, 0), IpAddr::from([10, 0, 0, i]), "n", 1);
+            x.add_dns(
+                Timestamp::from_parts(i64::from(i) * 10_000, 0),
+                IpAddr::from([10, 0, 0, i]),
+                "n",
+                1,
+            );
         }
         assert!(x.dns.len() <= 10);
         assert!(x.stats().evicted_addresses > 0);

@@ -34,12 +34,20 @@ fn masked(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -59,16 +67,24 @@ impl Zones {
                 line: i + 1,
                 reason,
             };
-            let (cidr, name) = line.split_once('=').ok_or_else(|| err("expected `CIDR = name`".into()))?;
+            let (cidr, name) = line
+                .split_once('=')
+                .ok_or_else(|| err("expected `CIDR = name`".into()))?;
             let (cidr, name) = (cidr.trim(), name.trim());
             if name.is_empty() {
                 return Err(err("empty zone name".into()));
             }
             let (addr, prefix) = match cidr.split_once('/') {
-                Some((a, p)) => (a, p.parse::<u8>().map_err(|_| err(format!("bad prefix length `{p}`")))?),
+                Some((a, p)) => (
+                    a,
+                    p.parse::<u8>()
+                        .map_err(|_| err(format!("bad prefix length `{p}`")))?,
+                ),
                 None => (cidr, 255),
             };
-            let net: IpAddr = addr.parse().map_err(|_| err(format!("bad address `{addr}`")))?;
+            let net: IpAddr = addr
+                .parse()
+                .map_err(|_| err(format!("bad address `{addr}`")))?;
             let max = if net.is_ipv4() { 32 } else { 128 };
             let prefix = if prefix == 255 { max } else { prefix };
             if prefix > max {
@@ -85,7 +101,7 @@ impl Zones {
                 }),
             });
         }
-        zones.sort_by(|a, b| b.prefix.cmp(&a.prefix));
+        zones.sort_by_key(|z| std::cmp::Reverse(z.prefix));
         Ok(Zones { zones })
     }
 
@@ -104,7 +120,8 @@ mod tests {
 
     #[test]
     fn longest_prefix_wins_and_errors_name_the_line() {
-        let z = Zones::parse("z", "10.0.0.0/8 = corp\n10.20.0.0/16 = lab # comment\n").expect("parses");
+        let z =
+            Zones::parse("z", "10.0.0.0/8 = corp\n10.20.0.0/16 = lab # comment\n").expect("parses");
         let who = |s: &str| z.lookup(s.parse().expect("ip")).map(|i| i.name.clone());
         assert_eq!(who("10.20.1.1"), Some("lab".into()));
         assert_eq!(who("10.1.1.1"), Some("corp".into()));

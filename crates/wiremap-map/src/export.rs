@@ -78,17 +78,31 @@ fn mermaid_escape(s: &str) -> String {
 
 pub(crate) fn mermaid(m: &ServiceMap) -> String {
     let mut s = String::from("flowchart LR\n");
-    let index: std::collections::HashMap<&str, usize> = m.nodes.iter().enumerate().map(|(i, n)| (n.id.as_str(), i)).collect();
+    let index: std::collections::HashMap<&str, usize> = m
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
     for (i, n) in m.nodes.iter().enumerate() {
-        let _ = writeln!(s, "  n{i}[\"{}\"]", mermaid_escape(&label(&n.name, &n.namespace)));
+        let _ = writeln!(
+            s,
+            "  n{i}[\"{}\"]",
+            mermaid_escape(&label(&n.name, &n.namespace))
+        );
     }
     let mut link = 0;
     for e in &m.edges {
-        let (Some(a), Some(b)) = (index.get(e.source.as_str()), index.get(e.target.as_str())) else {
+        let (Some(a), Some(b)) = (index.get(e.source.as_str()), index.get(e.target.as_str()))
+        else {
             continue;
         };
         let _ = writeln!(s, "  n{a} -->|\"{} {}\"| n{b}", e.protocol, e.requests);
-        let _ = writeln!(s, "  linkStyle {link} stroke:{}", protocol_color(e.protocol));
+        let _ = writeln!(
+            s,
+            "  linkStyle {link} stroke:{}",
+            protocol_color(e.protocol)
+        );
         link += 1;
     }
     s

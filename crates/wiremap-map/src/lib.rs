@@ -198,10 +198,22 @@ struct EdgeAgg {
 
 fn is_internal(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(a) => a.is_private() || a.is_loopback() || a.is_link_local() || a.is_broadcast() || a.is_multicast() || a.is_unspecified() || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64,
+        IpAddr::V4(a) => {
+            a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_unspecified()
+                || a.octets()[0] == 100 && (a.octets()[1] & 0xc0) == 64
+        }
         IpAddr::V6(a) => {
             let s = a.segments()[0];
-            a.is_loopback() || a.is_multicast() || a.is_unspecified() || (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
+            a.is_loopback()
+                || a.is_multicast()
+                || a.is_unspecified()
+                || (s & 0xfe00) == 0xfc00
+                || (s & 0xffc0) == 0xfe80
         }
     }
 }
@@ -218,7 +230,12 @@ fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String
         IdentityKind::Pod => match level {
             Level::Pod => (format!("pod:{ns}/{}", id.pod), id.pod.clone(), "pod", ns),
             Level::Namespace => (format!("namespace:{ns}"), ns.clone(), "namespace", ns),
-            Level::Service if !id.service.is_empty() => (format!("service:{ns}/{}", id.service), id.service.clone(), "service", ns),
+            Level::Service if !id.service.is_empty() => (
+                format!("service:{ns}/{}", id.service),
+                id.service.clone(),
+                "service",
+                ns,
+            ),
             _ if !id.workload_name.is_empty() => (
                 format!("workload:{ns}/{}/{}", id.workload_kind, id.workload_name),
                 id.workload_name.clone(),
@@ -229,11 +246,31 @@ fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String
         },
         IdentityKind::Service => match level {
             Level::Namespace => (format!("namespace:{ns}"), ns.clone(), "namespace", ns),
-            _ => (format!("service:{ns}/{}", id.service), id.service.clone(), "service", ns),
+            _ => (
+                format!("service:{ns}/{}", id.service),
+                id.service.clone(),
+                "service",
+                ns,
+            ),
         },
-        IdentityKind::Node => (format!("node:{}", id.node), id.node.clone(), "node", String::new()),
-        IdentityKind::Dns | IdentityKind::Hint => (format!("dns:{}", id.name), id.name.clone(), "dns", String::new()),
-        IdentityKind::Zone => (format!("zone:{}", id.zone), id.zone.clone(), "zone", String::new()),
+        IdentityKind::Node => (
+            format!("node:{}", id.node),
+            id.node.clone(),
+            "node",
+            String::new(),
+        ),
+        IdentityKind::Dns | IdentityKind::Hint => (
+            format!("dns:{}", id.name),
+            id.name.clone(),
+            "dns",
+            String::new(),
+        ),
+        IdentityKind::Zone => (
+            format!("zone:{}", id.zone),
+            id.zone.clone(),
+            "zone",
+            String::new(),
+        ),
         IdentityKind::Ip => (format!("ip:{ip}"), ip, "ip", String::new()),
     }
 }
@@ -290,15 +327,18 @@ impl MapBuilder {
         }
         self.from = Some(self.from.map_or(e.timestamp, |f| f.min(e.timestamp)));
         self.to = Some(self.to.map_or(e.timestamp, |t| t.max(e.timestamp)));
-        let edge = self.edges.entry((src, dst, e.protocol)).or_insert_with(|| EdgeAgg {
-            requests: 0,
-            responses: 0,
-            errors: 0,
-            bytes: Bytes::default(),
-            latency: Sketch::default(),
-            first: e.timestamp,
-            last: e.timestamp,
-        });
+        let edge = self
+            .edges
+            .entry((src, dst, e.protocol))
+            .or_insert_with(|| EdgeAgg {
+                requests: 0,
+                responses: 0,
+                errors: 0,
+                bytes: Bytes::default(),
+                latency: Sketch::default(),
+                first: e.timestamp,
+                last: e.timestamp,
+            });
         edge.requests += 1;
         if e.has_response {
             edge.responses += 1;
@@ -351,11 +391,16 @@ impl MapBuilder {
                 last_seen: e.last,
             })
             .collect();
-        edges.sort_by(|a, b| (&a.source, &a.target, a.protocol).cmp(&(&b.source, &b.target, b.protocol)));
+        edges.sort_by(|a, b| {
+            (&a.source, &a.target, a.protocol).cmp(&(&b.source, &b.target, b.protocol))
+        });
         ServiceMap {
             version: 1,
             level: self.level.as_str(),
-            window: Window { from: self.from, to: self.to },
+            window: Window {
+                from: self.from,
+                to: self.to,
+            },
             nodes,
             edges,
             stats,
@@ -433,10 +478,23 @@ mod tests {
         let m = m.build(Stats::default());
         assert_eq!(m.edges.len(), 1);
         let e = &m.edges[0];
-        assert_eq!((e.source.as_str(), e.target.as_str()), ("ip:10.0.0.1", "dns:example.com"));
+        assert_eq!(
+            (e.source.as_str(), e.target.as_str()),
+            ("ip:10.0.0.1", "dns:example.com")
+        );
         assert_eq!((e.requests, e.responses, e.errors), (2, 2, 1));
-        assert_eq!(e.bytes, Bytes { request: 20, response: 200 });
-        let dst = m.nodes.iter().find(|n| n.id == "dns:example.com").expect("node");
+        assert_eq!(
+            e.bytes,
+            Bytes {
+                request: 20,
+                response: 200
+            }
+        );
+        let dst = m
+            .nodes
+            .iter()
+            .find(|n| n.id == "dns:example.com")
+            .expect("node");
         assert_eq!(dst.addresses, vec!["93.184.216.34", "93.184.216.35"]);
         assert!(dst.external);
         assert_eq!(ip.build(Stats::default()).edges.len(), 2);

@@ -236,8 +236,11 @@ struct Headers<'a>(&'a [(String, String)]);
 impl serde::Serialize for Headers<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(1))?;
-        let map: std::collections::BTreeMap<&str, &str> =
-            self.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let map: std::collections::BTreeMap<&str, &str> = self
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         m.serialize_entry("headers", &map)?;
         m.end()
     }

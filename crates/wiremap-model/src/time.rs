@@ -10,7 +10,10 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// Builds a timestamp from seconds and nanoseconds.
     pub fn from_parts(secs: i64, nanos: u32) -> Self {
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(i64::from(nanos)))
+        Timestamp(
+            secs.saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(nanos)),
+        )
     }
 
     /// Whole nanoseconds since the epoch.
@@ -154,7 +157,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "2026-03-14", "2026-13-14T22:00:00Z", "2026-03-14T22:00:00", "x026-03-14T22:00:00Z"] {
+        for s in [
+            "",
+            "2026-03-14",
+            "2026-13-14T22:00:00Z",
+            "2026-03-14T22:00:00",
+            "x026-03-14T22:00:00Z",
+        ] {
             assert_eq!(Timestamp::parse_rfc3339(s), None, "{s}");
         }
     }

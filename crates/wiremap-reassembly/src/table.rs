@@ -56,9 +56,23 @@ pub trait StreamHandler {
     /// A flow starts.
     fn open(&mut self, info: &FlowInfo) -> Self::Session;
     /// In-order bytes in `dir` (for UDP: one datagram).
-    fn data(&mut self, s: &mut Self::Session, info: &FlowInfo, dir: Direction, ts: Timestamp, data: &[u8]);
+    fn data(
+        &mut self,
+        s: &mut Self::Session,
+        info: &FlowInfo,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    );
     /// `len` bytes in `dir` will never be delivered.
-    fn gap(&mut self, s: &mut Self::Session, info: &FlowInfo, dir: Direction, ts: Timestamp, len: u64);
+    fn gap(
+        &mut self,
+        s: &mut Self::Session,
+        info: &FlowInfo,
+        dir: Direction,
+        ts: Timestamp,
+        len: u64,
+    );
     /// The flow ended; no more calls for it.
     fn close(&mut self, s: Self::Session, info: &FlowInfo, ts: Timestamp, reason: CloseReason);
 }
@@ -148,7 +162,10 @@ pub struct FlowTable<S> {
 
 impl<S> std::fmt::Debug for FlowTable<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FlowTable").field("flows", &self.flows.len()).field("stats", &self.stats).finish()
+        f.debug_struct("FlowTable")
+            .field("flows", &self.flows.len())
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -190,7 +207,13 @@ impl<S> FlowTable<S> {
         self.flows.is_empty()
     }
 
-    fn create<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp, key: FlowKey, known: bool) -> FlowKey {
+    fn create<H: StreamHandler<Session = S>>(
+        &mut self,
+        h: &mut H,
+        ts: Timestamp,
+        key: FlowKey,
+        known: bool,
+    ) -> FlowKey {
         if self.flows.len() >= self.limits.max_flows {
             self.evict(h, ts);
         }
@@ -239,7 +262,11 @@ impl<S> FlowTable<S> {
             .flows
             .iter()
             .filter(|(k, f)| {
-                let limit = if k.transport == Transport::Tcp { tcp_idle } else { udp_idle };
+                let limit = if k.transport == Transport::Tcp {
+                    tcp_idle
+                } else {
+                    udp_idle
+                };
                 f.info.last_ts.plus_secs(limit) < now
             })
             .map(|(k, _)| *k)
@@ -251,7 +278,11 @@ impl<S> FlowTable<S> {
 
     /// Frees room: the least recently active eighth of the flows goes.
     fn evict<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp) {
-        let mut by_age: Vec<(Timestamp, FlowKey)> = self.flows.iter().map(|(k, f)| (f.info.last_ts, *k)).collect();
+        let mut by_age: Vec<(Timestamp, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.info.last_ts, *k))
+            .collect();
         by_age.sort_unstable_by_key(|(t, _)| *t);
         let n = (by_age.len() / 8).max(1);
         for (_, k) in by_age.into_iter().take(n) {
@@ -260,7 +291,13 @@ impl<S> FlowTable<S> {
         }
     }
 
-    fn close<H: StreamHandler<Session = S>>(&mut self, h: &mut H, canon: FlowKey, ts: Timestamp, reason: CloseReason) {
+    fn close<H: StreamHandler<Session = S>>(
+        &mut self,
+        h: &mut H,
+        canon: FlowKey,
+        ts: Timestamp,
+        reason: CloseReason,
+    ) {
         let Some(mut f) = self.flows.remove(&canon) else {
             return;
         };
@@ -274,7 +311,14 @@ impl<S> FlowTable<S> {
     }
 
     /// Feeds one TCP segment.
-    pub fn tcp<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp, src: IpAddr, dst: IpAddr, seg: &TcpSegment<'_>) {
+    pub fn tcp<H: StreamHandler<Session = S>>(
+        &mut self,
+        h: &mut H,
+        ts: Timestamp,
+        src: IpAddr,
+        dst: IpAddr,
+        seg: &TcpSegment<'_>,
+    ) {
         self.tick(h, ts);
         let key = key_of(Transport::Tcp, src, seg.src_port, dst, seg.dst_port);
         let canon = key.canonical();
@@ -287,7 +331,8 @@ impl<S> FlowTable<S> {
         if syn && !ackf {
             let reused = self.flows.get(&canon).is_some_and(|f| {
                 let d = if f.info.key == key { 0 } else { 1 };
-                f.half[d].base.is_some_and(|b| b != seg.seq.wrapping_add(1)) && (f.info.bytes[0] + f.info.bytes[1] > 0 || f.half[d].fin)
+                f.half[d].base.is_some_and(|b| b != seg.seq.wrapping_add(1))
+                    && (f.info.bytes[0] + f.info.bytes[1] > 0 || f.half[d].fin)
             });
             if reused {
                 self.close(h, canon, ts, CloseReason::Fin);
@@ -308,7 +353,11 @@ impl<S> FlowTable<S> {
         let Some(f) = self.flows.get_mut(&canon) else {
             return;
         };
-        let dir = if f.info.key == key { Direction::AtoB } else { Direction::BtoA };
+        let dir = if f.info.key == key {
+            Direction::AtoB
+        } else {
+            Direction::BtoA
+        };
         let di = dir.index();
         f.info.packets[di] += 1;
         f.info.last_ts = ts;
@@ -334,7 +383,17 @@ impl<S> FlowTable<S> {
             }
         }
         if !seg.payload.is_empty() {
-            deliver(f, h, dir, ts, seg.seq, seg.payload, syn, self.limits.max_buffered, &mut self.stats);
+            deliver(
+                f,
+                h,
+                dir,
+                ts,
+                seg.seq,
+                seg.payload,
+                syn,
+                self.limits.max_buffered,
+                &mut self.stats,
+            );
         }
         // The peer acknowledged data we never saw: the hole will not be filled.
         let o = dir.flip();
@@ -352,10 +411,17 @@ impl<S> FlowTable<S> {
         }
     }
 
-    /// Feeds one UDP datagram.
-    pub fn udp<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp, src: IpAddr, sp: u16, dst: IpAddr, dp: u16, payload: &[u8]) {
+    /// Feeds one UDP datagram from `src` (address, port) to `dst`.
+    pub fn udp<H: StreamHandler<Session = S>>(
+        &mut self,
+        h: &mut H,
+        ts: Timestamp,
+        src: (IpAddr, u16),
+        dst: (IpAddr, u16),
+        payload: &[u8],
+    ) {
         self.tick(h, ts);
-        let key = key_of(Transport::Udp, src, sp, dst, dp);
+        let key = key_of(Transport::Udp, src.0, src.1, dst.0, dst.1);
         let canon = key.canonical();
         if !self.flows.contains_key(&canon) {
             self.create(h, ts, key, false);
@@ -363,7 +429,11 @@ impl<S> FlowTable<S> {
         let Some(f) = self.flows.get_mut(&canon) else {
             return;
         };
-        let dir = if f.info.key == key { Direction::AtoB } else { Direction::BtoA };
+        let dir = if f.info.key == key {
+            Direction::AtoB
+        } else {
+            Direction::BtoA
+        };
         f.info.packets[dir.index()] += 1;
         f.info.bytes[dir.index()] += payload.len() as u64;
         f.info.last_ts = ts;
@@ -375,7 +445,8 @@ impl<S> FlowTable<S> {
 
     /// Closes every flow (end of input).
     pub fn finish<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp) {
-        let mut keys: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.info.id, *k)).collect();
+        let mut keys: Vec<(u64, FlowKey)> =
+            self.flows.iter().map(|(k, f)| (f.info.id, *k)).collect();
         keys.sort_unstable();
         for (_, k) in keys {
             self.close(h, k, ts, CloseReason::End);
@@ -391,7 +462,13 @@ fn gap_confirmed(h: &Half) -> bool {
 }
 
 /// Declares the hole before the first buffered segment and delivers what follows it.
-fn skip_gap<S, H: StreamHandler<Session = S>>(f: &mut Flow<S>, h: &mut H, d: Direction, ts: Timestamp, stats: &mut ReassemblyStats) {
+fn skip_gap<S, H: StreamHandler<Session = S>>(
+    f: &mut Flow<S>,
+    h: &mut H,
+    d: Direction,
+    ts: Timestamp,
+    stats: &mut ReassemblyStats,
+) {
     let di = d.index();
     let Some(&first) = f.half[di].ooo.keys().next() else {
         return;
@@ -408,7 +485,13 @@ fn skip_gap<S, H: StreamHandler<Session = S>>(f: &mut Flow<S>, h: &mut H, d: Dir
 }
 
 /// Delivers buffered segments that are now in order.
-fn drain<S, H: StreamHandler<Session = S>>(f: &mut Flow<S>, h: &mut H, d: Direction, ts: Timestamp, stats: &mut ReassemblyStats) {
+fn drain<S, H: StreamHandler<Session = S>>(
+    f: &mut Flow<S>,
+    h: &mut H,
+    d: Direction,
+    ts: Timestamp,
+    stats: &mut ReassemblyStats,
+) {
     let di = d.index();
     loop {
         let next = f.half[di].next;
@@ -506,7 +589,10 @@ mod tests {
         type Session = ();
         fn open(&mut self, _: &FlowInfo) {}
         fn data(&mut self, _: &mut (), i: &FlowInfo, d: Direction, _: Timestamp, data: &[u8]) {
-            self.streams.entry((i.id, d.index())).or_default().extend_from_slice(data);
+            self.streams
+                .entry((i.id, d.index()))
+                .or_default()
+                .extend_from_slice(data);
         }
         fn gap(&mut self, _: &mut (), _: &FlowInfo, _: Direction, _: Timestamp, len: u64) {
             self.gaps += len;
@@ -551,8 +637,20 @@ mod tests {
         let mut t = FlowTable::new(Limits::default());
         let mut c = Collect::default();
         let ts = Timestamp(0);
-        t.tcp(&mut c, ts, ip(1), ip(2), &seg(u32::MAX - 2, flags::SYN, b""));
-        t.tcp(&mut c, ts, ip(1), ip(2), &seg(u32::MAX - 1, flags::ACK, b"abcd"));
+        t.tcp(
+            &mut c,
+            ts,
+            ip(1),
+            ip(2),
+            &seg(u32::MAX - 2, flags::SYN, b""),
+        );
+        t.tcp(
+            &mut c,
+            ts,
+            ip(1),
+            ip(2),
+            &seg(u32::MAX - 1, flags::ACK, b"abcd"),
+        );
         t.tcp(&mut c, ts, ip(1), ip(2), &seg(2, flags::ACK, b"ef"));
         t.finish(&mut c, ts);
         assert_eq!(c.streams[&(1, 0)], b"abcdef");

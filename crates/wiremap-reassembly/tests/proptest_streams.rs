@@ -31,7 +31,14 @@ fn feed(isn: u32, stream: &[u8], pieces: &[(usize, usize)]) -> Collect {
     let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
     let mut t = FlowTable::new(Limits::default());
     let mut c = Collect::default();
-    let syn = TcpSegment { src_port: 1, dst_port: 2, seq: isn, ack: 0, flags: flags::SYN, payload: b"" };
+    let syn = TcpSegment {
+        src_port: 1,
+        dst_port: 2,
+        seq: isn,
+        ack: 0,
+        flags: flags::SYN,
+        payload: b"",
+    };
     t.tcp(&mut c, Timestamp(0), a, b, &syn);
     for (i, &(s, e)) in pieces.iter().enumerate() {
         let seg = TcpSegment {

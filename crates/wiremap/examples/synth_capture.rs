@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let target: u64 = size.parse::<u64>()? << 20;
     let file = std::fs::File::create(out)?;
-    let mut w = PcapWriter::new(BufWriter::with_capacity(1 << 20, file), LinkType::ETHERNET, false)?;
+    let mut w = PcapWriter::new(
+        BufWriter::with_capacity(1 << 20, file),
+        LinkType::ETHERNET,
+        false,
+    )?;
     let mut written: u64 = 24;
     let mut base = Timestamp::from_parts(1_700_000_000, 0);
     let mut rep: u16 = 0;

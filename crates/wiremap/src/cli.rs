@@ -114,7 +114,11 @@ fn engine_for(input: &Input, keep_headers: bool) -> Result<Engine, u8> {
 }
 
 /// Runs the pipeline over the inputs; `None` when nothing could be read.
-fn process(input: &Input, engine: &mut Engine, out: &mut dyn FnMut(Entry)) -> Result<RunReport, u8> {
+fn process(
+    input: &Input,
+    engine: &mut Engine,
+    out: &mut dyn FnMut(Entry),
+) -> Result<RunReport, u8> {
     let mut source = match open_files(&input.pcaps) {
         Ok(s) => s,
         Err(e) => {
@@ -132,8 +136,10 @@ fn process(input: &Input, engine: &mut Engine, out: &mut dyn FnMut(Entry)) -> Re
     let bar = (std::io::stderr().is_terminal() && total > 32 << 20).then(|| {
         let b = indicatif::ProgressBar::new(total);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     });
@@ -157,7 +163,9 @@ fn process(input: &Input, engine: &mut Engine, out: &mut dyn FnMut(Entry)) -> Re
 
 fn open_output(path: &Option<String>) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {p}"))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {p}"))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     })
 }
@@ -224,7 +232,9 @@ fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
             return;
         }
         let r = match format {
-            EntriesFormat::Jsonl => serde_json::to_writer(&mut w, &e).map_err(std::io::Error::from).and_then(|_| w.write_all(b"\n")),
+            EntriesFormat::Jsonl => serde_json::to_writer(&mut w, &e)
+                .map_err(std::io::Error::from)
+                .and_then(|_| w.write_all(b"\n")),
             EntriesFormat::Table => writeln!(w, "{}", output::table_row(&e)),
         };
         if let Err(err) = r {

@@ -17,26 +17,54 @@ fn who(ep: &Endpoint) -> String {
 fn summary(e: &Entry) -> String {
     match &e.detail {
         Detail::Http(h) => {
-            let status = if e.has_response { e.status_code.to_string() } else { "-".into() };
+            let status = if e.has_response {
+                e.status_code.to_string()
+            } else {
+                "-".into()
+            };
             format!("{} {} {}", h.method, h.url, status)
         }
         Detail::Dns(d) => {
-            let q: Vec<String> = d.questions.iter().zip(&d.question_types).map(|(n, t)| format!("{t} {n}")).collect();
-            let rcode = if e.has_response { format!("rcode={}", e.status_code) } else { "no answer".into() };
+            let q: Vec<String> = d
+                .questions
+                .iter()
+                .zip(&d.question_types)
+                .map(|(n, t)| format!("{t} {n}"))
+                .collect();
+            let rcode = if e.has_response {
+                format!("rcode={}", e.status_code)
+            } else {
+                "no answer".into()
+            };
             format!("{} {} {}", q.join(","), rcode, d.answers.join(","))
         }
-        Detail::Tls(t) => format!("{} sni={} alpn={}", t.client_version, t.sni, t.alpn.join(",")),
-        Detail::Conn(c) => format!("{} {}↑ {}↓ {}", c.state, e.request_size, e.response_size, c.error_type),
+        Detail::Tls(t) => format!(
+            "{} sni={} alpn={}",
+            t.client_version,
+            t.sni,
+            t.alpn.join(",")
+        ),
+        Detail::Conn(c) => format!(
+            "{} {}↑ {}↓ {}",
+            c.state, e.request_size, e.response_size, c.error_type
+        ),
         Detail::None => String::new(),
     }
 }
 
 pub fn table_header() -> String {
-    format!("{:<27} {:<5} {:<40} {:<40} {:>10}  {}", "TIME", "PROTO", "SOURCE", "DESTINATION", "LATENCY", "SUMMARY")
+    format!(
+        "{:<27} {:<5} {:<40} {:<40} {:>10}  {}",
+        "TIME", "PROTO", "SOURCE", "DESTINATION", "LATENCY", "SUMMARY"
+    )
 }
 
 pub fn table_row(e: &Entry) -> String {
-    let lat = if e.has_response { format!("{}us", e.elapsed_time) } else { "-".into() };
+    let lat = if e.has_response {
+        format!("{}us", e.elapsed_time)
+    } else {
+        "-".into()
+    };
     format!(
         "{:<27} {:<5} {:<40} {:<40} {:>10}  {}",
         e.timestamp.to_string(),

@@ -36,20 +36,31 @@ fn zero_length_file() {
 
 #[test]
 fn garbage() {
-    let junk: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    assert_bad(&write("garbage.pcap", &junk), &["not a pcap or pcapng", "offset 0"]);
+    let junk: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    assert_bad(
+        &write("garbage.pcap", &junk),
+        &["not a pcap or pcapng", "offset 0"],
+    );
 }
 
 #[test]
 fn truncated_header() {
-    assert_bad(&write("trunc-hdr.pcap", &nflog()[..10]), &["truncated file header", "offset 0"]);
+    assert_bad(
+        &write("trunc-hdr.pcap", &nflog()[..10]),
+        &["truncated file header", "offset 0"],
+    );
 }
 
 #[test]
 fn unknown_link_type() {
     let mut d = nflog();
     d[20..24].copy_from_slice(&147u32.to_le_bytes());
-    assert_bad(&write("link.pcap", &d), &["unsupported link type 147", "record 1", "offset 24"]);
+    assert_bad(
+        &write("link.pcap", &d),
+        &["unsupported link type 147", "record 1", "offset 24"],
+    );
 }
 
 #[test]
@@ -59,7 +70,15 @@ fn record_claiming_more_than_present() {
     bad.extend_from_slice(&2000u32.to_le_bytes());
     bad.extend_from_slice(&2000u32.to_le_bytes());
     bad.extend_from_slice(&d[40..200]);
-    assert_bad(&write("claims.pcap", &bad), &["truncated record data", "record 1", "offset 24", "need 2016 bytes"]);
+    assert_bad(
+        &write("claims.pcap", &bad),
+        &[
+            "truncated record data",
+            "record 1",
+            "offset 24",
+            "need 2016 bytes",
+        ],
+    );
 }
 
 #[test]
@@ -81,7 +100,12 @@ fn missing_file() {
 
 #[test]
 fn bad_flags_exit_2() {
-    for args in [&["map", "--level", "galaxy", "x.pcap"][..], &["map", "--format", "png", "x.pcap"], &["map"], &["frobnicate"]] {
+    for args in [
+        &["map", "--level", "galaxy", "x.pcap"][..],
+        &["map", "--format", "png", "x.pcap"],
+        &["map"],
+        &["frobnicate"],
+    ] {
         let o = wiremap(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
     }
@@ -94,10 +118,18 @@ fn truncated_tail_keeps_the_good_part() {
     let o = wiremap(&["map", &path, "--level", "ip"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("warning") && err.contains("truncated record data") && err.contains(&path), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("truncated record data") && err.contains(&path),
+        "{err}"
+    );
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     let edges = m["edges"].as_array().expect("edges");
-    assert!(edges.iter().any(|e| e["protocol"] == "http" && e["requests"] == 1), "{m}");
+    assert!(
+        edges
+            .iter()
+            .any(|e| e["protocol"] == "http" && e["requests"] == 1),
+        "{m}"
+    );
 }
 
 #[test]
@@ -109,7 +141,11 @@ fn every_prefix_of_a_real_capture_is_handled() {
         std::fs::write(&path, &d[..n]).expect("write");
         let o = wiremap(&["map", path.to_str().expect("utf8"), "--level", "ip"]);
         let code = o.status.code();
-        assert!(matches!(code, Some(0) | Some(2)), "prefix {n}: {code:?} {}", stderr(&o));
+        assert!(
+            matches!(code, Some(0) | Some(2)),
+            "prefix {n}: {code:?} {}",
+            stderr(&o)
+        );
         assert!(!stderr(&o).contains("panicked"));
     }
 }

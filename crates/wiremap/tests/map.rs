@@ -8,7 +8,8 @@ use common::*;
 
 /// `address -> names it was given` from the truth file's DNS answers table.
 fn truth_answers(capture: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let text = std::fs::read_to_string(pcaps().join(format!("{capture}.truth.txt"))).expect("truth");
+    let text =
+        std::fs::read_to_string(pcaps().join(format!("{capture}.truth.txt"))).expect("truth");
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut inside = false;
     for line in text.lines() {
@@ -23,8 +24,14 @@ fn truth_answers(capture: &str) -> BTreeMap<String, BTreeSet<String>> {
         if !inside || cols.len() < 3 {
             continue;
         }
-        for addr in cols[1].split(',').chain(cols[2].split(',')).filter(|a| !a.is_empty()) {
-            out.entry(addr.to_string()).or_default().insert(cols[0].to_lowercase());
+        for addr in cols[1]
+            .split(',')
+            .chain(cols[2].split(','))
+            .filter(|a| !a.is_empty())
+        {
+            out.entry(addr.to_string())
+                .or_default()
+                .insert(cols[0].to_lowercase());
         }
     }
     out
@@ -41,19 +48,28 @@ fn check_dns_names(capture: &str) {
             if let Some(names) = answers.get(a) {
                 let name = n["name"].as_str().expect("name");
                 assert_eq!(n["kind"], "dns", "{a} should be a DNS node, got {n}");
-                assert!(names.contains(name), "{a} named {name}, truth says {names:?}");
+                assert!(
+                    names.contains(name),
+                    "{a} named {name}, truth says {names:?}"
+                );
                 assert_eq!(n["id"].as_str(), Some(format!("dns:{name}").as_str()));
                 assert_eq!(n["external"], true);
                 checked += 1;
             }
         }
     }
-    assert!(checked >= 10, "only {checked} answered addresses carried traffic");
+    assert!(
+        checked >= 10,
+        "only {checked} answered addresses carried traffic"
+    );
     // No server with an answer is left as a bare address.
     for n in m["nodes"].as_array().expect("nodes") {
         if n["kind"] == "ip" {
             let a = n["name"].as_str().expect("name");
-            assert!(!answers.contains_key(a), "{a} has a DNS answer but is unnamed");
+            assert!(
+                !answers.contains_key(a),
+                "{a} has a DNS answer but is unnamed"
+            );
         }
     }
 }
@@ -79,17 +95,32 @@ fn ip_level_keeps_addresses_and_counts_requests() {
     assert_eq!(e["source"], "ip:192.168.1.104");
     assert_eq!(e["target"], "ip:63.245.209.11");
     assert_eq!(e["protocol"], "http");
-    assert_eq!((e["requests"].as_u64(), e["responses"].as_u64(), e["errors"].as_u64()), (Some(5), Some(5), Some(0)));
+    assert_eq!(
+        (
+            e["requests"].as_u64(),
+            e["responses"].as_u64(),
+            e["errors"].as_u64()
+        ),
+        (Some(5), Some(5), Some(0))
+    );
     assert!(e["bytes"]["response"].as_u64().expect("bytes") > 30_000);
     let lat = &e["latency_us"];
     assert!(lat["p50"].as_u64().expect("p50") > 0 && lat["p50"].as_u64() <= lat["p99"].as_u64());
-    assert!(e["first_seen"].as_str().expect("ts").starts_with("2009-11-18T20:58:"));
+    assert!(e["first_seen"]
+        .as_str()
+        .expect("ts")
+        .starts_with("2009-11-18T20:58:"));
     assert_eq!(m["stats"]["packets"], 49);
 }
 
 #[test]
 fn dot_renders_with_graphviz() {
-    let o = wiremap(&["map", &pcap("mixed_suricata_browsing-tls-dns-http.pcap"), "--format", "dot"]);
+    let o = wiremap(&[
+        "map",
+        &pcap("mixed_suricata_browsing-tls-dns-http.pcap"),
+        "--format",
+        "dot",
+    ]);
     assert!(o.status.success());
     let dot = stdout(&o);
     assert!(dot.starts_with("digraph wiremap {"));
@@ -101,7 +132,12 @@ fn dot_renders_with_graphviz() {
         .spawn()
         .expect("graphviz `dot` is installed (scripts/setup)");
     use std::io::Write;
-    child.stdin.take().expect("stdin").write_all(dot.as_bytes()).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(dot.as_bytes())
+        .expect("write");
     let out = child.wait_with_output().expect("dot runs");
     assert!(out.status.success());
     let svg = String::from_utf8_lossy(&out.stdout);
@@ -110,7 +146,12 @@ fn dot_renders_with_graphviz() {
 
 #[test]
 fn mermaid_lists_every_edge() {
-    let o = wiremap(&["map", &pcap("http1_sanders_espn-browsing.pcapng"), "--format", "mermaid"]);
+    let o = wiremap(&[
+        "map",
+        &pcap("http1_sanders_espn-browsing.pcapng"),
+        "--format",
+        "mermaid",
+    ]);
     assert!(o.status.success());
     let text = stdout(&o);
     assert!(text.starts_with("flowchart LR\n"));
@@ -125,15 +166,30 @@ fn stdin_and_output_file() {
     let file = std::fs::File::open(pcaps().join("dns_zeek_docker-container.pcap")).expect("open");
     let out = tmp("stdin-map.json");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_wiremap"))
-        .args(["map", "-", "--level", "ip", "-o", out.to_str().expect("utf8")])
+        .args([
+            "map",
+            "-",
+            "--level",
+            "ip",
+            "-o",
+            out.to_str().expect("utf8"),
+        ])
         .stdin(file)
         .output()
         .expect("runs");
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(o.stdout.is_empty());
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).expect("written")).expect("json");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("written")).expect("json");
     let e = &m["edges"][0];
-    assert_eq!((e["source"].as_str(), e["target"].as_str(), e["protocol"].as_str()), (Some("ip:172.17.0.2"), Some("ip:1.1.1.1"), Some("dns")));
+    assert_eq!(
+        (
+            e["source"].as_str(),
+            e["target"].as_str(),
+            e["protocol"].as_str()
+        ),
+        (Some("ip:172.17.0.2"), Some("ip:1.1.1.1"), Some("dns"))
+    );
 }
 
 #[test]
@@ -147,7 +203,10 @@ fn several_files_merge_in_time_order() {
     assert_eq!(n(&both), n(&one) + n(&two));
     let p = |m: &serde_json::Value| m["stats"]["packets"].as_u64().expect("packets");
     assert_eq!(p(&both), p(&one) + p(&two));
-    assert_eq!(both["window"]["from"], one["window"]["from"].clone().min_ts(&two["window"]["from"]));
+    assert_eq!(
+        both["window"]["from"],
+        one["window"]["from"].clone().min_ts(&two["window"]["from"])
+    );
 }
 
 trait MinTs {
@@ -168,10 +227,47 @@ impl MinTs for serde_json::Value {
 fn zones_name_address_ranges() {
     let zones = tmp("zones.txt");
     std::fs::write(&zones, "# lab\n192.168.1.0/24 = office\n").expect("write");
-    let m = map_json(&[&pcap("http1_zeek_pipelined-requests.pcap"), "--zones", zones.to_str().expect("utf8")]);
+    let m = map_json(&[
+        &pcap("http1_zeek_pipelined-requests.pcap"),
+        "--zones",
+        zones.to_str().expect("utf8"),
+    ]);
     assert_eq!(m["edges"][0]["source"], "zone:office");
     std::fs::write(&zones, "192.168.1.0/33 = office\n").expect("write");
-    let o = wiremap(&["map", &pcap("http1_zeek_pipelined-requests.pcap"), "--zones", zones.to_str().expect("utf8")]);
+    let o = wiremap(&[
+        "map",
+        &pcap("http1_zeek_pipelined-requests.pcap"),
+        "--zones",
+        zones.to_str().expect("utf8"),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("zones.txt:1:"), "{}", stderr(&o));
+}
+
+#[test]
+fn overlay_tunnels_show_the_inner_conversation() {
+    // ERSPAN over GRE carrying IPv6: the edge is between the inner addresses, never the
+    // mirror's tunnel endpoints (see tests/truth-defects.txt).
+    let m = map_json(&[&pcap("overlay_deepflow_erspan-dc-mirror.pcap"), "--level", "ip"]);
+    let edges = m["edges"].as_array().expect("edges");
+    let has = |s: &str, t: &str, p: &str| edges.iter().any(|e| e["source"] == s && e["target"] == t && e["protocol"] == p);
+    assert!(has("ip:240e:404:9711:a505:7489:cbac:5cd4:a5d4", "ip:fd00:172:28:50::117", "tls"));
+    assert!(!edges.iter().any(|e| e["source"] == "ip:172.28.25.108" && e["target"] == "ip:172.28.28.70"));
+    // VXLAN and Geneve too.
+    let v = map_json(&[&pcap("overlay_zeek_vxlan-http.pcap"), "--level", "ip"]);
+    assert!(v["edges"].as_array().expect("edges").iter().any(|e| e["protocol"] == "http"));
+    let g = map_json(&[&pcap("overlay_zeek_geneve-tls.pcap"), "--level", "ip"]);
+    assert!(g["edges"].as_array().expect("edges").iter().any(|e| e["protocol"] == "tls"));
+}
+
+#[test]
+fn host_header_names_a_server_without_a_dns_answer() {
+    let o = wiremap(&["entries", &pcap("overlay_deepflow_erspan-dc-mirror.pcap")]);
+    let hinted = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|e| e["host"] == "mapi.bestpay.com.cn")
+        .expect("an entry with that Host");
+    assert_eq!(hinted["dst"]["name"], "mapi.bestpay.com.cn");
+    assert_eq!(hinted["dst"]["dns"], "", "a hint is not a DNS resolution");
 }

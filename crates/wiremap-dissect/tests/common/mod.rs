@@ -16,7 +16,11 @@ pub fn pcaps() -> PathBuf {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps"),
     };
-    assert!(dir.is_dir(), "shared captures not found at {} (set WIREMAP_PCAPS)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "shared captures not found at {} (set WIREMAP_PCAPS)",
+        dir.display()
+    );
     dir
 }
 
@@ -34,13 +38,25 @@ struct Recorder {
 impl StreamHandler for Recorder {
     type Session = ();
     fn open(&mut self, info: &FlowInfo) {
-        self.flows.insert(info.id, Flow { info: info.clone(), runs: Vec::new() });
+        self.flows.insert(
+            info.id,
+            Flow {
+                info: info.clone(),
+                runs: Vec::new(),
+            },
+        );
     }
     fn data(&mut self, _: &mut (), info: &FlowInfo, dir: Direction, _: Timestamp, data: &[u8]) {
-        let Some(f) = self.flows.get_mut(&info.id) else { return };
+        let Some(f) = self.flows.get_mut(&info.id) else {
+            return;
+        };
         f.info = info.clone();
         match f.runs.last_mut() {
-            Some((d, bytes)) if *d == dir && info.key.transport == wiremap_model::Transport::Tcp => bytes.extend_from_slice(data),
+            Some((d, bytes))
+                if *d == dir && info.key.transport == wiremap_model::Transport::Tcp =>
+            {
+                bytes.extend_from_slice(data)
+            }
             _ => f.runs.push((dir, data.to_vec())),
         }
     }
@@ -63,17 +79,29 @@ pub fn flows(capture: &str) -> Vec<Flow> {
     while src.advance().expect("capture reads") {
         let p = src.packet();
         last = p.ts;
-        match dec.decode(p.ts, p.link.0, p.data) {
-            Ok(Some(seg)) => match seg.transport {
+        if let Ok(Some(seg)) = dec.decode(p.ts, p.link.0, p.data) {
+            match seg.transport {
                 L4::Tcp(t) => table.tcp(&mut rec, p.ts, seg.src, seg.dst, &t),
-                L4::Udp { src_port, dst_port, payload } => table.udp(&mut rec, p.ts, seg.src, src_port, seg.dst, dst_port, payload),
+                L4::Udp {
+                    src_port,
+                    dst_port,
+                    payload,
+                } => table.udp(
+                    &mut rec,
+                    p.ts,
+                    (seg.src, src_port),
+                    (seg.dst, dst_port),
+                    payload,
+                ),
                 L4::Other(_) => {}
-            },
-            _ => {}
+            }
         }
     }
     table.finish(&mut rec, last);
-    rec.flows.into_values().filter(|f| !f.runs.is_empty()).collect()
+    rec.flows
+        .into_values()
+        .filter(|f| !f.runs.is_empty())
+        .collect()
 }
 
 /// Replays `chunks` into a fresh dissector and returns its entries.
@@ -102,7 +130,9 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
         if !tcp {
             break;
         }
-        let points: Vec<usize> = (1..bytes.len()).filter(|k| *k < 2048 || k % 61 == 0).collect();
+        let points: Vec<usize> = (1..bytes.len())
+            .filter(|k| *k < 2048 || k % 61 == 0)
+            .collect();
         for k in points {
             let mut chunks = whole(f);
             chunks.splice(r..=r, [(*dir, &bytes[..k]), (*dir, &bytes[k..])]);
@@ -113,12 +143,22 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
     let total_runs = f.runs.len();
     for r in 0..total_runs {
         let (dir, bytes) = &f.runs[r];
-        let points: Vec<usize> = (0..bytes.len()).filter(|k| *k < 512 || k % 97 == 0).collect();
+        let points: Vec<usize> = (0..bytes.len())
+            .filter(|k| *k < 512 || k % 97 == 0)
+            .collect();
         for k in points {
-            let mut chunks: Vec<(Direction, &[u8])> = f.runs[..r].iter().map(|(d, b)| (*d, b.as_slice())).collect();
+            let mut chunks: Vec<(Direction, &[u8])> = f.runs[..r]
+                .iter()
+                .map(|(d, b)| (*d, b.as_slice()))
+                .collect();
             chunks.push((*dir, &bytes[..k]));
             let got = replay(&f.info, &chunks);
-            assert!(got.len() <= base.len() + 1, "prefix run {r} at {k}: {} entries vs {}", got.len(), base.len());
+            assert!(
+                got.len() <= base.len() + 1,
+                "prefix run {r} at {k}: {} entries vs {}",
+                got.len(),
+                base.len()
+            );
         }
     }
     base

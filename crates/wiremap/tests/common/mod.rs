@@ -10,7 +10,11 @@ pub fn pcaps() -> PathBuf {
         Some(d) => PathBuf::from(d),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pcaps"),
     };
-    assert!(dir.is_dir(), "shared captures not found at {} (set WIREMAP_PCAPS)", dir.display());
+    assert!(
+        dir.is_dir(),
+        "shared captures not found at {} (set WIREMAP_PCAPS)",
+        dir.display()
+    );
     dir
 }
 
