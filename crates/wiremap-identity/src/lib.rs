@@ -118,7 +118,11 @@ impl IdentityIndex {
                     kind,
                     name: name.to_string(),
                     // Only an answer makes a DNS name; a hint names without resolving.
-                    dns: if kind == IdentityKind::Dns { name.to_string() } else { String::new() },
+                    dns: if kind == IdentityKind::Dns {
+                        name.to_string()
+                    } else {
+                        String::new()
+                    },
                     ..Identity::default()
                 })
             })

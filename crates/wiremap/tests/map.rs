@@ -248,16 +248,38 @@ fn zones_name_address_ranges() {
 fn overlay_tunnels_show_the_inner_conversation() {
     // ERSPAN over GRE carrying IPv6: the edge is between the inner addresses, never the
     // mirror's tunnel endpoints (see tests/truth-defects.txt).
-    let m = map_json(&[&pcap("overlay_deepflow_erspan-dc-mirror.pcap"), "--level", "ip"]);
+    let m = map_json(&[
+        &pcap("overlay_deepflow_erspan-dc-mirror.pcap"),
+        "--level",
+        "ip",
+    ]);
     let edges = m["edges"].as_array().expect("edges");
-    let has = |s: &str, t: &str, p: &str| edges.iter().any(|e| e["source"] == s && e["target"] == t && e["protocol"] == p);
-    assert!(has("ip:240e:404:9711:a505:7489:cbac:5cd4:a5d4", "ip:fd00:172:28:50::117", "tls"));
-    assert!(!edges.iter().any(|e| e["source"] == "ip:172.28.25.108" && e["target"] == "ip:172.28.28.70"));
+    let has = |s: &str, t: &str, p: &str| {
+        edges
+            .iter()
+            .any(|e| e["source"] == s && e["target"] == t && e["protocol"] == p)
+    };
+    assert!(has(
+        "ip:240e:404:9711:a505:7489:cbac:5cd4:a5d4",
+        "ip:fd00:172:28:50::117",
+        "tls"
+    ));
+    assert!(!edges
+        .iter()
+        .any(|e| e["source"] == "ip:172.28.25.108" && e["target"] == "ip:172.28.28.70"));
     // VXLAN and Geneve too.
     let v = map_json(&[&pcap("overlay_zeek_vxlan-http.pcap"), "--level", "ip"]);
-    assert!(v["edges"].as_array().expect("edges").iter().any(|e| e["protocol"] == "http"));
+    assert!(v["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .any(|e| e["protocol"] == "http"));
     let g = map_json(&[&pcap("overlay_zeek_geneve-tls.pcap"), "--level", "ip"]);
-    assert!(g["edges"].as_array().expect("edges").iter().any(|e| e["protocol"] == "tls"));
+    assert!(g["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .any(|e| e["protocol"] == "tls"));
 }
 
 #[test]

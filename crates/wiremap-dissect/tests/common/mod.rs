@@ -27,7 +27,7 @@ pub fn pcaps() -> PathBuf {
 /// One flow: its info and the runs of bytes per direction, in delivery order.
 pub struct Flow {
     pub info: FlowInfo,
-    pub runs: Vec<(Direction, Vec<u8>)>,
+    pub runs: Vec<(Direction, Timestamp, Vec<u8>)>,
 }
 
 #[derive(Default)]
@@ -46,18 +46,18 @@ impl StreamHandler for Recorder {
             },
         );
     }
-    fn data(&mut self, _: &mut (), info: &FlowInfo, dir: Direction, _: Timestamp, data: &[u8]) {
+    fn data(&mut self, _: &mut (), info: &FlowInfo, dir: Direction, ts: Timestamp, data: &[u8]) {
         let Some(f) = self.flows.get_mut(&info.id) else {
             return;
         };
         f.info = info.clone();
         match f.runs.last_mut() {
-            Some((d, bytes))
+            Some((d, _, bytes))
                 if *d == dir && info.key.transport == wiremap_model::Transport::Tcp =>
             {
                 bytes.extend_from_slice(data)
             }
-            _ => f.runs.push((dir, data.to_vec())),
+            _ => f.runs.push((dir, ts, data.to_vec())),
         }
     }
     fn gap(&mut self, _: &mut (), _: &FlowInfo, _: Direction, _: Timestamp, _: u64) {}
@@ -105,20 +105,24 @@ pub fn flows(capture: &str) -> Vec<Flow> {
 }
 
 /// Replays `chunks` into a fresh dissector and returns its entries.
-pub fn replay(info: &FlowInfo, chunks: &[(Direction, &[u8])]) -> Vec<Entry> {
+pub fn replay(info: &FlowInfo, chunks: &[(Direction, Timestamp, &[u8])]) -> Vec<Entry> {
     let mut d = Dissect::new(DissectConfig::default());
     let mut s = d.open(info);
-    let ts = Timestamp::from_parts(1_000, 0);
-    for (dir, bytes) in chunks {
-        d.data(&mut s, info, *dir, ts, bytes);
+    let mut last = info.first_ts;
+    for (dir, ts, bytes) in chunks {
+        d.data(&mut s, info, *dir, *ts, bytes);
+        last = *ts;
     }
-    d.close(s, info, ts, CloseReason::Fin);
+    d.close(s, info, last, CloseReason::Fin);
     std::mem::take(&mut d.output().entries)
 }
 
 /// The flow as delivered: one chunk per run.
-pub fn whole(f: &Flow) -> Vec<(Direction, &[u8])> {
-    f.runs.iter().map(|(d, b)| (*d, b.as_slice())).collect()
+pub fn whole(f: &Flow) -> Vec<(Direction, Timestamp, &[u8])> {
+    f.runs
+        .iter()
+        .map(|(d, t, b)| (*d, *t, b.as_slice()))
+        .collect()
 }
 
 /// Asserts that cutting any run at any point (every `step`-th point past the first 2 KiB)
@@ -126,7 +130,7 @@ pub fn whole(f: &Flow) -> Vec<(Direction, &[u8])> {
 pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
     let base = replay(&f.info, &whole(f));
     let tcp = f.info.key.transport == wiremap_model::Transport::Tcp;
-    for (r, (dir, bytes)) in f.runs.iter().enumerate() {
+    for (r, (dir, ts, bytes)) in f.runs.iter().enumerate() {
         if !tcp {
             break;
         }
@@ -135,23 +139,23 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
             .collect();
         for k in points {
             let mut chunks = whole(f);
-            chunks.splice(r..=r, [(*dir, &bytes[..k]), (*dir, &bytes[k..])]);
+            chunks.splice(r..=r, [(*dir, *ts, &bytes[..k]), (*dir, *ts, &bytes[k..])]);
             assert_eq!(replay(&f.info, &chunks), base, "run {r} split at {k}");
         }
     }
     // Prefixes: the flow cut short anywhere in its last run.
     let total_runs = f.runs.len();
     for r in 0..total_runs {
-        let (dir, bytes) = &f.runs[r];
+        let (dir, ts, bytes) = &f.runs[r];
         let points: Vec<usize> = (0..bytes.len())
             .filter(|k| *k < 512 || k % 97 == 0)
             .collect();
         for k in points {
-            let mut chunks: Vec<(Direction, &[u8])> = f.runs[..r]
+            let mut chunks: Vec<(Direction, Timestamp, &[u8])> = f.runs[..r]
                 .iter()
-                .map(|(d, b)| (*d, b.as_slice()))
+                .map(|(d, t, b)| (*d, *t, b.as_slice()))
                 .collect();
-            chunks.push((*dir, &bytes[..k]));
+            chunks.push((*dir, *ts, &bytes[..k]));
             let got = replay(&f.info, &chunks);
             assert!(
                 got.len() <= base.len() + 1,
