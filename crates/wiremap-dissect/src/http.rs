@@ -274,6 +274,8 @@ pub struct Http {
     switch_now: bool,
     /// A switch found while resynchronising, reported with the next call.
     deferred: Option<[Vec<u8>; 2]>,
+    /// Time of the latest bytes per direction: a response ends when its last byte arrives.
+    last_ts: [Timestamp; 2],
 }
 
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -359,6 +361,7 @@ impl Http {
             keep_headers: cfg.keep_headers,
             switch_now: false,
             deferred: None,
+            last_ts: [Timestamp(0); 2],
         }
     }
 
@@ -543,7 +546,10 @@ impl Http {
         let size = if switched { resp.head_size } else { sh.size };
         let held_back = req.switching && !switched;
         self.switch_now = switched;
-        self.emit(cx, req, Some((resp.ts, resp.status, size)));
+        // Latency runs from the request to the last byte of its response, as in Wireshark's
+        // `http.time`: a long-poll that sends its headers at once still counts its wait.
+        let end = self.last_ts[server.index()].max(resp.ts);
+        self.emit(cx, req, Some((end, resp.status, size)));
         if held_back {
             // The switch was refused: what the client sent meanwhile is HTTP again.
             if let Some(client) = self.client {
@@ -585,6 +591,7 @@ impl Http {
         data: &[u8],
     ) -> Option<[Vec<u8>; 2]> {
         let di = dir.index();
+        self.last_ts[di] = self.last_ts[di].max(ts);
         let mut rest = data;
         while !rest.is_empty() {
             let st = self.half[di].st;

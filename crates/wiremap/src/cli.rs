@@ -4,6 +4,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use wiremap_engine::{open_files, run_source, Engine, EngineConfig, RunReport};
 use wiremap_identity::Zones;
+use wiremap_kfl::Filter;
 use wiremap_map::{Level, MapBuilder};
 use wiremap_model::Entry;
 
@@ -23,6 +24,27 @@ enum Command {
     Map(MapArgs),
     /// List the entries (one per request/response exchange) of one or more captures.
     Entries(EntriesArgs),
+    /// Work with KFL filters.
+    Kfl {
+        #[command(subcommand)]
+        command: KflCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KflCommand {
+    /// Check a filter: print its canonical form, or the error with a caret.
+    Check {
+        /// The filter.
+        expr: String,
+    },
+    /// Print a filter as a ClickHouse WHERE condition.
+    Sql {
+        /// The filter.
+        expr: String,
+    },
+    /// List the variables a filter can use, with their types.
+    Vars,
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,6 +58,9 @@ struct Input {
     /// Write here instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<String>,
+    /// Keep only the entries this KFL filter selects (e.g. `http && status_code >= 500`).
+    #[arg(long, short = 'f', value_name = "KFL")]
+    filter: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -88,6 +113,53 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Map(a) => map(a),
         Command::Entries(a) => entries(a),
+        Command::Kfl { command } => Ok(kfl(command)),
+    }
+}
+
+/// The wall clock, for `now()` in filters (the pipeline itself only reads packet time).
+fn wall_clock() -> wiremap_model::Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    wiremap_model::Timestamp::from_parts(d.as_secs() as i64, d.subsec_nanos())
+}
+
+fn compile_filter(expr: &str) -> Result<Filter, u8> {
+    Filter::compile(expr, wall_clock()).map_err(|e| {
+        eprintln!("wiremap: error: invalid filter at {e}\n{}", e.caret());
+        BAD_INPUT
+    })
+}
+
+fn kfl(cmd: KflCommand) -> u8 {
+    match cmd {
+        KflCommand::Check { expr } => match compile_filter(&expr) {
+            Ok(f) => {
+                println!("{}", f.canonical());
+                0
+            }
+            Err(code) => code,
+        },
+        KflCommand::Sql { expr } => match compile_filter(&expr) {
+            Ok(f) => match f.to_sql() {
+                Ok(sql) => {
+                    println!("{sql}");
+                    0
+                }
+                Err(e) => {
+                    eprintln!("wiremap: error: {e}");
+                    BAD_INPUT
+                }
+            },
+            Err(code) => code,
+        },
+        KflCommand::Vars => {
+            for (name, t) in wiremap_kfl::variables() {
+                println!("{name:<32} {}", t.name());
+            }
+            0
+        }
     }
 }
 
@@ -191,8 +263,16 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
+    let filter = match a.input.filter.as_deref().map(compile_filter).transpose() {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
     let mut builder = MapBuilder::new(level);
-    let report = match process(&a.input, &mut engine, &mut |e| builder.add(&e)) {
+    let report = match process(&a.input, &mut engine, &mut |e| {
+        if filter.as_ref().is_none_or(|f| f.matches(&e)) {
+            builder.add(&e)
+        }
+    }) {
         Ok(r) => r,
         Err(code) => return Ok(code),
     };
@@ -221,6 +301,10 @@ fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
+    let filter = match a.input.filter.as_deref().map(compile_filter).transpose() {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
     let mut w = open_output(&a.input.output)?;
     let mut failed: Option<std::io::Error> = None;
     let format = a.format;
@@ -228,7 +312,7 @@ fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
         let _ = writeln!(w, "{}", output::table_header());
     }
     let report = match process(&a.input, &mut engine, &mut |e| {
-        if failed.is_some() {
+        if failed.is_some() || filter.as_ref().is_some_and(|f| !f.matches(&e)) {
             return;
         }
         let r = match format {

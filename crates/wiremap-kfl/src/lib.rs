@@ -1,0 +1,111 @@
+//! KFL: the filter language that scopes wiremap's map, entries and exports.
+//!
+//! KFL is [CEL](https://github.com/google/cel-spec) over the variables of an entry, named as in
+//! Kubeshark's KFL2 so that a Kubeshark user's filter works unchanged; `and`, `or` and `not`
+//! are accepted as words for KFL v1 habits. A filter is parsed with byte spans, type-checked
+//! against the variable schema (an unknown name or a type mismatch is an error with line,
+//! column, caret and a "did you mean" hint — never a silent false), constant-folded, and
+//! compiled to a tree that borrows strings, lists and maps from the entry, so the common
+//! shapes allocate nothing per entry. Regular expressions (RE2 semantics, the `regex` crate)
+//! are compiled once. The same checked filter renders back to canonical KFL, to a ClickHouse
+//! `WHERE` clause with every literal escaped, and yields the time range, protocol set and
+//! namespaces a store can prune by.
+//!
+//! Absent values take their type's default, so `!dns` and `dns == false` both mean "every
+//! entry but DNS". `now()` is fixed when the filter is compiled: the caller passes the time.
+#![deny(clippy::unwrap_used)]
+
+mod ast;
+mod canon;
+mod error;
+mod lexer;
+mod program;
+mod prune;
+mod schema;
+mod sql;
+mod value;
+
+pub use ast::{parse, Expr, ExprKind, Lit, Op};
+pub use error::{ErrorKind, KflError};
+pub use lexer::Span;
+pub use program::EvalError;
+pub use prune::Prune;
+pub use schema::Type;
+pub use sql::{quote as sql_quote, SqlError};
+use wiremap_model::{Entry, Timestamp};
+
+/// A compiled filter.
+#[derive(Debug)]
+pub struct Filter {
+    ast: Expr,
+    node: program::Node,
+    prune: Prune,
+}
+
+impl Filter {
+    /// Parses, checks and compiles `src`; `now` is what `now()` means.
+    pub fn compile(src: &str, now: Timestamp) -> Result<Filter, KflError> {
+        let ast = parse(src)?;
+        let mut checker = program::Checker::new(src, now);
+        let (node, t) = checker.check(&ast)?;
+        if !matches!(t, Type::Bool | Type::Dyn) {
+            return Err(KflError::new(
+                ErrorKind::Type,
+                src,
+                ast.span,
+                format!("a filter must be a condition (bool), this is {}", t.name()),
+            ));
+        }
+        let prune = prune::extract(&node);
+        Ok(Filter { ast, node, prune })
+    }
+
+    /// Whether the filter selects `e` (an evaluation error selects nothing).
+    pub fn matches(&self, e: &Entry) -> bool {
+        matches!(self.eval(e), Ok(true))
+    }
+
+    /// Evaluates the filter on `e`.
+    pub fn eval(&self, e: &Entry) -> Result<bool, EvalError> {
+        let mut locals = Vec::new();
+        match program::eval_node(&self.node, Some(e), &mut locals)? {
+            value::Val::Bool(b) => Ok(b),
+            _ => Err(EvalError::NoOverload),
+        }
+    }
+
+    /// Canonical KFL text of the filter.
+    pub fn canonical(&self) -> String {
+        canon::render(&self.ast)
+    }
+
+    /// The filter as a ClickHouse `WHERE` condition.
+    pub fn to_sql(&self) -> Result<String, SqlError> {
+        sql::render(&self.node, &mut Vec::new())
+    }
+
+    /// What any selected entry must satisfy (for pruning stored segments).
+    pub fn prune(&self) -> &Prune {
+        &self.prune
+    }
+
+    /// The syntax tree.
+    pub fn ast(&self) -> &Expr {
+        &self.ast
+    }
+}
+
+/// Every variable name with its type, for documentation and completion.
+pub fn variables() -> Vec<(&'static str, Type)> {
+    let mut v: Vec<(&'static str, Type)> = schema::variables()
+        .into_iter()
+        .map(|(n, t, _)| (n, t))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(b.0));
+    v
+}
+
+/// Renders an expression as canonical KFL.
+pub fn render(e: &Expr) -> String {
+    canon::render(e)
+}
