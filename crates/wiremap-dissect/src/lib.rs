@@ -14,6 +14,9 @@
 #![deny(clippy::unwrap_used)]
 
 mod conn;
+mod framing;
+pub mod kafka;
+pub mod redis;
 mod context;
 pub mod dns;
 pub mod http;
@@ -73,6 +76,8 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
     vec![
         Box::new(tls::TlsProbe),
         Box::new(http::HttpProbe),
+        Box::new(redis::RedisProbe),
+        Box::new(kafka::KafkaProbe),
         Box::new(dns::DnsTcpProbe),
         Box::new(dns::DnsUdpProbe),
         Box::new(quic::QuicProbe),

@@ -1,6 +1,6 @@
 //! The variables of an entry (Kubeshark KFL2 names), their types, and how each is read.
 
-use wiremap_model::{Detail, Endpoint, Entry, Protocol};
+use wiremap_model::{AppVal, Detail, Endpoint, Entry, Protocol};
 
 use crate::value::{ListV, MapV, Val};
 
@@ -208,6 +208,8 @@ pub enum Var {
     Services,
     /// `dns_resolutions`
     DnsResolutions,
+    /// A field of an application entry (`redis_command`, `kafka_api_key`, …).
+    App(&'static str),
     /// A variable wiremap does not fill yet: always its type's default.
     Default,
 }
@@ -464,7 +466,7 @@ pub(crate) fn variables() -> Vec<(&'static str, Type, Var)> {
         ("diameter_response_length", T::Int),
         ("diameter_total_size", T::Int),
     ] {
-        v.push((name, t, V::Default));
+        v.push((name, t, V::App(name)));
     }
     v
 }
@@ -646,6 +648,15 @@ pub(crate) fn read<'a>(v: Var, t: &Type, e: &'a Entry) -> Val<'a> {
         Var::Pods => pair(&e.src.identity().pod, &e.dst.identity().pod),
         Var::Services => pair(&e.src.identity().service, &e.dst.identity().service),
         Var::DnsResolutions => pair(&e.src.identity().dns, &e.dst.identity().dns),
+        Var::App(k) => match &e.detail {
+            Detail::App(a) => match (a.get(k), t) {
+                (Some(AppVal::Str(s)), Type::Str) => Val::Str(s),
+                (Some(AppVal::Int(i)), Type::Int) => Val::Int(*i),
+                (Some(AppVal::Bool(b)), Type::Bool) => Val::Bool(*b),
+                _ => default_of(t),
+            },
+            _ => default_of(t),
+        },
         Var::Default => default_of(t),
     }
 }

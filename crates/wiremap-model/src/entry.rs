@@ -177,6 +177,50 @@ pub struct ConnInfo {
     pub error_type: &'static str,
 }
 
+/// A value of an application field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppVal {
+    /// Text.
+    Str(String),
+    /// Number.
+    Int(i64),
+    /// Flag.
+    Bool(bool),
+}
+
+/// Fields of a protocol whose entries are described by their KFL variables directly
+/// (`redis_command`, `kafka_api_key_name`, `postgresql_query`, …).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppInfo {
+    /// Variable name and value, in a stable order.
+    pub fields: Vec<(&'static str, AppVal)>,
+}
+
+impl AppInfo {
+    /// Adds a text field.
+    pub fn str(mut self, k: &'static str, v: impl Into<String>) -> Self {
+        self.fields.push((k, AppVal::Str(v.into())));
+        self
+    }
+
+    /// Adds a number field.
+    pub fn int(mut self, k: &'static str, v: i64) -> Self {
+        self.fields.push((k, AppVal::Int(v)));
+        self
+    }
+
+    /// Adds a flag field.
+    pub fn bool(mut self, k: &'static str, v: bool) -> Self {
+        self.fields.push((k, AppVal::Bool(v)));
+        self
+    }
+
+    /// Looks a field up.
+    pub fn get(&self, k: &str) -> Option<&AppVal> {
+        self.fields.iter().find(|(n, _)| *n == k).map(|(_, v)| v)
+    }
+}
+
 /// The protocol-specific part of an entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Detail {
@@ -191,6 +235,8 @@ pub enum Detail {
     Tls(Box<TlsInfo>),
     /// A connection or flow with no recognised application protocol.
     Conn(Box<ConnInfo>),
+    /// Any other protocol, as KFL fields.
+    App(Box<AppInfo>),
 }
 
 /// One application-level exchange: a request with its response, a query with its answer, a
@@ -319,6 +365,15 @@ impl serde::Serialize for Entry {
                 m.serialize_entry("tls_request_size", &self.request_size)?;
                 m.serialize_entry("tls_response_size", &self.response_size)?;
                 m.serialize_entry("tls_total_size", &(self.request_size + self.response_size))?;
+            }
+            Detail::App(a) => {
+                for (k, v) in &a.fields {
+                    match v {
+                        AppVal::Str(s) => m.serialize_entry(k, s)?,
+                        AppVal::Int(i) => m.serialize_entry(k, i)?,
+                        AppVal::Bool(b) => m.serialize_entry(k, b)?,
+                    }
+                }
             }
             Detail::Conn(c) => {
                 let prefix = if p == Protocol::Udp { "flow" } else { "conn" };

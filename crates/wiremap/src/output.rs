@@ -48,6 +48,17 @@ fn summary(e: &Entry) -> String {
             "{} {}↑ {}↓ {}",
             c.state, e.request_size, e.response_size, c.error_type
         ),
+        Detail::App(a) => a
+            .fields
+            .iter()
+            .filter(|(k, _)| !k.ends_with("_size") && !k.ends_with("_length") && !k.ends_with("_request") && !k.ends_with("_response"))
+            .map(|(k, v)| match v {
+                wiremap_model::AppVal::Str(s) => format!("{k}={s}"),
+                wiremap_model::AppVal::Int(i) => format!("{k}={i}"),
+                wiremap_model::AppVal::Bool(b) => format!("{k}={b}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
         Detail::None => String::new(),
     }
 }

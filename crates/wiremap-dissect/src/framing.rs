@@ -1,0 +1,158 @@
+//! Splitting a direction's bytes into length-delimited messages, for the binary protocols.
+
+use wiremap_model::{Direction, Timestamp};
+
+use crate::Cx;
+
+/// What a framing function says about the bytes at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// Not enough bytes to know the message's length.
+    Need,
+    /// The next message is this many bytes long.
+    Len(usize),
+    /// Not this protocol: the stream is lost from here.
+    Bad,
+}
+
+/// Largest message a framer buffers; longer ones desynchronise the direction (counted).
+const MAX_MESSAGE: usize = 8 << 20;
+
+/// Per-direction buffers of a message-oriented protocol.
+#[derive(Debug, Default)]
+pub(crate) struct Framer {
+    buf: [Vec<u8>; 2],
+    /// Arrival of the first byte of the buffered message.
+    ts: [Timestamp; 2],
+    lost: [bool; 2],
+}
+
+impl Framer {
+    /// Appends `data` and hands every complete message to `on` with the time its first byte
+    /// arrived.
+    pub(crate) fn feed(
+        &mut self,
+        cx: &mut Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+        desync: &'static str,
+        frame: impl Fn(&[u8]) -> Frame,
+        mut on: impl FnMut(&mut Cx<'_>, Timestamp, &[u8]),
+    ) {
+        let d = dir.index();
+        if self.lost[d] {
+            return;
+        }
+        if self.buf[d].is_empty() {
+            // Fast path: whole messages in this chunk are handled in place.
+            let mut rest = data;
+            while !rest.is_empty() {
+                match frame(rest) {
+                    Frame::Len(n) if n <= rest.len() => {
+                        on(cx, ts, &rest[..n]);
+                        rest = &rest[n..];
+                    }
+                    Frame::Bad => {
+                        cx.stats.event(desync);
+                        self.lost[d] = true;
+                        return;
+                    }
+                    _ => break,
+                }
+            }
+            if !rest.is_empty() {
+                self.buf[d].extend_from_slice(rest);
+                self.ts[d] = ts;
+            }
+            return;
+        }
+        self.buf[d].extend_from_slice(data);
+        let mut at = 0;
+        loop {
+            let b = &self.buf[d][at..];
+            if b.is_empty() {
+                break;
+            }
+            match frame(b) {
+                Frame::Len(n) if n <= b.len() => {
+                    let t = if at == 0 { self.ts[d] } else { ts };
+                    let msg = b[..n].to_vec();
+                    on(cx, t, &msg);
+                    at += n;
+                }
+                Frame::Len(n) if n > MAX_MESSAGE => {
+                    cx.stats.event(desync);
+                    self.lost[d] = true;
+                    self.buf[d] = Vec::new();
+                    return;
+                }
+                Frame::Bad => {
+                    cx.stats.event(desync);
+                    self.lost[d] = true;
+                    self.buf[d] = Vec::new();
+                    return;
+                }
+                _ => break,
+            }
+        }
+        if at > 0 {
+            self.buf[d].drain(..at);
+            self.ts[d] = ts;
+        }
+        if self.buf[d].len() > MAX_MESSAGE {
+            cx.stats.event(desync);
+            self.lost[d] = true;
+            self.buf[d] = Vec::new();
+        }
+    }
+
+    /// Bytes were lost: this direction cannot be framed any more.
+    pub(crate) fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, event: &'static str) {
+        cx.stats.event(event);
+        self.lost[dir.index()] = true;
+        self.buf[dir.index()] = Vec::new();
+    }
+}
+
+/// A request waiting for its response.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub ts: Timestamp,
+    pub client: Direction,
+    pub info: wiremap_model::AppInfo,
+    pub size: u64,
+    pub key: i64,
+}
+
+/// Emits an application entry.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn emit_app(
+    cx: &mut Cx<'_>,
+    protocol: wiremap_model::Protocol,
+    p: Pending,
+    resp: Option<(Timestamp, u64)>,
+    status: i64,
+    error: bool,
+    prefix: &'static str,
+    extra: wiremap_model::AppInfo,
+) {
+    let (rts, rsize) = match resp {
+        Some((t, s)) => (Some(t), s),
+        None => (None, 0),
+    };
+    let mut info = p.info;
+    info.fields.extend(extra.fields);
+    let sizes: [(&'static str, i64); 3] = match prefix {
+        "redis" => [("redis_request_size", p.size as i64), ("redis_response_size", rsize as i64), ("redis_total_size", (p.size + rsize) as i64)],
+        "kafka" => [("kafka_request_size", p.size as i64), ("kafka_response_size", rsize as i64), ("kafka_size", (p.size + rsize) as i64)],
+        "amqp" => [("amqp_request_length", p.size as i64), ("amqp_response_length", rsize as i64), ("amqp_total_size", (p.size + rsize) as i64)],
+        "mongodb" => [("mongodb_request_size", p.size as i64), ("mongodb_response_size", rsize as i64), ("mongodb_total_size", (p.size + rsize) as i64)],
+        "mysql" => [("mysql_request_size", p.size as i64), ("mysql_response_size", rsize as i64), ("mysql_total_size", (p.size + rsize) as i64)],
+        _ => [("postgresql_request_size", p.size as i64), ("postgresql_response_size", rsize as i64), ("postgresql_total_size", (p.size + rsize) as i64)],
+    };
+    for (k, v) in sizes {
+        info.fields.push((k, wiremap_model::AppVal::Int(v)));
+    }
+    cx.emit(p.client, protocol, p.ts, rts, p.size, rsize, status, error, wiremap_model::Detail::App(Box::new(info)));
+}

@@ -1,0 +1,230 @@
+//! Redis RESP2/RESP3: one entry per command (pipelining keeps order), server pushes
+//! (pub/sub messages, RESP3 `>`) counted but not paired.
+
+use std::collections::VecDeque;
+
+use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+
+use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
+
+const MAX_DEPTH: usize = 32;
+
+fn line(d: &[u8], at: usize) -> Option<(usize, usize)> {
+    let rest = d.get(at..)?;
+    let i = rest.windows(2).take(64 * 1024).position(|w| w == b"\r\n")?;
+    Some((at, at + i))
+}
+
+fn int(d: &[u8]) -> Option<i64> {
+    std::str::from_utf8(d).ok()?.parse().ok()
+}
+
+/// Length of the RESP value at `at`, or why not.
+fn value_end(d: &[u8], at: usize, depth: usize) -> Result<usize, Frame> {
+    if depth > MAX_DEPTH {
+        return Err(Frame::Bad);
+    }
+    let Some(&t) = d.get(at) else { return Err(Frame::Need) };
+    let (s, e) = line(d, at + 1).ok_or(if d.len() - at > 64 * 1024 { Frame::Bad } else { Frame::Need })?;
+    let head = &d[s..e];
+    match t {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(e + 2),
+        b'$' | b'!' | b'=' => {
+            let n = int(head).ok_or(Frame::Bad)?;
+            if n < 0 {
+                return Ok(e + 2);
+            }
+            let end = e + 2 + n as usize + 2;
+            if d.len() < end {
+                return Err(Frame::Need);
+            }
+            if &d[end - 2..end] != b"\r\n" {
+                return Err(Frame::Bad);
+            }
+            Ok(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let n = int(head).ok_or(Frame::Bad)?;
+            if n < 0 {
+                return Ok(e + 2);
+            }
+            if n > 1 << 20 {
+                return Err(Frame::Bad);
+            }
+            let items = if matches!(t, b'%' | b'|') { n * 2 } else { n };
+            let mut p = e + 2;
+            for _ in 0..items {
+                p = value_end(d, p, depth + 1)?;
+            }
+            // An attribute precedes the value it describes.
+            if t == b'|' {
+                p = value_end(d, p, depth + 1)?;
+            }
+            Ok(p)
+        }
+        _ => Err(Frame::Bad),
+    }
+}
+
+fn frame(d: &[u8]) -> Frame {
+    match d.first() {
+        // Inline commands: one text line.
+        Some(c) if c.is_ascii_alphabetic() => match line(d, 0) {
+            Some((_, e)) => Frame::Len(e + 2),
+            None if d.len() > 64 * 1024 => Frame::Bad,
+            None => Frame::Need,
+        },
+        _ => match value_end(d, 0, 0) {
+            Ok(n) => Frame::Len(n),
+            Err(f) => f,
+        },
+    }
+}
+
+/// The bulk strings of a command array.
+fn words(d: &[u8]) -> Vec<&[u8]> {
+    if d.first() != Some(&b'*') {
+        return d.split(|&c| c == b' ' || c == b'\r' || c == b'\n').filter(|w| !w.is_empty()).collect();
+    }
+    let mut out = Vec::new();
+    let Some((_, e)) = line(d, 1) else { return out };
+    let mut p = e + 2;
+    while p < d.len() && d[p] == b'$' {
+        let Some((s, e)) = line(d, p + 1) else { break };
+        let Some(n) = int(&d[s..e]) else { break };
+        let start = e + 2;
+        let end = start + n.max(0) as usize;
+        let Some(w) = d.get(start..end) else { break };
+        out.push(w);
+        p = end + 2;
+    }
+    out
+}
+
+const INLINE: [&[u8]; 8] = [b"PING", b"AUTH ", b"HELLO", b"INFO", b"QUIT", b"SELECT ", b"COMMAND", b"MONITOR"];
+
+/// RESP commands: an array of bulk strings (`*N\r\n$`), or a few inline commands.
+#[derive(Debug)]
+pub struct RedisProbe;
+
+impl Probe for RedisProbe {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    fn transport(&self) -> Transport {
+        Transport::Tcp
+    }
+    fn probe(&self, _dir: Direction, d: &[u8]) -> Verdict {
+        if d.first() == Some(&b'*') {
+            let digits = d[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            return match (digits, d.get(1 + digits..1 + digits + 3)) {
+                (1..=7, Some(b"\r\n$")) => Verdict::Yes,
+                (0..=7, None) if d.len() < 12 => Verdict::NeedMore,
+                _ => Verdict::No,
+            };
+        }
+        if INLINE.iter().any(|c| d.len() >= c.len() && d[..c.len()].eq_ignore_ascii_case(c)) {
+            return match line(d, 0) {
+                Some(_) => Verdict::Yes,
+                None if d.len() < 512 => Verdict::NeedMore,
+                None => Verdict::No,
+            };
+        }
+        Verdict::No
+    }
+    fn build(&self, _cfg: &DissectConfig) -> Box<dyn Dissector> {
+        Box::new(Redis::default())
+    }
+}
+
+/// The Redis dissector of one connection.
+#[derive(Debug, Default)]
+pub struct Redis {
+    framer: Framer,
+    client: Option<Direction>,
+    pending: VecDeque<Pending>,
+}
+
+fn printable(w: &[u8], max: usize) -> String {
+    let s = String::from_utf8_lossy(&w[..w.len().min(max)]).into_owned();
+    if w.len() > max {
+        format!("{s}…")
+    } else {
+        s
+    }
+}
+
+impl Dissector for Redis {
+    fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
+        // The side that sends commands is the client.
+        if self.client.is_none() && matches!(self.probe_dir(data), Verdict::Yes) {
+            self.client = Some(dir);
+        }
+        let client = self.client;
+        let pending = &mut self.pending;
+        self.framer.feed(cx, dir, ts, data, "redis_desync", frame, |cx, t, msg| {
+            if Some(dir) == client {
+                let w = words(msg);
+                let verb = w.first().map(|v| String::from_utf8_lossy(v).to_ascii_uppercase()).unwrap_or_default();
+                let key = w.get(1).map(|k| printable(k, 256)).unwrap_or_default();
+                let command = w.iter().take(8).map(|x| printable(x, 64)).collect::<Vec<_>>().join(" ");
+                let info = AppInfo::default().str("redis_type", verb).str("redis_command", command).str("redis_key", key);
+                pending.push_back(Pending { ts: t, client: dir, info, size: msg.len() as u64, key: 0 });
+                return;
+            }
+            if msg.first() == Some(&b'>') {
+                cx.stats.event("redis_push");
+                return;
+            }
+            match pending.pop_front() {
+                Some(p) => {
+                    let error = matches!(msg.first(), Some(b'-' | b'!'));
+                    let extra = if error {
+                        AppInfo::default().str("redis_error", printable(&msg[1..], 256).trim_end().to_string())
+                    } else {
+                        AppInfo::default()
+                    };
+                    emit_app(cx, Protocol::Redis, p, Some((t, msg.len() as u64)), 0, error, "redis", extra);
+                }
+                // Pub/sub messages arrive without a command.
+                None => cx.stats.event("redis_push"),
+            }
+        });
+        Next::Continue
+    }
+
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
+        self.framer.gap(cx, dir, "redis_gap_desync");
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
+        while let Some(p) = self.pending.pop_front() {
+            emit_app(cx, Protocol::Redis, p, None, 0, false, "redis", AppInfo::default());
+        }
+    }
+}
+
+impl Redis {
+    fn probe_dir(&self, data: &[u8]) -> Verdict {
+        RedisProbe.probe(Direction::AtoB, data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_resp_values_and_every_prefix_needs_more() {
+        let msg = b"*3\r\n$3\r\nSET\r\n$5\r\nmykey\r\n$7\r\nmyvalue\r\n";
+        assert_eq!(frame(msg), Frame::Len(msg.len()));
+        for n in 0..msg.len() {
+            assert_eq!(frame(&msg[..n]), if n == 0 { Frame::Need } else { Frame::Need }, "prefix {n}");
+        }
+        assert_eq!(words(msg), vec![&b"SET"[..], b"mykey", b"myvalue"]);
+        let resp3 = b"%2\r\n+a\r\n:1\r\n+b\r\n#t\r\n";
+        assert_eq!(frame(resp3), Frame::Len(resp3.len()));
+        assert_eq!(frame(b"?x\r\n"), Frame::Bad);
+    }
+}
