@@ -16,6 +16,7 @@
 mod conn;
 mod framing;
 pub mod kafka;
+pub mod mongo;
 pub mod redis;
 mod context;
 pub mod dns;
@@ -78,6 +79,7 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
         Box::new(http::HttpProbe),
         Box::new(redis::RedisProbe),
         Box::new(kafka::KafkaProbe),
+        Box::new(mongo::MongoProbe),
         Box::new(dns::DnsTcpProbe),
         Box::new(dns::DnsUdpProbe),
         Box::new(quic::QuicProbe),
