@@ -17,6 +17,7 @@ mod conn;
 mod framing;
 pub mod kafka;
 pub mod mongo;
+pub mod mysql;
 pub mod postgres;
 pub mod redis;
 mod context;
@@ -82,6 +83,7 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
         Box::new(kafka::KafkaProbe),
         Box::new(mongo::MongoProbe),
         Box::new(postgres::PostgresProbe),
+        Box::new(mysql::MysqlProbe),
         Box::new(dns::DnsTcpProbe),
         Box::new(dns::DnsUdpProbe),
         Box::new(quic::QuicProbe),

@@ -108,7 +108,7 @@ pub struct Postgres {
 }
 
 fn command_of(query: &str) -> String {
-    query.split_whitespace().next().unwrap_or("").to_ascii_uppercase()
+    query.split_whitespace().next().unwrap_or("").trim_end_matches(';').to_ascii_uppercase()
 }
 
 impl Postgres {
