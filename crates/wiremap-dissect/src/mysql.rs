@@ -82,16 +82,17 @@ impl Probe for MysqlProbe {
         Transport::Tcp
     }
     fn probe(&self, _dir: Direction, d: &[u8]) -> Verdict {
+        // A pooled connection joined mid-stream: the keep-alive COM_PING (or QUIT, STATISTICS).
+        if d.len() == 5 && d[..4] == [1, 0, 0, 0] && matches!(d[4], 0x0e | 0x01 | 0x09) {
+            return Verdict::Yes;
+        }
         if d.len() < 6 {
             return Verdict::NeedMore;
         }
         if is_greeting(d) || is_text_command(d) {
             return Verdict::Yes;
         }
-        // A pooled connection joined mid-stream: the keep-alive COM_PING (or QUIT, STATISTICS).
-        if d.len() == 5 && d[..4] == [1, 0, 0, 0] && matches!(d[4], 0x0e | 0x01 | 0x09) {
-            return Verdict::Yes;
-        }
+
         if d[3] == 0 && d[4] == 10 && d.len() < 64 {
             return Verdict::NeedMore;
         }
