@@ -13,6 +13,7 @@
 //! [`DissectStats`].
 #![deny(clippy::unwrap_used)]
 
+pub mod amqp;
 mod conn;
 mod framing;
 pub mod kafka;
@@ -84,6 +85,7 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
         Box::new(mongo::MongoProbe),
         Box::new(postgres::PostgresProbe),
         Box::new(mysql::MysqlProbe),
+        Box::new(amqp::AmqpProbe),
         Box::new(dns::DnsTcpProbe),
         Box::new(dns::DnsUdpProbe),
         Box::new(quic::QuicProbe),
