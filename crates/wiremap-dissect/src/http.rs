@@ -276,6 +276,8 @@ pub struct Http {
     deferred: Option<[Vec<u8>; 2]>,
     /// Time of the latest bytes per direction: a response ends when its last byte arrives.
     last_ts: [Timestamp; 2],
+    /// What the last `Upgrade` switched to (`websocket`, `h2c`).
+    switched_to: String,
 }
 
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -362,6 +364,7 @@ impl Http {
             switch_now: false,
             deferred: None,
             last_ts: [Timestamp(0); 2],
+            switched_to: String::new(),
         }
     }
 
@@ -542,6 +545,9 @@ impl Http {
             req.info.upgrade = "tunnel".to_string();
         } else if !switched {
             req.info.upgrade.clear();
+        }
+        if switched {
+            self.switched_to = req.info.upgrade.clone();
         }
         let size = if switched { resp.head_size } else { sh.size };
         let held_back = req.switching && !switched;
@@ -850,5 +856,13 @@ impl Dissector for Http {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         self.close_all(cx);
+    }
+
+    fn successor(&self) -> Option<&'static str> {
+        match self.switched_to.as_str() {
+            "websocket" => Some("ws"),
+            "h2c" => Some("http2"),
+            _ => None,
+        }
     }
 }

@@ -27,6 +27,7 @@ pub mod http;
 pub mod quic;
 mod session;
 pub mod tls;
+pub mod ws;
 
 pub use context::{Cx, DissectStats, DnsAnswer, Output};
 pub use session::{Dissect, DissectConfig, Session};
@@ -73,6 +74,11 @@ pub trait Dissector: Send {
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, len: u64);
     /// The flow ended: emit whatever is pending.
     fn close(&mut self, cx: &mut Cx<'_>, ts: Timestamp);
+    /// After a [`Next::Handoff`]: the protocol the connection switched to, when known (the
+    /// name of a [`Probe`]), so detection can be skipped.
+    fn successor(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The probes wiremap ships, in the order they are asked.
@@ -89,5 +95,6 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
         Box::new(dns::DnsTcpProbe),
         Box::new(dns::DnsUdpProbe),
         Box::new(quic::QuicProbe),
+        Box::new(ws::WsProbe),
     ]
 }

@@ -45,6 +45,8 @@ struct Detect {
     chunks: [usize; 2],
     /// Detection restarted after an upgrade: an opaque result adds no entry.
     after_handoff: bool,
+    /// The protocol the upgrade announced (a probe index): no detection needed.
+    hint: Option<usize>,
 }
 
 enum State {
@@ -122,6 +124,9 @@ impl Dissect {
 
     /// Picks a probe for the bytes seen so far; `None` while undecided, `Some(None)` for opaque.
     fn decide(&self, transport: Transport, d: &Detect, closing: bool) -> Option<Option<usize>> {
+        if let Some(h) = d.hint {
+            return Some(Some(h));
+        }
         let mut undecided = false;
         for (i, p) in self.probes.iter().enumerate() {
             if p.transport() != transport {
@@ -169,11 +174,16 @@ impl Dissect {
                         Chunk::Data(_, ts, _) | Chunk::Gap(_, ts, _) => *ts,
                     };
                     if let Next::Handoff(left) = self.run(s, info, chunk) {
-                        let mut fresh = handoff_detect(left, ts, self.cfg.detect_bytes);
+                        let hint = self.successor(s);
+                        let mut fresh = handoff_detect(left, ts, self.cfg.detect_bytes, hint);
                         for rest in log.by_ref() {
                             push(&mut fresh, rest, self.cfg.detect_bytes);
                         }
+                        let choice = self.decide(info.key.transport, &fresh, false);
                         s.state = State::Detecting(fresh);
+                        if let Some(choice) = choice {
+                            self.settle(s, info, choice);
+                        }
                         return;
                     }
                 }
@@ -189,6 +199,15 @@ impl Dissect {
                 });
             }
         }
+    }
+
+    /// The probe index of the protocol an active dissector says its connection switched to.
+    fn successor(&self, s: &Session) -> Option<usize> {
+        let State::Active(d) = &s.state else {
+            return None;
+        };
+        let name = d.successor()?;
+        self.probes.iter().position(|p| p.name() == name)
     }
 
     fn run(&mut self, s: &mut Session, info: &FlowInfo, chunk: Chunk) -> Next {
@@ -213,9 +232,10 @@ impl Dissect {
 }
 
 /// Detection state after a protocol switch, seeded with the bytes that followed it.
-fn handoff_detect(left: [Vec<u8>; 2], ts: Timestamp, cap: usize) -> Detect {
+fn handoff_detect(left: [Vec<u8>; 2], ts: Timestamp, cap: usize, hint: Option<usize>) -> Detect {
     let mut d = Detect {
         after_handoff: true,
+        hint,
         ..Detect::default()
     };
     for (dir, bytes) in [Direction::AtoB, Direction::BtoA].into_iter().zip(left) {
@@ -265,7 +285,8 @@ impl StreamHandler for Dissect {
                     node: &self.cfg.node,
                 };
                 if let Next::Handoff(left) = d.data(&mut cx, dir, ts, data) {
-                    s.state = State::Detecting(handoff_detect(left, ts, self.cfg.detect_bytes));
+                    let hint = self.successor(s);
+                    s.state = State::Detecting(handoff_detect(left, ts, self.cfg.detect_bytes, hint));
                     if let State::Detecting(det) = &s.state {
                         if let Some(choice) = self.decide(info.key.transport, det, false) {
                             self.settle(s, info, choice);
