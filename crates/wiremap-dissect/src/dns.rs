@@ -159,7 +159,7 @@ pub fn parse(d: &[u8]) -> Result<Message, DnsError> {
     let an = usize::from(be16(d, 6)?);
     let ns = usize::from(be16(d, 8)?);
     let ar = usize::from(be16(d, 10)?);
-    if qd > 16 || an + ns + ar > 1024 {
+    if qd > 64 || an + ns + ar > 1024 {
         return Err(DnsError::Malformed);
     }
     let mut pos = 12;
@@ -274,7 +274,7 @@ impl Probe for DnsTcpProbe {
         }
         let qd = u16::from_be_bytes([data[6], data[7]]);
         let opcode = (data[4] >> 3) & 0x0f;
-        if qd > 16 || opcode > 6 {
+        if qd > 64 || opcode > 6 {
             return Verdict::No;
         }
         match data.get(2..2 + len) {
