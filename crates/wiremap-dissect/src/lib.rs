@@ -23,7 +23,9 @@ pub mod postgres;
 pub mod redis;
 mod context;
 pub mod dns;
+pub mod hpack;
 pub mod http;
+pub mod http2;
 pub mod quic;
 mod session;
 pub mod tls;
@@ -86,6 +88,7 @@ pub fn default_probes() -> Vec<Box<dyn Probe>> {
     vec![
         Box::new(tls::TlsProbe),
         Box::new(http::HttpProbe),
+        Box::new(http2::Http2Probe),
         Box::new(redis::RedisProbe),
         Box::new(kafka::KafkaProbe),
         Box::new(mongo::MongoProbe),

@@ -1,0 +1,370 @@
+//! HTTP/2 (h2c with prior knowledge, after `Upgrade: h2c`, or joined mid-stream) and gRPC on
+//! top: one entry per stream, with method, path, authority, status, `grpc-status` and
+//! `grpc-message` from the trailers, and message counts for streaming calls.
+
+use std::collections::BTreeMap;
+
+use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
+
+use crate::hpack::Hpack;
+use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const MAX_FRAME: usize = 1 << 24;
+/// Most streams tracked at once per connection.
+const MAX_STREAMS: usize = 4096;
+
+fn frame_header(d: &[u8]) -> Option<(usize, u8, u8, u32)> {
+    let h = d.get(..9)?;
+    let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+    let sid = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+    Some((len, h[3], h[4], sid))
+}
+
+/// Whether `d` is a run of well-formed frames (for mid-stream detection).
+fn plausible_frames(d: &[u8]) -> Verdict {
+    let mut p = 0;
+    let mut seen = 0;
+    let mut headers = false;
+    while p < d.len() {
+        let Some((len, ty, _, sid)) = frame_header(&d[p..]) else {
+            return if seen > 0 && headers { Verdict::Yes } else { Verdict::NeedMore };
+        };
+        let sid_ok = match ty {
+            0 | 1 | 2 | 3 | 5 | 9 => sid != 0,
+            4 | 6 | 7 => sid == 0,
+            8 => true,
+            _ => false,
+        };
+        if ty > 9 || len > 1 << 14 || !sid_ok || (ty == 4 && len % 6 != 0) || (ty == 6 && len != 8) {
+            return Verdict::No;
+        }
+        headers |= matches!(ty, 1 | 4);
+        seen += 1;
+        p += 9 + len;
+    }
+    if headers {
+        Verdict::Yes
+    } else {
+        Verdict::NeedMore
+    }
+}
+
+/// HTTP/2: the client connection preface, or a run of well-formed frames with a HEADERS or
+/// SETTINGS frame among them.
+#[derive(Debug)]
+pub struct Http2Probe;
+
+impl Probe for Http2Probe {
+    fn name(&self) -> &'static str {
+        "http2"
+    }
+    fn transport(&self) -> Transport {
+        Transport::Tcp
+    }
+    fn probe(&self, _dir: Direction, d: &[u8]) -> Verdict {
+        if d.starts_with(PREFACE) {
+            return Verdict::Yes;
+        }
+        if PREFACE.starts_with(d) {
+            return Verdict::NeedMore;
+        }
+        // A single partial frame could be anything: ask for a complete one.
+        match plausible_frames(d) {
+            Verdict::NeedMore if d.len() > 4096 => Verdict::No,
+            v => v,
+        }
+    }
+    fn build(&self, _cfg: &DissectConfig) -> Box<dyn Dissector> {
+        Box::new(Http2::default())
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    client: Option<Direction>,
+    ts: Option<Timestamp>,
+    end_ts: Option<Timestamp>,
+    method: String,
+    path: String,
+    authority: String,
+    content_type: String,
+    status: i64,
+    grpc_status: Option<i64>,
+    grpc_message: String,
+    has_request: bool,
+    has_response: bool,
+    closed: [bool; 2],
+    bytes: [u64; 2],
+    messages: [u64; 2],
+    /// DATA payloads looked like gRPC length-prefixed messages.
+    grpc_framed: bool,
+    reset: Option<u32>,
+    request_headers: Vec<(String, String)>,
+    response_headers: Vec<(String, String)>,
+}
+
+/// The HTTP/2 dissector of one connection.
+#[derive(Debug)]
+pub struct Http2 {
+    buf: [Vec<u8>; 2],
+    preface: [bool; 2],
+    hpack: [Option<Hpack>; 2],
+    /// Header block being continued: (stream, block, direction).
+    cont: [Option<(u32, Vec<u8>, u8)>; 2],
+    streams: BTreeMap<u32, Stream>,
+    client: Option<Direction>,
+    lost: [bool; 2],
+    started_clean: bool,
+}
+
+impl Default for Http2 {
+    fn default() -> Self {
+        Http2 { buf: [Vec::new(), Vec::new()], preface: [false; 2], hpack: [None, None], cont: [None, None], streams: BTreeMap::new(), client: None, lost: [false; 2], started_clean: false }
+    }
+}
+
+fn strip_padding(payload: &[u8], flags: u8, priority: bool) -> Option<&[u8]> {
+    let mut p = payload;
+    let mut pad = 0;
+    if flags & 0x08 != 0 {
+        pad = usize::from(*p.first()?);
+        p = &p[1..];
+    }
+    if priority && flags & 0x20 != 0 {
+        p = p.get(5..)?;
+    }
+    p.get(..p.len().checked_sub(pad)?)
+}
+
+impl Http2 {
+    fn emit(&mut self, cx: &mut Cx<'_>, sid: u32) {
+        let Some(s) = self.streams.remove(&sid) else { return };
+        if !s.has_request {
+            return;
+        }
+        let client = s.client.or(self.client).unwrap_or(Direction::AtoB);
+        let grpc = s.content_type.starts_with("application/grpc") || (s.content_type.is_empty() && (s.grpc_status.is_some() || s.grpc_framed));
+        let (protocol, status) = if grpc { (Protocol::Grpc, s.grpc_status.unwrap_or(if s.has_response { 0 } else { 0 })) } else { (Protocol::Http, s.status) };
+        let error = if grpc { s.grpc_status.is_some_and(|g| g != 0) } else { s.status >= 500 } || s.reset.is_some_and(|c| c != 0 && c != 8);
+        let path = s.path.split('?').next().unwrap_or("").to_string();
+        let mut req_h = s.request_headers;
+        if grpc {
+            req_h.push(("grpc-messages".into(), s.messages[client.index()].to_string()));
+        }
+        let mut resp_h = s.response_headers;
+        if grpc {
+            resp_h.push(("grpc-messages".into(), s.messages[client.flip().index()].to_string()));
+            if !s.grpc_message.is_empty() {
+                resp_h.push(("grpc-message".into(), s.grpc_message.clone()));
+            }
+        }
+        let info = HttpInfo {
+            method: s.method,
+            url: s.path.clone(),
+            path,
+            http_version: "HTTP/2".into(),
+            host: s.authority,
+            status_text: s.grpc_message,
+            request_headers: req_h,
+            response_headers: resp_h,
+            request_body_size: s.bytes[client.index()],
+            response_body_size: s.bytes[client.flip().index()],
+            ..HttpInfo::default()
+        };
+        let ts = s.ts.unwrap_or(cx.info.first_ts);
+        let rts = if s.has_response { Some(s.end_ts.unwrap_or(ts)) } else { None };
+        cx.emit(client, protocol, ts, rts, s.bytes[client.index()], s.bytes[client.flip().index()], status, error, Detail::Http(Box::new(info)));
+    }
+
+    fn headers(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, sid: u32, block: &[u8], end_stream: bool) {
+        let di = dir.index();
+        let complete = self.started_clean;
+        let fields = self.hpack[di].get_or_insert_with(|| Hpack::new(complete)).decode(block);
+        if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&sid) {
+            cx.stats.event("http2_streams_evicted");
+            if let Some(&old) = self.streams.keys().next() {
+                self.emit(cx, old);
+            }
+        }
+        let s = self.streams.entry(sid).or_default();
+        let is_request = fields.iter().any(|(n, _)| matches!(n.as_deref(), Some(":method" | ":path" | ":scheme")));
+        let is_response = fields.iter().any(|(n, _)| n.as_deref() == Some(":status"));
+        // The first HEADERS of a stream comes from its client.
+        let from_client = match s.client {
+            Some(c) => c == dir,
+            None if is_response => false,
+            None => {
+                s.client = Some(dir);
+                true
+            }
+        };
+        if s.client.is_none() {
+            s.client = Some(dir.flip());
+        }
+        if self.client.is_none() && (is_request || is_response) {
+            self.client = Some(if is_request { dir } else { dir.flip() });
+        }
+        let keep = |n: &str| !matches!(n, "authorization" | "proxy-authorization" | "cookie" | "set-cookie");
+        for (n, v) in fields {
+            let (Some(n), v) = (n, v) else { continue };
+            let v = v.unwrap_or_default();
+            match n.as_str() {
+                ":method" => s.method = v.clone(),
+                ":path" => s.path = v.clone(),
+                ":authority" => s.authority = v.clone(),
+                ":status" => s.status = v.parse().unwrap_or(0),
+                "content-type" => s.content_type = v.clone(),
+                "grpc-status" => s.grpc_status = v.parse().ok(),
+                "grpc-message" => s.grpc_message = v.clone(),
+                _ => {}
+            }
+            let v = if keep(&n) { v } else { crate::http::REDACTED.to_string() };
+            if from_client {
+                s.request_headers.push((n, v));
+            } else {
+                s.response_headers.push((n, v));
+            }
+        }
+        if from_client {
+            if !s.has_request {
+                s.has_request = true;
+                s.ts = Some(ts);
+            }
+        } else {
+            s.has_response = true;
+            s.end_ts = Some(ts);
+        }
+        if end_stream {
+            s.closed[di] = true;
+            if !from_client {
+                s.end_ts = Some(ts);
+            }
+        }
+        if s.closed[0] && s.closed[1] {
+            self.emit(cx, sid);
+        }
+    }
+
+    fn frame(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, ty: u8, flags: u8, sid: u32, payload: &[u8]) {
+        let di = dir.index();
+        if let Some((csid, mut block, cflags)) = self.cont[di].take() {
+            if ty == 9 && sid == csid {
+                block.extend_from_slice(payload);
+                if flags & 0x04 != 0 {
+                    self.headers(cx, dir, ts, sid, &block, cflags & 0x01 != 0);
+                } else {
+                    self.cont[di] = Some((csid, block, cflags));
+                }
+                return;
+            }
+            cx.stats.event("http2_continuation_lost");
+        }
+        match ty {
+            0 => {
+                let Some(s) = self.streams.get_mut(&sid) else { return };
+                let data = strip_padding(payload, flags, false).unwrap_or(&[]);
+                s.bytes[di] += data.len() as u64;
+                if data.len() >= 5 && data[0] <= 1 {
+                    let n = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+                    if n + 5 <= data.len() || s.messages[di] == 0 {
+                        s.messages[di] += 1;
+                        s.grpc_framed = n + 5 == data.len() || s.grpc_framed;
+                    }
+                }
+                let from_client = s.client == Some(dir);
+                if !from_client {
+                    s.end_ts = Some(ts);
+                }
+                if flags & 0x01 != 0 {
+                    s.closed[di] = true;
+                    if s.closed[0] && s.closed[1] {
+                        self.emit(cx, sid);
+                    }
+                }
+            }
+            1 => {
+                let Some(block) = strip_padding(payload, flags, true) else {
+                    cx.stats.event("http2_malformed_headers");
+                    return;
+                };
+                if flags & 0x04 == 0 {
+                    self.cont[di] = Some((sid, block.to_vec(), flags));
+                } else {
+                    self.headers(cx, dir, ts, sid, block, flags & 0x01 != 0);
+                }
+            }
+            3 => {
+                let code = payload.get(..4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).unwrap_or(0);
+                if let Some(s) = self.streams.get_mut(&sid) {
+                    s.reset = Some(code);
+                    s.end_ts = Some(ts);
+                    s.has_response |= s.client != Some(dir);
+                    self.emit(cx, sid);
+                }
+            }
+            5 => {
+                // PUSH_PROMISE: the promised stream's request headers come from the server.
+                if let Some(block) = strip_padding(payload, flags, false).and_then(|b| b.get(4..)) {
+                    let complete = self.started_clean;
+                    let _ = self.hpack[di].get_or_insert_with(|| Hpack::new(complete)).decode(block);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Dissector for Http2 {
+    fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
+        let di = dir.index();
+        if self.lost[di] {
+            return Next::Continue;
+        }
+        self.buf[di].extend_from_slice(data);
+        if !self.preface[di] {
+            let b = &self.buf[di];
+            if b.len() < PREFACE.len() && PREFACE.starts_with(b) {
+                return Next::Continue;
+            }
+            if b.starts_with(PREFACE) {
+                self.client = Some(dir);
+                if self.hpack.iter().all(Option::is_none) && self.streams.is_empty() {
+                    self.started_clean = true;
+                }
+                self.buf[di].drain(..PREFACE.len());
+            }
+            self.preface[di] = true;
+            self.preface[1 - di] = true;
+        }
+        let mut at = 0;
+        let buf = std::mem::take(&mut self.buf[di]);
+        while let Some((len, ty, flags, sid)) = frame_header(&buf[at..]) {
+            if len > MAX_FRAME {
+                cx.stats.event("http2_desync");
+                self.lost[di] = true;
+                return Next::Continue;
+            }
+            let Some(payload) = buf.get(at + 9..at + 9 + len) else { break };
+            self.frame(cx, dir, ts, ty, flags, sid, payload);
+            at += 9 + len;
+        }
+        let mut buf = buf;
+        buf.drain(..at);
+        self.buf[di] = buf;
+        Next::Continue
+    }
+
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
+        cx.stats.event("http2_gap_desync");
+        self.lost[dir.index()] = true;
+        self.buf[dir.index()].clear();
+    }
+
+    fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for sid in ids {
+            self.emit(cx, sid);
+        }
+    }
+}
