@@ -15,7 +15,11 @@ const FRAME_END: u8 = 0xce;
 
 fn frame(d: &[u8]) -> Frame {
     if d.starts_with(HEADER) || (d.len() < 4 && HEADER.starts_with(d)) {
-        return if d.len() >= 8 { Frame::Len(8) } else { Frame::Need };
+        return if d.len() >= 8 {
+            Frame::Len(8)
+        } else {
+            Frame::Need
+        };
     }
     if d.len() < 7 {
         return Frame::Need;
@@ -113,7 +117,10 @@ fn shortstr(d: &[u8], at: usize) -> Option<(String, usize)> {
 
 /// Methods whose peer does not answer.
 fn asynchronous(class: u16, method: u16) -> bool {
-    matches!((class, method), (60, 40) | (60, 50) | (60, 60) | (60, 80) | (60, 90) | (60, 100) | (60, 120)) || method % 2 == 1 && class != 60
+    matches!(
+        (class, method),
+        (60, 40) | (60, 50) | (60, 60) | (60, 80) | (60, 90) | (60, 100) | (60, 120)
+    ) || method % 2 == 1 && class != 60
 }
 
 /// AMQP 0-9-1: the `AMQP` protocol header, or a method frame ending in 0xCE.
@@ -129,7 +136,11 @@ impl Probe for AmqpProbe {
     }
     fn probe(&self, _dir: Direction, d: &[u8]) -> Verdict {
         if d.len() < 8 {
-            return if HEADER.starts_with(&d[..d.len().min(4)]) || d.first() == Some(&1) { Verdict::NeedMore } else { Verdict::No };
+            return if HEADER.starts_with(&d[..d.len().min(4)]) || d.first() == Some(&1) {
+                Verdict::NeedMore
+            } else {
+                Verdict::No
+            };
         }
         if d.starts_with(HEADER) {
             return Verdict::Yes;
@@ -165,75 +176,130 @@ impl Dissector for Amqp {
         if self.client.is_none() {
             // The client sends the protocol header; joined mid-stream, the first speaker is
             // taken as the client, or the other side if it starts with a server-only method.
-            let server_first = data.len() >= 11 && data[0] == 1 && matches!((u16::from_be_bytes([data[7], data[8]]), u16::from_be_bytes([data[9], data[10]])), (10, 10) | (10, 30) | (60, 60));
+            let server_first = data.len() >= 11
+                && data[0] == 1
+                && matches!(
+                    (
+                        u16::from_be_bytes([data[7], data[8]]),
+                        u16::from_be_bytes([data[9], data[10]])
+                    ),
+                    (10, 10) | (10, 30) | (60, 60)
+                );
             self.client = Some(if server_first { dir.flip() } else { dir });
         }
         let client = self.client == Some(dir);
         let pending = &mut self.pending;
-        self.framer.feed(cx, dir, ts, data, "amqp_desync", frame, |cx, t, m| {
-            if m.starts_with(HEADER) || m.first() != Some(&1) || m.len() < 12 {
-                return;
-            }
-            let class = u16::from_be_bytes([m[7], m[8]]);
-            let method = u16::from_be_bytes([m[9], m[10]]);
-            let name = method_name(class, method);
-            let args = &m[11..m.len() - 1];
-            if client {
-                let mut info = AppInfo::default().str("amqp_method", name.clone()).bool("amqp_request", true);
-                // Arguments: reserved short, then short strings.
-                match (class, method) {
-                    (60, 40) => {
-                        if let Some((ex, q)) = shortstr(args, 2) {
-                            let rk = shortstr(args, q).map(|(r, _)| r).unwrap_or_default();
-                            info = info.str("amqp_summary", format!("exchange={ex} routing_key={rk}")).str("amqp_exchange", ex).str("amqp_routing_key", rk);
-                        }
-                    }
-                    (50, 10) | (50, 20) | (60, 20) | (60, 70) | (50, 30) | (50, 40) => {
-                        if let Some((queue, _)) = shortstr(args, 2) {
-                            info = info.str("amqp_summary", format!("queue={queue}")).str("amqp_queue", queue);
-                        }
-                    }
-                    (40, 10) => {
-                        if let Some((ex, _)) = shortstr(args, 2) {
-                            info = info.str("amqp_summary", format!("exchange={ex}")).str("amqp_exchange", ex);
-                        }
-                    }
-                    _ => {}
+        self.framer
+            .feed(cx, dir, ts, data, "amqp_desync", frame, |cx, t, m| {
+                if m.starts_with(HEADER) || m.first() != Some(&1) || m.len() < 12 {
+                    return;
                 }
-                let p = Pending { ts: t, client: dir, info, size: m.len() as u64, key: i64::from(class) };
-                if asynchronous(class, method) {
-                    emit_app(cx, Protocol::Amqp, p, None, 0, false, "amqp", AppInfo::default());
+                let class = u16::from_be_bytes([m[7], m[8]]);
+                let method = u16::from_be_bytes([m[9], m[10]]);
+                let name = method_name(class, method);
+                let args = &m[11..m.len() - 1];
+                if client {
+                    let mut info = AppInfo::default()
+                        .str("amqp_method", name.clone())
+                        .bool("amqp_request", true);
+                    // Arguments: reserved short, then short strings.
+                    match (class, method) {
+                        (60, 40) => {
+                            if let Some((ex, q)) = shortstr(args, 2) {
+                                let rk = shortstr(args, q).map(|(r, _)| r).unwrap_or_default();
+                                info = info
+                                    .str("amqp_summary", format!("exchange={ex} routing_key={rk}"))
+                                    .str("amqp_exchange", ex)
+                                    .str("amqp_routing_key", rk);
+                            }
+                        }
+                        (50, 10) | (50, 20) | (60, 20) | (60, 70) | (50, 30) | (50, 40) => {
+                            if let Some((queue, _)) = shortstr(args, 2) {
+                                info = info
+                                    .str("amqp_summary", format!("queue={queue}"))
+                                    .str("amqp_queue", queue);
+                            }
+                        }
+                        (40, 10) => {
+                            if let Some((ex, _)) = shortstr(args, 2) {
+                                info = info
+                                    .str("amqp_summary", format!("exchange={ex}"))
+                                    .str("amqp_exchange", ex);
+                            }
+                        }
+                        _ => {}
+                    }
+                    let p = Pending {
+                        ts: t,
+                        client: dir,
+                        info,
+                        size: m.len() as u64,
+                        key: i64::from(class),
+                    };
+                    if asynchronous(class, method) {
+                        emit_app(
+                            cx,
+                            Protocol::Amqp,
+                            p,
+                            None,
+                            0,
+                            false,
+                            "amqp",
+                            AppInfo::default(),
+                        );
+                    } else {
+                        if pending.len() > 1024 {
+                            pending.pop_front();
+                            cx.stats.event("amqp_pending_evicted");
+                        }
+                        pending.push_back((class, p));
+                    }
+                    return;
+                }
+                // A close from the server carries the reason for an error.
+                let (code, error) = if matches!((class, method), (10, 50) | (20, 50)) {
+                    let c = args
+                        .get(..2)
+                        .map_or(0, |b| i64::from(u16::from_be_bytes([b[0], b[1]])));
+                    (c, c >= 300)
                 } else {
-                    if pending.len() > 1024 {
-                        pending.pop_front();
-                        cx.stats.event("amqp_pending_evicted");
+                    (0, false)
+                };
+                match pending.iter().position(|(c, _)| *c == class) {
+                    Some(i) => {
+                        if let Some((_, p)) = pending.remove(i) {
+                            let extra = AppInfo::default()
+                                .bool("amqp_response", true)
+                                .str("amqp_reply", name);
+                            emit_app(
+                                cx,
+                                Protocol::Amqp,
+                                p,
+                                Some((t, m.len() as u64)),
+                                code,
+                                error,
+                                "amqp",
+                                extra,
+                            );
+                        }
                     }
-                    pending.push_back((class, p));
-                }
-                return;
-            }
-            // A close from the server carries the reason for an error.
-            let (code, error) = if matches!((class, method), (10, 50) | (20, 50)) {
-                let c = args.get(..2).map_or(0, |b| i64::from(u16::from_be_bytes([b[0], b[1]])));
-                (c, c >= 300)
-            } else {
-                (0, false)
-            };
-            match pending.iter().position(|(c, _)| *c == class) {
-                Some(i) => {
-                    if let Some((_, p)) = pending.remove(i) {
-                        let extra = AppInfo::default().bool("amqp_response", true).str("amqp_reply", name);
-                        emit_app(cx, Protocol::Amqp, p, Some((t, m.len() as u64)), code, error, "amqp", extra);
+                    None if error => {
+                        if let Some((_, p)) = pending.pop_front() {
+                            emit_app(
+                                cx,
+                                Protocol::Amqp,
+                                p,
+                                Some((t, m.len() as u64)),
+                                code,
+                                true,
+                                "amqp",
+                                AppInfo::default().str("amqp_reply", name),
+                            );
+                        }
                     }
+                    None => {}
                 }
-                None if error => {
-                    if let Some((_, p)) = pending.pop_front() {
-                        emit_app(cx, Protocol::Amqp, p, Some((t, m.len() as u64)), code, true, "amqp", AppInfo::default().str("amqp_reply", name));
-                    }
-                }
-                None => {}
-            }
-        });
+            });
         Next::Continue
     }
 
@@ -243,7 +309,16 @@ impl Dissector for Amqp {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         while let Some((_, p)) = self.pending.pop_front() {
-            emit_app(cx, Protocol::Amqp, p, None, 0, false, "amqp", AppInfo::default());
+            emit_app(
+                cx,
+                Protocol::Amqp,
+                p,
+                None,
+                0,
+                false,
+                "amqp",
+                AppInfo::default(),
+            );
         }
     }
 }

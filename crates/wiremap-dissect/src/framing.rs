@@ -30,6 +30,7 @@ pub(crate) struct Framer {
 impl Framer {
     /// Appends `data` and hands every complete message to `on` with the time its first byte
     /// arrived.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn feed(
         &mut self,
         cx: &mut Cx<'_>,
@@ -144,15 +145,49 @@ pub(crate) fn emit_app(
     let mut info = p.info;
     info.fields.extend(extra.fields);
     let sizes: [(&'static str, i64); 3] = match prefix {
-        "redis" => [("redis_request_size", p.size as i64), ("redis_response_size", rsize as i64), ("redis_total_size", (p.size + rsize) as i64)],
-        "kafka" => [("kafka_request_size", p.size as i64), ("kafka_response_size", rsize as i64), ("kafka_size", (p.size + rsize) as i64)],
-        "amqp" => [("amqp_request_length", p.size as i64), ("amqp_response_length", rsize as i64), ("amqp_total_size", (p.size + rsize) as i64)],
-        "mongodb" => [("mongodb_request_size", p.size as i64), ("mongodb_response_size", rsize as i64), ("mongodb_total_size", (p.size + rsize) as i64)],
-        "mysql" => [("mysql_request_size", p.size as i64), ("mysql_response_size", rsize as i64), ("mysql_total_size", (p.size + rsize) as i64)],
-        _ => [("postgresql_request_size", p.size as i64), ("postgresql_response_size", rsize as i64), ("postgresql_total_size", (p.size + rsize) as i64)],
+        "redis" => [
+            ("redis_request_size", p.size as i64),
+            ("redis_response_size", rsize as i64),
+            ("redis_total_size", (p.size + rsize) as i64),
+        ],
+        "kafka" => [
+            ("kafka_request_size", p.size as i64),
+            ("kafka_response_size", rsize as i64),
+            ("kafka_size", (p.size + rsize) as i64),
+        ],
+        "amqp" => [
+            ("amqp_request_length", p.size as i64),
+            ("amqp_response_length", rsize as i64),
+            ("amqp_total_size", (p.size + rsize) as i64),
+        ],
+        "mongodb" => [
+            ("mongodb_request_size", p.size as i64),
+            ("mongodb_response_size", rsize as i64),
+            ("mongodb_total_size", (p.size + rsize) as i64),
+        ],
+        "mysql" => [
+            ("mysql_request_size", p.size as i64),
+            ("mysql_response_size", rsize as i64),
+            ("mysql_total_size", (p.size + rsize) as i64),
+        ],
+        _ => [
+            ("postgresql_request_size", p.size as i64),
+            ("postgresql_response_size", rsize as i64),
+            ("postgresql_total_size", (p.size + rsize) as i64),
+        ],
     };
     for (k, v) in sizes {
         info.fields.push((k, wiremap_model::AppVal::Int(v)));
     }
-    cx.emit(p.client, protocol, p.ts, rts, p.size, rsize, status, error, wiremap_model::Detail::App(Box::new(info)));
+    cx.emit(
+        p.client,
+        protocol,
+        p.ts,
+        rts,
+        p.size,
+        rsize,
+        status,
+        error,
+        wiremap_model::Detail::App(Box::new(info)),
+    );
 }

@@ -116,7 +116,10 @@ fn string(d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
     let (len, p) = integer(d, at, 7)?;
     let raw = d.get(p..p.checked_add(len)?)?;
     let s = if huff {
-        HuffmanDecoder::new().decode(raw).ok().map(|b| String::from_utf8_lossy(&b).into_owned())
+        HuffmanDecoder::new()
+            .decode(raw)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
     } else {
         Some(String::from_utf8_lossy(raw).into_owned())
     };
@@ -126,7 +129,12 @@ fn string(d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
 impl Hpack {
     /// A decoder; `complete` when decoding from the connection's first header block.
     pub fn new(complete: bool) -> Self {
-        Hpack { table: VecDeque::new(), size: 0, max: 4096, complete }
+        Hpack {
+            table: VecDeque::new(),
+            size: 0,
+            max: 4096,
+            complete,
+        }
     }
 
     fn entry_size(e: &(Option<String>, Option<String>)) -> usize {
@@ -181,7 +189,11 @@ impl Hpack {
                 let prefix = if incremental { 6 } else { 4 };
                 (|| {
                     let (idx, q) = integer(d, p, prefix)?;
-                    let (name, q) = if idx == 0 { string(d, q)? } else { (self.get(idx).0, q) };
+                    let (name, q) = if idx == 0 {
+                        string(d, q)?
+                    } else {
+                        (self.get(idx).0, q)
+                    };
                     let (value, q) = string(d, q)?;
                     if incremental {
                         let e = (name.clone(), value.clone());
@@ -217,15 +229,29 @@ mod tests {
     #[test]
     fn rfc7541_c3_requests_without_huffman() {
         let mut h = Hpack::new(true);
-        let first = [0x82, 0x86, 0x84, 0x41, 0x0f, b'w', b'w', b'w', b'.', b'e', b'x', b'a', b'm', b'p', b'l', b'e', b'.', b'c', b'o', b'm'];
+        let first = [
+            0x82, 0x86, 0x84, 0x41, 0x0f, b'w', b'w', b'w', b'.', b'e', b'x', b'a', b'm', b'p',
+            b'l', b'e', b'.', b'c', b'o', b'm',
+        ];
         let f = h.decode(&first);
         assert_eq!(f[0], (Some(":method".into()), Some("GET".into())));
-        assert_eq!(f[3], (Some(":authority".into()), Some("www.example.com".into())));
+        assert_eq!(
+            f[3],
+            (Some(":authority".into()), Some("www.example.com".into()))
+        );
         // The second request refers to the dynamic entry (index 62).
-        let second = [0x82, 0x86, 0x84, 0xbe, 0x58, 0x08, b'n', b'o', b'-', b'c', b'a', b'c', b'h', b'e'];
+        let second = [
+            0x82, 0x86, 0x84, 0xbe, 0x58, 0x08, b'n', b'o', b'-', b'c', b'a', b'c', b'h', b'e',
+        ];
         let f = h.decode(&second);
-        assert_eq!(f[3], (Some(":authority".into()), Some("www.example.com".into())));
-        assert_eq!(f[4], (Some("cache-control".into()), Some("no-cache".into())));
+        assert_eq!(
+            f[3],
+            (Some(":authority".into()), Some("www.example.com".into()))
+        );
+        assert_eq!(
+            f[4],
+            (Some("cache-control".into()), Some("no-cache".into()))
+        );
     }
 
     #[test]

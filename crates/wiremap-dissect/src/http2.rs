@@ -28,7 +28,11 @@ fn plausible_frames(d: &[u8]) -> Verdict {
     let mut headers = false;
     while p < d.len() {
         let Some((len, ty, _, sid)) = frame_header(&d[p..]) else {
-            return if seen > 0 && headers { Verdict::Yes } else { Verdict::NeedMore };
+            return if seen > 0 && headers {
+                Verdict::Yes
+            } else {
+                Verdict::NeedMore
+            };
         };
         let sid_ok = match ty {
             0 | 1 | 2 | 3 | 5 | 9 => sid != 0,
@@ -36,7 +40,8 @@ fn plausible_frames(d: &[u8]) -> Verdict {
             8 => true,
             _ => false,
         };
-        if ty > 9 || len > 1 << 14 || !sid_ok || (ty == 4 && len % 6 != 0) || (ty == 6 && len != 8) {
+        if ty > 9 || len > 1 << 14 || !sid_ok || (ty == 4 && len % 6 != 0) || (ty == 6 && len != 8)
+        {
             return Verdict::No;
         }
         headers |= matches!(ty, 1 | 4);
@@ -97,15 +102,13 @@ struct Stream {
     closed: [bool; 2],
     bytes: [u64; 2],
     messages: [u64; 2],
-    /// DATA payloads looked like gRPC length-prefixed messages.
-    grpc_framed: bool,
     reset: Option<u32>,
     request_headers: Vec<(String, String)>,
     response_headers: Vec<(String, String)>,
 }
 
 /// The HTTP/2 dissector of one connection.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Http2 {
     buf: [Vec<u8>; 2],
     preface: [bool; 2],
@@ -116,12 +119,6 @@ pub struct Http2 {
     client: Option<Direction>,
     lost: [bool; 2],
     started_clean: bool,
-}
-
-impl Default for Http2 {
-    fn default() -> Self {
-        Http2 { buf: [Vec::new(), Vec::new()], preface: [false; 2], hpack: [None, None], cont: [None, None], streams: BTreeMap::new(), client: None, lost: [false; 2], started_clean: false }
-    }
 }
 
 fn strip_padding(payload: &[u8], flags: u8, priority: bool) -> Option<&[u8]> {
@@ -139,22 +136,39 @@ fn strip_padding(payload: &[u8], flags: u8, priority: bool) -> Option<&[u8]> {
 
 impl Http2 {
     fn emit(&mut self, cx: &mut Cx<'_>, sid: u32) {
-        let Some(s) = self.streams.remove(&sid) else { return };
+        let Some(s) = self.streams.remove(&sid) else {
+            return;
+        };
         if !s.has_request {
             return;
         }
         let client = s.client.or(self.client).unwrap_or(Direction::AtoB);
-        let grpc = s.content_type.starts_with("application/grpc") || (s.content_type.is_empty() && (s.grpc_status.is_some() || s.grpc_framed));
-        let (protocol, status) = if grpc { (Protocol::Grpc, s.grpc_status.unwrap_or(if s.has_response { 0 } else { 0 })) } else { (Protocol::Http, s.status) };
-        let error = if grpc { s.grpc_status.is_some_and(|g| g != 0) } else { s.status >= 500 } || s.reset.is_some_and(|c| c != 0 && c != 8);
+        let grpc = s.content_type.starts_with("application/grpc")
+            || (s.content_type.is_empty() && s.grpc_status.is_some());
+        let (protocol, status) = if grpc {
+            (Protocol::Grpc, s.grpc_status.unwrap_or(0))
+        } else {
+            (Protocol::Http, s.status)
+        };
+        let error = if grpc {
+            s.grpc_status.is_some_and(|g| g != 0)
+        } else {
+            s.status >= 500
+        } || s.reset.is_some_and(|c| c != 0 && c != 8);
         let path = s.path.split('?').next().unwrap_or("").to_string();
         let mut req_h = s.request_headers;
         if grpc {
-            req_h.push(("grpc-messages".into(), s.messages[client.index()].to_string()));
+            req_h.push((
+                "grpc-messages".into(),
+                s.messages[client.index()].to_string(),
+            ));
         }
         let mut resp_h = s.response_headers;
         if grpc {
-            resp_h.push(("grpc-messages".into(), s.messages[client.flip().index()].to_string()));
+            resp_h.push((
+                "grpc-messages".into(),
+                s.messages[client.flip().index()].to_string(),
+            ));
             if !s.grpc_message.is_empty() {
                 resp_h.push(("grpc-message".into(), s.grpc_message.clone()));
             }
@@ -173,14 +187,38 @@ impl Http2 {
             ..HttpInfo::default()
         };
         let ts = s.ts.unwrap_or(cx.info.first_ts);
-        let rts = if s.has_response { Some(s.end_ts.unwrap_or(ts)) } else { None };
-        cx.emit(client, protocol, ts, rts, s.bytes[client.index()], s.bytes[client.flip().index()], status, error, Detail::Http(Box::new(info)));
+        let rts = if s.has_response {
+            Some(s.end_ts.unwrap_or(ts))
+        } else {
+            None
+        };
+        cx.emit(
+            client,
+            protocol,
+            ts,
+            rts,
+            s.bytes[client.index()],
+            s.bytes[client.flip().index()],
+            status,
+            error,
+            Detail::Http(Box::new(info)),
+        );
     }
 
-    fn headers(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, sid: u32, block: &[u8], end_stream: bool) {
+    fn headers(
+        &mut self,
+        cx: &mut Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        sid: u32,
+        block: &[u8],
+        end_stream: bool,
+    ) {
         let di = dir.index();
         let complete = self.started_clean;
-        let fields = self.hpack[di].get_or_insert_with(|| Hpack::new(complete)).decode(block);
+        let fields = self.hpack[di]
+            .get_or_insert_with(|| Hpack::new(complete))
+            .decode(block);
         if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&sid) {
             cx.stats.event("http2_streams_evicted");
             if let Some(&old) = self.streams.keys().next() {
@@ -188,7 +226,9 @@ impl Http2 {
             }
         }
         let s = self.streams.entry(sid).or_default();
-        let is_request = fields.iter().any(|(n, _)| matches!(n.as_deref(), Some(":method" | ":path" | ":scheme")));
+        let is_request = fields
+            .iter()
+            .any(|(n, _)| matches!(n.as_deref(), Some(":method" | ":path" | ":scheme")));
         let is_response = fields.iter().any(|(n, _)| n.as_deref() == Some(":status"));
         // The first HEADERS of a stream comes from its client.
         let from_client = match s.client {
@@ -205,7 +245,12 @@ impl Http2 {
         if self.client.is_none() && (is_request || is_response) {
             self.client = Some(if is_request { dir } else { dir.flip() });
         }
-        let keep = |n: &str| !matches!(n, "authorization" | "proxy-authorization" | "cookie" | "set-cookie");
+        let keep = |n: &str| {
+            !matches!(
+                n,
+                "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
+            )
+        };
         for (n, v) in fields {
             let (Some(n), v) = (n, v) else { continue };
             let v = v.unwrap_or_default();
@@ -219,7 +264,11 @@ impl Http2 {
                 "grpc-message" => s.grpc_message = v.clone(),
                 _ => {}
             }
-            let v = if keep(&n) { v } else { crate::http::REDACTED.to_string() };
+            let v = if keep(&n) {
+                v
+            } else {
+                crate::http::REDACTED.to_string()
+            };
             if from_client {
                 s.request_headers.push((n, v));
             } else {
@@ -246,7 +295,14 @@ impl Http2 {
         }
     }
 
-    fn frame(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, ty: u8, flags: u8, sid: u32, payload: &[u8]) {
+    fn frame(
+        &mut self,
+        cx: &mut Cx<'_>,
+        dir: Direction,
+        ts: Timestamp,
+        (ty, flags, sid): (u8, u8, u32),
+        payload: &[u8],
+    ) {
         let di = dir.index();
         if let Some((csid, mut block, cflags)) = self.cont[di].take() {
             if ty == 9 && sid == csid {
@@ -262,15 +318,18 @@ impl Http2 {
         }
         match ty {
             0 => {
-                let Some(s) = self.streams.get_mut(&sid) else { return };
+                let Some(s) = self.streams.get_mut(&sid) else {
+                    return;
+                };
                 let data = strip_padding(payload, flags, false).unwrap_or(&[]);
                 s.bytes[di] += data.len() as u64;
-                if data.len() >= 5 && data[0] <= 1 {
-                    let n = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-                    if n + 5 <= data.len() || s.messages[di] == 0 {
-                        s.messages[di] += 1;
-                        s.grpc_framed = n + 5 == data.len() || s.grpc_framed;
-                    }
+                // gRPC messages: a 5-byte prefix (compressed flag, length) each.
+                let mut p = 0;
+                while data.len() >= p + 5 && data[p] <= 1 {
+                    let n = u32::from_be_bytes([data[p + 1], data[p + 2], data[p + 3], data[p + 4]])
+                        as usize;
+                    s.messages[di] += 1;
+                    p += 5 + n;
                 }
                 let from_client = s.client == Some(dir);
                 if !from_client {
@@ -295,7 +354,10 @@ impl Http2 {
                 }
             }
             3 => {
-                let code = payload.get(..4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).unwrap_or(0);
+                let code = payload
+                    .get(..4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .unwrap_or(0);
                 if let Some(s) = self.streams.get_mut(&sid) {
                     s.reset = Some(code);
                     s.end_ts = Some(ts);
@@ -307,7 +369,9 @@ impl Http2 {
                 // PUSH_PROMISE: the promised stream's request headers come from the server.
                 if let Some(block) = strip_padding(payload, flags, false).and_then(|b| b.get(4..)) {
                     let complete = self.started_clean;
-                    let _ = self.hpack[di].get_or_insert_with(|| Hpack::new(complete)).decode(block);
+                    let _ = self.hpack[di]
+                        .get_or_insert_with(|| Hpack::new(complete))
+                        .decode(block);
                 }
             }
             _ => {}
@@ -335,7 +399,6 @@ impl Dissector for Http2 {
                 self.buf[di].drain(..PREFACE.len());
             }
             self.preface[di] = true;
-            self.preface[1 - di] = true;
         }
         let mut at = 0;
         let buf = std::mem::take(&mut self.buf[di]);
@@ -345,8 +408,10 @@ impl Dissector for Http2 {
                 self.lost[di] = true;
                 return Next::Continue;
             }
-            let Some(payload) = buf.get(at + 9..at + 9 + len) else { break };
-            self.frame(cx, dir, ts, ty, flags, sid, payload);
+            let Some(payload) = buf.get(at + 9..at + 9 + len) else {
+                break;
+            };
+            self.frame(cx, dir, ts, (ty, flags, sid), payload);
             at += 9 + len;
         }
         let mut buf = buf;

@@ -86,7 +86,12 @@ fn be_i16(d: &[u8], i: usize) -> Option<i16> {
 }
 
 fn be_i32(d: &[u8], i: usize) -> Option<i32> {
-    Some(i32::from_be_bytes([*d.get(i)?, *d.get(i + 1)?, *d.get(i + 2)?, *d.get(i + 3)?]))
+    Some(i32::from_be_bytes([
+        *d.get(i)?,
+        *d.get(i + 1)?,
+        *d.get(i + 2)?,
+        *d.get(i + 3)?,
+    ]))
 }
 
 fn frame(d: &[u8]) -> Frame {
@@ -143,8 +148,15 @@ impl Probe for KafkaProbe {
             };
         }
         match (frame(d), request_header(d)) {
-            (Frame::Len(n), Some((key, ..))) if api_name(key) != "Unknown" && n >= 14 => Verdict::Yes,
-            (Frame::Len(_), None) if d.len() < 14 + 256 && be_i16(d, 12).is_some_and(|n| n > 0 && 14 + n as usize > d.len()) => Verdict::NeedMore,
+            (Frame::Len(n), Some((key, ..))) if api_name(key) != "Unknown" && n >= 14 => {
+                Verdict::Yes
+            }
+            (Frame::Len(_), None)
+                if d.len() < 14 + 256
+                    && be_i16(d, 12).is_some_and(|n| n > 0 && 14 + n as usize > d.len()) =>
+            {
+                Verdict::NeedMore
+            }
             _ => Verdict::No,
         }
     }
@@ -165,39 +177,55 @@ impl Dissector for Kafka {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let client = &mut self.client;
         let pending = &mut self.pending;
-        self.framer.feed(cx, dir, ts, data, "kafka_desync", frame, |cx, t, msg| {
-            if client.is_none_or(|c| c == dir) {
-                if let Some((key, ver, corr, cid)) = request_header(msg) {
-                    *client = Some(dir);
-                    let name = api_name(key);
-                    let info = AppInfo::default()
-                        .int("kafka_api_key", i64::from(key))
-                        .str("kafka_api_key_name", name)
-                        .int("kafka_api_version", i64::from(ver))
-                        .str("kafka_client_id", cid)
-                        .str("kafka_request_summary", format!("{name} v{ver}"))
-                        .bool("kafka_request", true);
-                    if pending.len() > 1024 {
-                        pending.remove(0);
-                        cx.stats.event("kafka_pending_evicted");
+        self.framer
+            .feed(cx, dir, ts, data, "kafka_desync", frame, |cx, t, msg| {
+                if client.is_none_or(|c| c == dir) {
+                    if let Some((key, ver, corr, cid)) = request_header(msg) {
+                        *client = Some(dir);
+                        let name = api_name(key);
+                        let info = AppInfo::default()
+                            .int("kafka_api_key", i64::from(key))
+                            .str("kafka_api_key_name", name)
+                            .int("kafka_api_version", i64::from(ver))
+                            .str("kafka_client_id", cid)
+                            .str("kafka_request_summary", format!("{name} v{ver}"))
+                            .bool("kafka_request", true);
+                        if pending.len() > 1024 {
+                            pending.remove(0);
+                            cx.stats.event("kafka_pending_evicted");
+                        }
+                        pending.push(Pending {
+                            ts: t,
+                            client: dir,
+                            info,
+                            size: msg.len() as u64,
+                            key: i64::from(corr),
+                        });
+                        return;
                     }
-                    pending.push(Pending { ts: t, client: dir, info, size: msg.len() as u64, key: i64::from(corr) });
-                    return;
+                    if Some(dir) == *client {
+                        cx.stats.event("kafka_malformed_request");
+                        return;
+                    }
                 }
-                if Some(dir) == *client {
-                    cx.stats.event("kafka_malformed_request");
-                    return;
+                let Some(corr) = be_i32(msg, 4) else { return };
+                match pending.iter().position(|p| p.key == i64::from(corr)) {
+                    Some(i) => {
+                        let p = pending.remove(i);
+                        emit_app(
+                            cx,
+                            Protocol::Kafka,
+                            p,
+                            Some((t, msg.len() as u64)),
+                            0,
+                            false,
+                            "kafka",
+                            AppInfo::default().bool("kafka_response", true),
+                        );
+                    }
+                    None => cx.stats.event("kafka_unmatched_response"),
                 }
-            }
-            let Some(corr) = be_i32(msg, 4) else { return };
-            match pending.iter().position(|p| p.key == i64::from(corr)) {
-                Some(i) => {
-                    let p = pending.remove(i);
-                    emit_app(cx, Protocol::Kafka, p, Some((t, msg.len() as u64)), 0, false, "kafka", AppInfo::default().bool("kafka_response", true));
-                }
-                None => cx.stats.event("kafka_unmatched_response"),
-            }
-        });
+            });
         Next::Continue
     }
 
@@ -207,7 +235,16 @@ impl Dissector for Kafka {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         for p in std::mem::take(&mut self.pending) {
-            emit_app(cx, Protocol::Kafka, p, None, 0, false, "kafka", AppInfo::default());
+            emit_app(
+                cx,
+                Protocol::Kafka,
+                p,
+                None,
+                0,
+                false,
+                "kafka",
+                AppInfo::default(),
+            );
         }
     }
 }

@@ -15,18 +15,18 @@
 
 pub mod amqp;
 mod conn;
+mod context;
+pub mod dns;
 mod framing;
+pub mod hpack;
+pub mod http;
+pub mod http2;
 pub mod kafka;
 pub mod mongo;
 pub mod mysql;
 pub mod postgres;
-pub mod redis;
-mod context;
-pub mod dns;
-pub mod hpack;
-pub mod http;
-pub mod http2;
 pub mod quic;
+pub mod redis;
 mod session;
 pub mod tls;
 pub mod ws;

@@ -9,7 +9,12 @@ use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 const MAX_MESSAGE: i32 = 48 << 20;
 
 fn le_i32(d: &[u8], i: usize) -> Option<i32> {
-    Some(i32::from_le_bytes([*d.get(i)?, *d.get(i + 1)?, *d.get(i + 2)?, *d.get(i + 3)?]))
+    Some(i32::from_le_bytes([
+        *d.get(i)?,
+        *d.get(i + 1)?,
+        *d.get(i + 2)?,
+        *d.get(i + 3)?,
+    ]))
 }
 
 fn opcode_name(op: i32) -> Option<&'static str> {
@@ -62,11 +67,20 @@ fn elements(d: &[u8], at: usize) -> Vec<(&[u8], Bson<'_>)> {
         if t == 0 {
             break;
         }
-        let Some((name, v)) = cstring(d, p + 1) else { break };
+        let Some((name, v)) = cstring(d, p + 1) else {
+            break;
+        };
         let (val, next) = match t {
-            0x01 => (d.get(v..v + 8).map(|b| Bson::Num(f64::from_le_bytes(b.try_into().unwrap_or([0; 8])))), v + 8),
+            0x01 => (
+                d.get(v..v + 8)
+                    .map(|b| Bson::Num(f64::from_le_bytes(b.try_into().unwrap_or([0; 8])))),
+                v + 8,
+            ),
             0x02 | 0x0d | 0x0e => match le_i32(d, v) {
-                Some(n) if n >= 1 => (d.get(v + 4..v + 4 + n as usize - 1).map(Bson::Str), v + 4 + n as usize),
+                Some(n) if n >= 1 => (
+                    d.get(v + 4..v + 4 + n as usize - 1).map(Bson::Str),
+                    v + 4 + n as usize,
+                ),
                 _ => break,
             },
             0x03 | 0x04 => match le_i32(d, v) {
@@ -80,7 +94,11 @@ fn elements(d: &[u8], at: usize) -> Vec<(&[u8], Bson<'_>)> {
             0x06 | 0x0a | 0x7f | 0xff => (Some(Bson::Other), v),
             0x07 => (Some(Bson::Other), v + 12),
             0x08 => (d.get(v).map(|b| Bson::Num(f64::from(*b))), v + 1),
-            0x09 | 0x11 | 0x12 => (d.get(v..v + 8).map(|b| Bson::Num(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f64)), v + 8),
+            0x09 | 0x11 | 0x12 => (
+                d.get(v..v + 8)
+                    .map(|b| Bson::Num(i64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f64)),
+                v + 8,
+            ),
             0x0b => match cstring(d, v).and_then(|(_, q)| cstring(d, q)) {
                 Some((_, q)) => (Some(Bson::Other), q),
                 None => break,
@@ -138,12 +156,20 @@ fn request_facts(op: i32, d: &[u8]) -> (String, String, String) {
         },
         _ => {
             let coll = cstring(d, 20).map(|(c, _)| text(c)).unwrap_or_default();
-            let (db, coll) = coll.split_once('.').map(|(a, b)| (a.to_string(), b.to_string())).unwrap_or((String::new(), coll));
-            let cmd = opcode_name(op).unwrap_or("").trim_start_matches("OP_").to_ascii_lowercase();
+            let (db, coll) = coll
+                .split_once('.')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .unwrap_or((String::new(), coll));
+            let cmd = opcode_name(op)
+                .unwrap_or("")
+                .trim_start_matches("OP_")
+                .to_ascii_lowercase();
             return (cmd, db, coll);
         }
     };
-    let Some(at) = doc_at else { return (String::new(), db, String::new()) };
+    let Some(at) = doc_at else {
+        return (String::new(), db, String::new());
+    };
     let els = elements(d, at);
     let (mut cmd, mut coll) = (String::new(), String::new());
     if let Some((name, v)) = els.first() {
@@ -165,13 +191,7 @@ fn request_facts(op: i32, d: &[u8]) -> (String, String, String) {
 /// Success and error of a reply: (ok, code, codeName, errmsg).
 fn reply_facts(op: i32, d: &[u8]) -> (bool, i64, String, String) {
     let at = match op {
-        2013 => {
-            if d.get(20) == Some(&0) {
-                21
-            } else {
-                return (true, 0, String::new(), String::new());
-            }
-        }
+        2013 if d.get(20) == Some(&0) => 21,
         1 => 36,
         _ => return (true, 0, String::new(), String::new()),
     };
@@ -206,7 +226,11 @@ impl Probe for MongoProbe {
     }
     fn probe(&self, _dir: Direction, d: &[u8]) -> Verdict {
         if d.len() < 16 {
-            return if le_i32(d, 0).is_none_or(|n| (16..=MAX_MESSAGE).contains(&n)) { Verdict::NeedMore } else { Verdict::No };
+            return if le_i32(d, 0).is_none_or(|n| (16..=MAX_MESSAGE).contains(&n)) {
+                Verdict::NeedMore
+            } else {
+                Verdict::No
+            };
         }
         match (frame(d), le_i32(d, 8), le_i32(d, 12)) {
             (Frame::Len(_), Some(0), Some(op)) if op != 1 && op != 2011 => Verdict::Yes,
@@ -229,42 +253,71 @@ pub struct Mongo {
 impl Dissector for Mongo {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let pending = &mut self.pending;
-        self.framer.feed(cx, dir, ts, data, "mongodb_desync", frame, |cx, t, msg| {
-            let (Some(req_id), Some(resp_to), Some(op)) = (le_i32(msg, 4), le_i32(msg, 8), le_i32(msg, 12)) else { return };
-            if resp_to == 0 && op != 1 && op != 2011 {
-                let (cmd, db, coll) = request_facts(op, msg);
-                let info = AppInfo::default()
-                    .str("mongodb_opcode", opcode_name(op).unwrap_or(""))
-                    .str("mongodb_command", cmd)
-                    .str("mongodb_database", db)
-                    .str("mongodb_collection", coll);
-                if pending.len() > 1024 {
-                    pending.remove(0);
-                    cx.stats.event("mongodb_pending_evicted");
-                }
-                pending.push(Pending { ts: t, client: dir, info, size: msg.len() as u64, key: i64::from(req_id) });
-                // Fire-and-forget legacy writes get no reply.
-                if matches!(op, 2001 | 2002 | 2006 | 2007) {
-                    if let Some(p) = pending.pop() {
-                        emit_app(cx, Protocol::Mongodb, p, None, 0, false, "mongodb", AppInfo::default());
+        self.framer
+            .feed(cx, dir, ts, data, "mongodb_desync", frame, |cx, t, msg| {
+                let (Some(req_id), Some(resp_to), Some(op)) =
+                    (le_i32(msg, 4), le_i32(msg, 8), le_i32(msg, 12))
+                else {
+                    return;
+                };
+                if resp_to == 0 && op != 1 && op != 2011 {
+                    let (cmd, db, coll) = request_facts(op, msg);
+                    let info = AppInfo::default()
+                        .str("mongodb_opcode", opcode_name(op).unwrap_or(""))
+                        .str("mongodb_command", cmd)
+                        .str("mongodb_database", db)
+                        .str("mongodb_collection", coll);
+                    if pending.len() > 1024 {
+                        pending.remove(0);
+                        cx.stats.event("mongodb_pending_evicted");
                     }
+                    pending.push(Pending {
+                        ts: t,
+                        client: dir,
+                        info,
+                        size: msg.len() as u64,
+                        key: i64::from(req_id),
+                    });
+                    // Fire-and-forget legacy writes get no reply.
+                    if matches!(op, 2001 | 2002 | 2006 | 2007) {
+                        if let Some(p) = pending.pop() {
+                            emit_app(
+                                cx,
+                                Protocol::Mongodb,
+                                p,
+                                None,
+                                0,
+                                false,
+                                "mongodb",
+                                AppInfo::default(),
+                            );
+                        }
+                    }
+                    return;
                 }
-                return;
-            }
-            match pending.iter().position(|p| p.key == i64::from(resp_to)) {
-                Some(i) => {
-                    let p = pending.remove(i);
-                    let (ok, code, name, errmsg) = reply_facts(op, msg);
-                    let extra = AppInfo::default()
-                        .bool("mongodb_success", ok)
-                        .int("mongodb_error_code", code)
-                        .str("mongodb_error_code_name", name)
-                        .str("mongodb_error_message", errmsg);
-                    emit_app(cx, Protocol::Mongodb, p, Some((t, msg.len() as u64)), code, !ok, "mongodb", extra);
+                match pending.iter().position(|p| p.key == i64::from(resp_to)) {
+                    Some(i) => {
+                        let p = pending.remove(i);
+                        let (ok, code, name, errmsg) = reply_facts(op, msg);
+                        let extra = AppInfo::default()
+                            .bool("mongodb_success", ok)
+                            .int("mongodb_error_code", code)
+                            .str("mongodb_error_code_name", name)
+                            .str("mongodb_error_message", errmsg);
+                        emit_app(
+                            cx,
+                            Protocol::Mongodb,
+                            p,
+                            Some((t, msg.len() as u64)),
+                            code,
+                            !ok,
+                            "mongodb",
+                            extra,
+                        );
+                    }
+                    None => cx.stats.event("mongodb_unmatched_reply"),
                 }
-                None => cx.stats.event("mongodb_unmatched_reply"),
-            }
-        });
+            });
         Next::Continue
     }
 
@@ -274,7 +327,16 @@ impl Dissector for Mongo {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         for p in std::mem::take(&mut self.pending) {
-            emit_app(cx, Protocol::Mongodb, p, None, 0, false, "mongodb", AppInfo::default());
+            emit_app(
+                cx,
+                Protocol::Mongodb,
+                p,
+                None,
+                0,
+                false,
+                "mongodb",
+                AppInfo::default(),
+            );
         }
     }
 }

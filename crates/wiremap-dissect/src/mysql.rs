@@ -60,14 +60,23 @@ fn is_greeting(d: &[u8]) -> bool {
     matches!(frame(d), Frame::Len(n) if n > 40 && n < 1024)
         && d[3] == 0
         && d.get(4) == Some(&10)
-        && d.get(5..).and_then(|v| v.iter().position(|&c| c == 0)).is_some_and(|n| n >= 3 && d[5..5 + n].iter().all(|c| c.is_ascii_graphic() || *c == b' '))
+        && d.get(5..)
+            .and_then(|v| v.iter().position(|&c| c == 0))
+            .is_some_and(|n| {
+                n >= 3
+                    && d[5..5 + n]
+                        .iter()
+                        .all(|c| c.is_ascii_graphic() || *c == b' ')
+            })
 }
 
 fn is_text_command(d: &[u8]) -> bool {
     matches!(frame(d), Frame::Len(n) if n > 5 && n == d.len().min(n))
         && d[3] == 0
         && matches!(d.get(4), Some(0x03 | 0x16))
-        && d[5..d.len().min(69)].iter().all(|&c| c >= 0x09 && c != 0x7f)
+        && d[5..d.len().min(69)]
+            .iter()
+            .all(|&c| c >= 0x09 && c != 0x7f)
 }
 
 /// MySQL: a server greeting, or a COM_QUERY / COM_STMT_PREPARE with readable SQL.
@@ -122,15 +131,33 @@ impl Mysql {
         };
         let (ok, code, msg) = match m.get(4) {
             Some(0xff) => {
-                let code = m.get(5..7).map_or(0, |c| i64::from(u16::from_le_bytes([c[0], c[1]])));
+                let code = m
+                    .get(5..7)
+                    .map_or(0, |c| i64::from(u16::from_le_bytes([c[0], c[1]])));
                 // `#` + five-character SQLSTATE, then the message.
                 let at = if m.get(7) == Some(&b'#') { 13 } else { 7 };
-                (false, code, String::from_utf8_lossy(m.get(at..).unwrap_or(&[])).into_owned())
+                (
+                    false,
+                    code,
+                    String::from_utf8_lossy(m.get(at..).unwrap_or(&[])).into_owned(),
+                )
             }
             _ => (true, 0, String::new()),
         };
-        let extra = AppInfo::default().bool("mysql_success", ok).int("mysql_error_code", code).str("mysql_error_message", msg);
-        emit_app(cx, Protocol::Mysql, p, Some((t, m.len() as u64)), code, !ok, "mysql", extra);
+        let extra = AppInfo::default()
+            .bool("mysql_success", ok)
+            .int("mysql_error_code", code)
+            .str("mysql_error_message", msg);
+        emit_app(
+            cx,
+            Protocol::Mysql,
+            p,
+            Some((t, m.len() as u64)),
+            code,
+            !ok,
+            "mysql",
+            extra,
+        );
     }
 }
 
@@ -163,7 +190,12 @@ impl Dissector for Mysql {
             }
             if self.handshake {
                 // The handshake response: an SSL request is 32 bytes with CLIENT_SSL set.
-                let caps = u32::from_le_bytes([m[4], m.get(5).copied().unwrap_or(0), m.get(6).copied().unwrap_or(0), m.get(7).copied().unwrap_or(0)]);
+                let caps = u32::from_le_bytes([
+                    m[4],
+                    m.get(5).copied().unwrap_or(0),
+                    m.get(6).copied().unwrap_or(0),
+                    m.get(7).copied().unwrap_or(0),
+                ]);
                 if m[3] == 1 && caps & CLIENT_SSL != 0 && m.len() == 36 {
                     self.tls = true;
                 } else if m[3] == 1 && m.len() > 36 {
@@ -173,8 +205,11 @@ impl Dissector for Mysql {
                         if let Some(u) = user_end {
                             let auth_len = usize::from(*m.get(u).unwrap_or(&0));
                             let db_at = u + 1 + auth_len;
-                            if let Some(n) = m.get(db_at..).and_then(|r| r.iter().position(|&c| c == 0)) {
-                                self.database = String::from_utf8_lossy(&m[db_at..db_at + n]).into_owned();
+                            if let Some(n) =
+                                m.get(db_at..).and_then(|r| r.iter().position(|&c| c == 0))
+                            {
+                                self.database =
+                                    String::from_utf8_lossy(&m[db_at..db_at + n]).into_owned();
                             }
                         }
                     }
@@ -189,26 +224,56 @@ impl Dissector for Mysql {
                 return;
             };
             if let Some(old) = self.pending.take() {
-                emit_app(cx, Protocol::Mysql, old, None, 0, false, "mysql", AppInfo::default());
+                emit_app(
+                    cx,
+                    Protocol::Mysql,
+                    old,
+                    None,
+                    0,
+                    false,
+                    "mysql",
+                    AppInfo::default(),
+                );
             }
             let body = &m[5..];
             let query = match m[4] {
-                0x03 | 0x16 | 0x02 => String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned(),
+                0x03 | 0x16 | 0x02 => {
+                    String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned()
+                }
                 _ => String::new(),
             };
             if m[4] == 0x02 {
                 self.database = query.clone();
             }
-            let stmt = if matches!(m[4], 0x17 | 0x19 | 0x1a | 0x1c) && body.len() >= 4 { i64::from(u32::from_le_bytes([body[0], body[1], body[2], body[3]])) } else { 0 };
+            let stmt = if matches!(m[4], 0x17 | 0x19 | 0x1a | 0x1c) && body.len() >= 4 {
+                i64::from(u32::from_le_bytes([body[0], body[1], body[2], body[3]]))
+            } else {
+                0
+            };
             let info = AppInfo::default()
                 .str("mysql_command", name)
                 .str("mysql_query", query)
                 .str("mysql_database", self.database.clone())
                 .int("mysql_statement_id", stmt);
-            let p = Pending { ts: t, client: dir, info, size: m.len() as u64, key: 0 };
+            let p = Pending {
+                ts: t,
+                client: dir,
+                info,
+                size: m.len() as u64,
+                key: 0,
+            };
             // Commands without a reply.
             if matches!(m[4], 0x01 | 0x18 | 0x19) {
-                emit_app(cx, Protocol::Mysql, p, None, 0, false, "mysql", AppInfo::default());
+                emit_app(
+                    cx,
+                    Protocol::Mysql,
+                    p,
+                    None,
+                    0,
+                    false,
+                    "mysql",
+                    AppInfo::default(),
+                );
             } else {
                 self.pending = Some(p);
             }
@@ -227,7 +292,16 @@ impl Dissector for Mysql {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         if let Some(p) = self.pending.take() {
-            emit_app(cx, Protocol::Mysql, p, None, 0, false, "mysql", AppInfo::default());
+            emit_app(
+                cx,
+                Protocol::Mysql,
+                p,
+                None,
+                0,
+                false,
+                "mysql",
+                AppInfo::default(),
+            );
         }
     }
 }

@@ -16,7 +16,12 @@ const PROTOCOL_3: i32 = 196_608;
 const MAX_MESSAGE: i32 = 256 << 20;
 
 fn be_i32(d: &[u8], i: usize) -> Option<i32> {
-    Some(i32::from_be_bytes([*d.get(i)?, *d.get(i + 1)?, *d.get(i + 2)?, *d.get(i + 3)?]))
+    Some(i32::from_be_bytes([
+        *d.get(i)?,
+        *d.get(i + 1)?,
+        *d.get(i + 2)?,
+        *d.get(i + 3)?,
+    ]))
 }
 
 const FRONTEND: &[u8] = b"QPBEDCSHXpFdcf";
@@ -24,7 +29,9 @@ const BACKEND: &[u8] = b"RSKZTDCEN123nstIGHWAcdVv";
 
 /// A typed message: type byte + length that counts itself.
 fn typed(d: &[u8], types: &[u8]) -> Frame {
-    let Some(&t) = d.first() else { return Frame::Need };
+    let Some(&t) = d.first() else {
+        return Frame::Need;
+    };
     if !types.contains(&t) {
         return Frame::Bad;
     }
@@ -38,7 +45,15 @@ fn typed(d: &[u8], types: &[u8]) -> Frame {
 /// Untyped startup-phase message (StartupMessage, SSLRequest, CancelRequest).
 fn untyped(d: &[u8]) -> Frame {
     match (be_i32(d, 0), be_i32(d, 4)) {
-        (Some(n), Some(code)) if (8..=10_000).contains(&n) && matches!(code, PROTOCOL_3 | SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST) => Frame::Len(n as usize),
+        (Some(n), Some(code))
+            if (8..=10_000).contains(&n)
+                && matches!(
+                    code,
+                    PROTOCOL_3 | SSL_REQUEST | GSSENC_REQUEST | CANCEL_REQUEST
+                ) =>
+        {
+            Frame::Len(n as usize)
+        }
         (Some(_), Some(_)) => Frame::Bad,
         _ => Frame::Need,
     }
@@ -46,7 +61,10 @@ fn untyped(d: &[u8]) -> Frame {
 
 fn cstr(d: &[u8], at: usize) -> Option<(String, usize)> {
     let n = d.get(at..)?.iter().position(|&c| c == 0)?;
-    Some((String::from_utf8_lossy(&d[at..at + n]).into_owned(), at + n + 1))
+    Some((
+        String::from_utf8_lossy(&d[at..at + n]).into_owned(),
+        at + n + 1,
+    ))
 }
 
 /// PostgreSQL: a startup or SSL request, or a well-formed Query/Parse message.
@@ -70,7 +88,13 @@ impl Probe for PostgresProbe {
         if matches!(d[0], b'Q' | b'P') {
             if let Frame::Len(n) = typed(d, b"QP") {
                 return match d.get(..n) {
-                    Some(m) if m.last() == Some(&0) && m[5..].iter().take(64).all(|&c| c == 0 || c >= 0x09) && n > 6 => Verdict::Yes,
+                    Some(m)
+                        if m.last() == Some(&0)
+                            && m[5..].iter().take(64).all(|&c| c == 0 || c >= 0x09)
+                            && n > 6 =>
+                    {
+                        Verdict::Yes
+                    }
                     Some(_) => Verdict::No,
                     None if d.len() < 8192 => Verdict::NeedMore,
                     None => Verdict::No,
@@ -108,7 +132,12 @@ pub struct Postgres {
 }
 
 fn command_of(query: &str) -> String {
-    query.split_whitespace().next().unwrap_or("").trim_end_matches(';').to_ascii_uppercase()
+    query
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(';')
+        .to_ascii_uppercase()
 }
 
 impl Postgres {
@@ -159,7 +188,11 @@ impl Postgres {
             b'B' => {
                 if let Some((portal, q)) = cstr(m, 5) {
                     if let Some((stmt, _)) = cstr(m, q) {
-                        let query = self.statements.get(&stmt).cloned().unwrap_or_else(|| self.last_parse.clone());
+                        let query = self
+                            .statements
+                            .get(&stmt)
+                            .cloned()
+                            .unwrap_or_else(|| self.last_parse.clone());
                         self.portals.insert(portal, query);
                     }
                 }
@@ -167,7 +200,13 @@ impl Postgres {
             }
             b'E' => {
                 let portal = cstr(m, 5).map(|(p, _)| p).unwrap_or_default();
-                (self.portals.get(&portal).cloned().unwrap_or_else(|| self.last_parse.clone()), true)
+                (
+                    self.portals
+                        .get(&portal)
+                        .cloned()
+                        .unwrap_or_else(|| self.last_parse.clone()),
+                    true,
+                )
             }
             _ => return,
         };
@@ -180,17 +219,39 @@ impl Postgres {
             self.pending.pop_front();
             cx.stats.event("postgresql_pending_evicted");
         }
-        self.pending.push_back((Pending { ts: t, client: dir, info, size: m.len() as u64, key: 0 }, extended, Result::default()));
+        self.pending.push_back((
+            Pending {
+                ts: t,
+                client: dir,
+                info,
+                size: m.len() as u64,
+                key: 0,
+            },
+            extended,
+            Result::default(),
+        ));
     }
 
     fn finish(&mut self, cx: &mut Cx<'_>, t: Timestamp, size: u64) {
         if let Some((p, _, r)) = self.pending.pop_front() {
             let ok = r.code.is_empty();
-            let mut extra = AppInfo::default().bool("postgresql_success", ok).str("postgresql_error_code", r.code).str("postgresql_error_message", r.message);
+            let mut extra = AppInfo::default()
+                .bool("postgresql_success", ok)
+                .str("postgresql_error_code", r.code)
+                .str("postgresql_error_message", r.message);
             if !r.tag.is_empty() {
                 extra = extra.str("postgresql_command_tag", r.tag);
             }
-            emit_app(cx, Protocol::Postgresql, p, Some((t, size)), 0, !ok, "postgresql", extra);
+            emit_app(
+                cx,
+                Protocol::Postgresql,
+                p,
+                Some((t, size)),
+                0,
+                !ok,
+                "postgresql",
+                extra,
+            );
         }
     }
 
@@ -316,7 +377,16 @@ impl Dissector for Postgres {
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         while let Some((p, _, r)) = self.pending.pop_front() {
             let extra = AppInfo::default().str("postgresql_command_tag", r.tag);
-            emit_app(cx, Protocol::Postgresql, p, None, 0, false, "postgresql", extra);
+            emit_app(
+                cx,
+                Protocol::Postgresql,
+                p,
+                None,
+                0,
+                false,
+                "postgresql",
+                extra,
+            );
         }
     }
 }

@@ -25,8 +25,14 @@ fn value_end(d: &[u8], at: usize, depth: usize) -> Result<usize, Frame> {
     if depth > MAX_DEPTH {
         return Err(Frame::Bad);
     }
-    let Some(&t) = d.get(at) else { return Err(Frame::Need) };
-    let (s, e) = line(d, at + 1).ok_or(if d.len() - at > 64 * 1024 { Frame::Bad } else { Frame::Need })?;
+    let Some(&t) = d.get(at) else {
+        return Err(Frame::Need);
+    };
+    let (s, e) = line(d, at + 1).ok_or(if d.len() - at > 64 * 1024 {
+        Frame::Bad
+    } else {
+        Frame::Need
+    })?;
     let head = &d[s..e];
     match t {
         b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(e + 2),
@@ -85,7 +91,10 @@ fn frame(d: &[u8]) -> Frame {
 /// The bulk strings of a command array.
 fn words(d: &[u8]) -> Vec<&[u8]> {
     if d.first() != Some(&b'*') {
-        return d.split(|&c| c == b' ' || c == b'\r' || c == b'\n').filter(|w| !w.is_empty()).collect();
+        return d
+            .split(|&c| c == b' ' || c == b'\r' || c == b'\n')
+            .filter(|w| !w.is_empty())
+            .collect();
     }
     let mut out = Vec::new();
     let Some((_, e)) = line(d, 1) else { return out };
@@ -102,7 +111,9 @@ fn words(d: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-const INLINE: [&[u8]; 8] = [b"PING", b"AUTH ", b"HELLO", b"INFO", b"QUIT", b"SELECT ", b"COMMAND", b"MONITOR"];
+const INLINE: [&[u8]; 8] = [
+    b"PING", b"AUTH ", b"HELLO", b"INFO", b"QUIT", b"SELECT ", b"COMMAND", b"MONITOR",
+];
 
 /// RESP commands: an array of bulk strings (`*N\r\n$`), or a few inline commands.
 #[derive(Debug)]
@@ -124,7 +135,10 @@ impl Probe for RedisProbe {
                 _ => Verdict::No,
             };
         }
-        if INLINE.iter().any(|c| d.len() >= c.len() && d[..c.len()].eq_ignore_ascii_case(c)) {
+        if INLINE
+            .iter()
+            .any(|c| d.len() >= c.len() && d[..c.len()].eq_ignore_ascii_case(c))
+        {
             return match line(d, 0) {
                 Some(_) => Verdict::Yes,
                 None if d.len() < 512 => Verdict::NeedMore,
@@ -163,34 +177,64 @@ impl Dissector for Redis {
         }
         let client = self.client;
         let pending = &mut self.pending;
-        self.framer.feed(cx, dir, ts, data, "redis_desync", frame, |cx, t, msg| {
-            if Some(dir) == client {
-                let w = words(msg);
-                let verb = w.first().map(|v| String::from_utf8_lossy(v).to_ascii_uppercase()).unwrap_or_default();
-                let key = w.get(1).map(|k| printable(k, 256)).unwrap_or_default();
-                let command = w.iter().take(8).map(|x| printable(x, 64)).collect::<Vec<_>>().join(" ");
-                let info = AppInfo::default().str("redis_type", verb).str("redis_command", command).str("redis_key", key);
-                pending.push_back(Pending { ts: t, client: dir, info, size: msg.len() as u64, key: 0 });
-                return;
-            }
-            if msg.first() == Some(&b'>') {
-                cx.stats.event("redis_push");
-                return;
-            }
-            match pending.pop_front() {
-                Some(p) => {
-                    let error = matches!(msg.first(), Some(b'-' | b'!'));
-                    let extra = if error {
-                        AppInfo::default().str("redis_error", printable(&msg[1..], 256).trim_end().to_string())
-                    } else {
-                        AppInfo::default()
-                    };
-                    emit_app(cx, Protocol::Redis, p, Some((t, msg.len() as u64)), 0, error, "redis", extra);
+        self.framer
+            .feed(cx, dir, ts, data, "redis_desync", frame, |cx, t, msg| {
+                if Some(dir) == client {
+                    let w = words(msg);
+                    let verb = w
+                        .first()
+                        .map(|v| String::from_utf8_lossy(v).to_ascii_uppercase())
+                        .unwrap_or_default();
+                    let key = w.get(1).map(|k| printable(k, 256)).unwrap_or_default();
+                    let command = w
+                        .iter()
+                        .take(8)
+                        .map(|x| printable(x, 64))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    let info = AppInfo::default()
+                        .str("redis_type", verb)
+                        .str("redis_command", command)
+                        .str("redis_key", key);
+                    pending.push_back(Pending {
+                        ts: t,
+                        client: dir,
+                        info,
+                        size: msg.len() as u64,
+                        key: 0,
+                    });
+                    return;
                 }
-                // Pub/sub messages arrive without a command.
-                None => cx.stats.event("redis_push"),
-            }
-        });
+                if msg.first() == Some(&b'>') {
+                    cx.stats.event("redis_push");
+                    return;
+                }
+                match pending.pop_front() {
+                    Some(p) => {
+                        let error = matches!(msg.first(), Some(b'-' | b'!'));
+                        let extra = if error {
+                            AppInfo::default().str(
+                                "redis_error",
+                                printable(&msg[1..], 256).trim_end().to_string(),
+                            )
+                        } else {
+                            AppInfo::default()
+                        };
+                        emit_app(
+                            cx,
+                            Protocol::Redis,
+                            p,
+                            Some((t, msg.len() as u64)),
+                            0,
+                            error,
+                            "redis",
+                            extra,
+                        );
+                    }
+                    // Pub/sub messages arrive without a command.
+                    None => cx.stats.event("redis_push"),
+                }
+            });
         Next::Continue
     }
 
@@ -200,7 +244,16 @@ impl Dissector for Redis {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         while let Some(p) = self.pending.pop_front() {
-            emit_app(cx, Protocol::Redis, p, None, 0, false, "redis", AppInfo::default());
+            emit_app(
+                cx,
+                Protocol::Redis,
+                p,
+                None,
+                0,
+                false,
+                "redis",
+                AppInfo::default(),
+            );
         }
     }
 }
@@ -220,7 +273,7 @@ mod tests {
         let msg = b"*3\r\n$3\r\nSET\r\n$5\r\nmykey\r\n$7\r\nmyvalue\r\n";
         assert_eq!(frame(msg), Frame::Len(msg.len()));
         for n in 0..msg.len() {
-            assert_eq!(frame(&msg[..n]), if n == 0 { Frame::Need } else { Frame::Need }, "prefix {n}");
+            assert_eq!(frame(&msg[..n]), Frame::Need, "prefix {n}");
         }
         assert_eq!(words(msg), vec![&b"SET"[..], b"mykey", b"myvalue"]);
         let resp3 = b"%2\r\n+a\r\n:1\r\n+b\r\n#t\r\n";

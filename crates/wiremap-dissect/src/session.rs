@@ -286,7 +286,8 @@ impl StreamHandler for Dissect {
                 };
                 if let Next::Handoff(left) = d.data(&mut cx, dir, ts, data) {
                     let hint = self.successor(s);
-                    s.state = State::Detecting(handoff_detect(left, ts, self.cfg.detect_bytes, hint));
+                    s.state =
+                        State::Detecting(handoff_detect(left, ts, self.cfg.detect_bytes, hint));
                     if let State::Detecting(det) = &s.state {
                         if let Some(choice) = self.decide(info.key.transport, det, false) {
                             self.settle(s, info, choice);

@@ -50,7 +50,11 @@ fn header(d: &[u8]) -> (u8, bool, usize, Option<[u8; 4]>) {
         127 => 10,
         _ => 2,
     };
-    let mask = if masked { d.get(at..at + 4).map(|m| [m[0], m[1], m[2], m[3]]) } else { None };
+    let mask = if masked {
+        d.get(at..at + 4).map(|m| [m[0], m[1], m[2], m[3]])
+    } else {
+        None
+    };
     (op, rsv1, at + if masked { 4 } else { 0 }, mask)
 }
 
@@ -106,7 +110,17 @@ impl Ws {
             .str("ws_request_payload_data", p.data)
             .bool("ws_compressed", p.compressed);
         let error = p.opcode == 8;
-        cx.emit(client, Protocol::Ws, p.ts, rts, p.size, rsize, 0, error && rts.is_none(), wiremap_model::Detail::App(Box::new(info)));
+        cx.emit(
+            client,
+            Protocol::Ws,
+            p.ts,
+            rts,
+            p.size,
+            rsize,
+            0,
+            error && rts.is_none(),
+            wiremap_model::Detail::App(Box::new(info)),
+        );
     }
 }
 
@@ -129,7 +143,11 @@ impl Dissector for Ws {
             if from_client {
                 let data = if op == 1 && !compressed {
                     let n = payload.len().min(256);
-                    let clear: Vec<u8> = payload[..n].iter().enumerate().map(|(i, b)| b ^ mask.map_or(0, |k| k[i % 4])).collect();
+                    let clear: Vec<u8> = payload[..n]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| b ^ mask.map_or(0, |k| k[i % 4]))
+                        .collect();
                     String::from_utf8_lossy(&clear).into_owned()
                 } else {
                     String::new()
@@ -137,9 +155,21 @@ impl Dissector for Ws {
                 if let Some(old) = self.pending.take() {
                     Ws::emit(cx, client, old, None);
                 }
-                self.pending = Some(Pending { ts: t, opcode: op, compressed, len: payload.len() as u64, size: m.len() as u64, data });
+                self.pending = Some(Pending {
+                    ts: t,
+                    opcode: op,
+                    compressed,
+                    len: payload.len() as u64,
+                    size: m.len() as u64,
+                    data,
+                });
             } else if let Some(p) = self.pending.take() {
-                Ws::emit(cx, client, p, Some((t, m.len() as u64, payload.len() as u64)));
+                Ws::emit(
+                    cx,
+                    client,
+                    p,
+                    Some((t, m.len() as u64, payload.len() as u64)),
+                );
             } else {
                 cx.stats.event("ws_server_frame");
             }

@@ -11,7 +11,9 @@ mod flow;
 mod identity;
 mod time;
 
-pub use entry::{AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Entry, HttpInfo, Protocol, TlsInfo, Transport};
+pub use entry::{
+    AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Entry, HttpInfo, Protocol, TlsInfo, Transport,
+};
 pub use flow::{Direction, FlowKey};
 pub use identity::{Endpoint, Identity, IdentityKind};
 pub use time::Timestamp;

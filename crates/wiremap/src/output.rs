@@ -51,7 +51,12 @@ fn summary(e: &Entry) -> String {
         Detail::App(a) => a
             .fields
             .iter()
-            .filter(|(k, _)| !k.ends_with("_size") && !k.ends_with("_length") && !k.ends_with("_request") && !k.ends_with("_response"))
+            .filter(|(k, _)| {
+                !k.ends_with("_size")
+                    && !k.ends_with("_length")
+                    && !k.ends_with("_request")
+                    && !k.ends_with("_response")
+            })
             .map(|(k, v)| match v {
                 wiremap_model::AppVal::Str(s) => format!("{k}={s}"),
                 wiremap_model::AppVal::Int(i) => format!("{k}={i}"),
