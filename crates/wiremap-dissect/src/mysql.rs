@@ -163,20 +163,24 @@ impl Mysql {
 
 impl Dissector for Mysql {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
-        if self.server.is_none() {
-            if is_greeting(data) {
-                self.server = Some(dir);
-                self.handshake = true;
-            } else {
-                self.server = Some(dir.flip());
-            }
-        }
-        let from_server = self.server == Some(dir);
         let mut framer = std::mem::take(&mut self.framer);
         framer.feed(cx, dir, ts, data, "mysql_desync", frame, |cx, t, m| {
             if m.len() < 5 {
                 return;
             }
+            // Roles from the first whole packet: the greeting is the server's; a packet that
+            // starts a command exchange (sequence 0) is the client's; anything else answers.
+            if self.server.is_none() {
+                if is_greeting(m) {
+                    self.server = Some(dir);
+                    self.handshake = true;
+                } else if m[3] == 0 {
+                    self.server = Some(dir.flip());
+                } else {
+                    self.server = Some(dir);
+                }
+            }
+            let from_server = self.server == Some(dir);
             if from_server {
                 if self.handshake {
                     // OK after authentication ends the connection phase.

@@ -82,8 +82,31 @@ impl Probe for PostgresProbe {
         if d.len() < 8 {
             return Verdict::NeedMore;
         }
-        if let Frame::Len(_) = untyped(d) {
-            return Verdict::Yes;
+        if let Frame::Len(n) = untyped(d) {
+            let code = be_i32(d, 4).unwrap_or(0);
+            if code != PROTOCOL_3 {
+                return if n == 8 || code == CANCEL_REQUEST { Verdict::Yes } else { Verdict::No };
+            }
+            // A startup message: NUL-terminated parameter pairs, `user` among them.
+            let Some(m) = d.get(..n) else {
+                return if d.len() < 10_000 { Verdict::NeedMore } else { Verdict::No };
+            };
+            let mut p = 8;
+            let mut user = false;
+            while let Some((k, q)) = cstr(m, p) {
+                if k.is_empty() {
+                    return if user && q == n { Verdict::Yes } else { Verdict::No };
+                }
+                if !k.bytes().all(|c| c.is_ascii_graphic()) {
+                    return Verdict::No;
+                }
+                user |= k == "user";
+                match cstr(m, q) {
+                    Some((_, r)) => p = r,
+                    None => return Verdict::No,
+                }
+            }
+            return Verdict::No;
         }
         if matches!(d[0], b'Q' | b'P') {
             if let Frame::Len(n) = typed(d, b"QP") {

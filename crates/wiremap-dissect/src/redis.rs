@@ -171,15 +171,16 @@ fn printable(w: &[u8], max: usize) -> String {
 
 impl Dissector for Redis {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
-        // The side that sends commands is the client.
-        if self.client.is_none() && matches!(self.probe_dir(data), Verdict::Yes) {
-            self.client = Some(dir);
-        }
-        let client = self.client;
+        let client = &mut self.client;
         let pending = &mut self.pending;
         self.framer
             .feed(cx, dir, ts, data, "redis_desync", frame, |cx, t, msg| {
-                if Some(dir) == client {
+                // The side that sends commands (arrays of bulk strings, inline verbs) is the client.
+                if client.is_none() {
+                    let command = RedisProbe.probe(dir, msg) == Verdict::Yes;
+                    *client = Some(if command { dir } else { dir.flip() });
+                }
+                if Some(dir) == *client {
                     let w = words(msg);
                     let verb = w
                         .first()
@@ -255,12 +256,6 @@ impl Dissector for Redis {
                 AppInfo::default(),
             );
         }
-    }
-}
-
-impl Redis {
-    fn probe_dir(&self, data: &[u8]) -> Verdict {
-        RedisProbe.probe(Direction::AtoB, data)
     }
 }
 

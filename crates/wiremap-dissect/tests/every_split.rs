@@ -77,3 +77,58 @@ fn tls_client_and_server_hello() {
         }
     }
 }
+
+fn protocol_entries(capture: &str, want: Protocol) -> usize {
+    let mut n = 0;
+    for f in flows(capture) {
+        for e in every_split_and_prefix(&f) {
+            if e.protocol == want {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn redis_pipelined_and_resp3() {
+    assert_eq!(protocol_entries("redis_beats_session.pcap", Protocol::Redis), 11);
+    assert!(protocol_entries("redis_zeek_pubsub-resp3.pcap", Protocol::Redis) >= 3);
+}
+
+#[test]
+fn kafka_correlation_ids() {
+    assert!(protocol_entries("kafka_gosniffer_kafka.pcap", Protocol::Kafka) >= 2);
+}
+
+#[test]
+fn mongodb_op_msg_and_legacy() {
+    assert!(protocol_entries("mongo_beats_3.0-session.pcap", Protocol::Mongodb) >= 5);
+}
+
+#[test]
+fn postgresql_simple_and_extended() {
+    assert!(protocol_entries("pgsql_beats_extended-query.pcap", Protocol::Postgresql) >= 1);
+    assert!(protocol_entries("pgsql_suricata_simple-query-rollback.pcap", Protocol::Postgresql) >= 5);
+}
+
+#[test]
+fn mysql_commands() {
+    assert!(protocol_entries("mysql_zeek_auth.pcap", Protocol::Mysql) >= 1);
+}
+
+#[test]
+fn amqp_methods() {
+    assert!(protocol_entries("amqp_beats_emit-receive.pcap", Protocol::Amqp) >= 5);
+}
+
+#[test]
+fn http2_and_grpc_streams() {
+    assert!(protocol_entries("h2c_grpcbook_server-streaming.pcapng", Protocol::Grpc) >= 1);
+    assert!(protocol_entries("h2c_ndpi_prior-knowledge.pcapng", Protocol::Http) >= 1);
+}
+
+#[test]
+fn websocket_after_upgrade() {
+    assert!(protocol_entries("ws_zeek_websocket.pcap", Protocol::Ws) >= 1);
+}

@@ -51,3 +51,43 @@ fn quic_initial() {
         .collect();
     insta::assert_json_snapshot!(quic);
 }
+
+#[test]
+fn redis_session() {
+    insta::assert_json_snapshot!(entries("redis_beats_session.pcap"));
+}
+
+#[test]
+fn kafka_requests() {
+    insta::assert_json_snapshot!(entries("kafka_gosniffer_kafka.pcap"));
+}
+
+#[test]
+fn mongodb_session() {
+    insta::assert_json_snapshot!(entries("mongo_beats_3.0-session.pcap"));
+}
+
+#[test]
+fn postgresql_extended_query() {
+    insta::assert_json_snapshot!(entries("pgsql_beats_extended-query.pcap"));
+}
+
+#[test]
+fn mysql_auth_and_query() {
+    insta::assert_json_snapshot!(entries("mysql_zeek_auth.pcap"));
+}
+
+#[test]
+fn amqp_emit_receive() {
+    insta::assert_json_snapshot!(entries("amqp_beats_emit-receive.pcap"));
+}
+
+#[test]
+fn grpc_server_streaming() {
+    insta::assert_json_snapshot!(entries("h2c_grpcbook_server-streaming.pcapng"));
+}
+
+#[test]
+fn websocket_frames() {
+    insta::assert_json_snapshot!(entries("ws_zeek_websocket.pcap"));
+}

@@ -140,7 +140,9 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
         for k in points {
             let mut chunks = whole(f);
             chunks.splice(r..=r, [(*dir, *ts, &bytes[..k]), (*dir, *ts, &bytes[k..])]);
-            assert_eq!(replay(&f.info, &chunks), base, "run {r} split at {k}");
+            let got = replay(&f.info, &chunks);
+            let brief = |es: &[Entry]| es.iter().map(|e| (e.protocol, e.src.port, e.status_code, e.has_response)).collect::<Vec<_>>();
+            assert_eq!(got, base, "run {r} split at {k}: {:?} vs {:?}", brief(&got), brief(&base));
         }
     }
     // Prefixes: the flow cut short anywhere in its last run.
