@@ -160,6 +160,8 @@ pub enum Var {
     ResponseBodySize,
     /// `grpc_status` (-1 off gRPC)
     GrpcStatus,
+    /// `grpc_method`: the last segment of a gRPC call's path.
+    GrpcMethod,
     /// `dns_questions`
     DnsQuestions,
     /// `dns_answers`
@@ -287,7 +289,7 @@ pub(crate) fn variables() -> Vec<(&'static str, Type, Var)> {
         ("request_body_size", T::Int, V::RequestBodySize),
         ("response_headers_size", T::Int, V::ResponseHeadersSize),
         ("response_body_size", T::Int, V::ResponseBodySize),
-        ("grpc_method", T::Str, V::Default),
+        ("grpc_method", T::Str, V::GrpcMethod),
         ("grpc_status", T::Int, V::GrpcStatus),
         ("ws_opcode", T::Str, V::Default),
         ("ws_request_payload_data", T::Str, V::Default),
@@ -593,6 +595,10 @@ pub(crate) fn read<'a>(v: Var, t: &Type, e: &'a Entry) -> Val<'a> {
             e.status_code
         } else {
             -1
+        }),
+        Var::GrpcMethod => Val::Str(match http() {
+            Some(h) if e.protocol == Protocol::Grpc => h.path.rsplit('/').next().unwrap_or(""),
+            _ => "",
         }),
         Var::DnsQuestions => Val::List(ListV::Strs(dns().map_or(&[][..], |d| &d.questions))),
         Var::DnsAnswers => Val::List(ListV::Strs(dns().map_or(&[][..], |d| &d.answers))),
