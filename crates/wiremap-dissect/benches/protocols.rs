@@ -22,10 +22,19 @@ fn bench(c: &mut Criterion) {
         ("websocket", "ws_zeek_websocket.pcap"),
     ] {
         let flows = common::flows(capture);
-        let bytes: usize = flows.iter().flat_map(|f| f.runs.iter()).map(|(_, _, b)| b.len()).sum();
+        let bytes: usize = flows
+            .iter()
+            .flat_map(|f| f.runs.iter())
+            .map(|(_, _, b)| b.len())
+            .sum();
         g.throughput(Throughput::Bytes(bytes as u64));
         g.bench_function(name, |b| {
-            b.iter(|| flows.iter().map(|f| common::replay(&f.info, &common::whole(f)).len()).sum::<usize>())
+            b.iter(|| {
+                flows
+                    .iter()
+                    .map(|f| common::replay(&f.info, &common::whole(f)).len())
+                    .sum::<usize>()
+            })
         });
     }
     g.finish();

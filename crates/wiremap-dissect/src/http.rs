@@ -278,6 +278,118 @@ pub struct Http {
     last_ts: [Timestamp; 2],
     /// What the last `Upgrade` switched to (`websocket`, `h2c`).
     switched_to: String,
+    /// Body of the current request, kept while it may be a GraphQL operation.
+    gql_body: Option<Vec<u8>>,
+}
+
+/// GraphQL bodies looked at.
+const MAX_GQL_BODY: usize = 16 * 1024;
+
+/// The operation of a GraphQL document: `query GetUser`, `mutation`, `subscription Feed`.
+pub fn graphql_operation(doc: &str) -> Option<String> {
+    let mut rest = doc.trim_start();
+    while let Some(r) = rest.strip_prefix('#') {
+        rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    }
+    if rest.starts_with('{') {
+        return Some("query".into());
+    }
+    let word_end = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let kind = &rest[..word_end];
+    if !matches!(kind, "query" | "mutation" | "subscription") {
+        return None;
+    }
+    let after = rest[word_end..].trim_start();
+    let name_end = after
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(after.len());
+    let name = &after[..name_end];
+    Some(if name.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} {name}")
+    })
+}
+
+/// The string value of `"key"` in a JSON text (first occurrence; escapes decoded).
+fn json_string(text: &str, key: &str) -> Option<String> {
+    let pat = format!("\"{key}\"");
+    let at = text.find(&pat)? + pat.len();
+    let rest = text[at..]
+        .trim_start()
+        .strip_prefix(':')?
+        .trim_start()
+        .strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'u' => {
+                    let h: String = chars.by_ref().take(4).collect();
+                    out.push(
+                        u32::from_str_radix(&h, 16)
+                            .ok()
+                            .and_then(char::from_u32)
+                            .unwrap_or('?'),
+                    );
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
+    None
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(())
+            {
+                Ok(v) => {
+                    out.push(v);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The GraphQL operation of a request, from its JSON or `application/graphql` body or its
+/// `query` URL parameter.
+fn gql_from(url: &str, body: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    if let Some(q) = json_string(&text, "query") {
+        let op = graphql_operation(&q)?;
+        return Some(match json_string(&text, "operationName") {
+            Some(name) if !name.is_empty() && !op.contains(' ') => format!("{op} {name}"),
+            _ => op,
+        });
+    }
+    if let Some(op) = graphql_operation(&text) {
+        return Some(op);
+    }
+    let query = url.split_once('?')?.1;
+    let q = query.split('&').find_map(|kv| kv.strip_prefix("query="))?;
+    graphql_operation(&percent_decode(q))
 }
 
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -365,6 +477,7 @@ impl Http {
             deferred: None,
             last_ts: [Timestamp(0); 2],
             switched_to: String::new(),
+            gql_body: None,
         }
     }
 
@@ -496,6 +609,19 @@ impl Http {
                 _ => St::Start,
             };
             let complete = h.st == St::Start || h.st == St::Hold;
+            // GraphQL rides on HTTP: a `graphql` path or content type.
+            let ct = header(raw, "content-type")
+                .map(|v| String::from_utf8_lossy(v).to_ascii_lowercase())
+                .unwrap_or_default();
+            let gql = info.path.to_ascii_lowercase().contains("graphql") || ct.contains("graphql");
+            let mut info = info;
+            if gql {
+                if complete {
+                    info.gql_operation = gql_from(&info.url, &[]).unwrap_or_default();
+                } else {
+                    self.gql_body = Some(Vec::new());
+                }
+            }
             self.pending.push_back(Req {
                 ts: h.start_ts,
                 info,
@@ -507,6 +633,17 @@ impl Http {
         }
     }
 
+    /// Keeps request body bytes while the request may be a GraphQL operation.
+    fn keep_gql(&mut self, dir: Direction, bytes: &[u8]) {
+        if self.client != Some(dir) {
+            return;
+        }
+        if let Some(b) = &mut self.gql_body {
+            let room = MAX_GQL_BODY.saturating_sub(b.len());
+            b.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
     /// The message in `dir` ended.
     fn message_done(&mut self, cx: &mut Cx<'_>, dir: Direction) {
         let di = dir.index();
@@ -514,10 +651,14 @@ impl Http {
         let (size, body) = (self.half[di].size, self.half[di].body);
         self.half[di].st = St::Start;
         if is_client {
+            let gql = self.gql_body.take();
             if let Some(req) = self.pending.iter_mut().rev().find(|r| !r.complete) {
                 req.complete = true;
                 req.size = size;
                 req.info.request_body_size = body;
+                if let Some(b) = gql {
+                    req.info.gql_operation = gql_from(&req.info.url, &b).unwrap_or_default();
+                }
                 if req.switching {
                     self.half[di].st = St::Hold;
                 }
@@ -575,9 +716,14 @@ impl Http {
             Some((t, s, z)) => (Some(t), i64::from(s), z),
             None => (None, 0, 0),
         };
+        let protocol = if req.info.gql_operation.is_empty() {
+            Protocol::Http
+        } else {
+            Protocol::Gql
+        };
         cx.emit(
             client,
-            Protocol::Http,
+            protocol,
             req.ts,
             rts,
             req.size,
@@ -684,6 +830,7 @@ impl Http {
                 }
                 St::Body(n) => {
                     let k = (rest.len() as u64).min(n);
+                    self.keep_gql(dir, &rest[..k as usize]);
                     rest = &rest[k as usize..];
                     let h = &mut self.half[di];
                     h.size += k;
@@ -696,6 +843,7 @@ impl Http {
                 }
                 St::ChunkData(n) => {
                     let k = (rest.len() as u64).min(n);
+                    self.keep_gql(dir, &rest[..k as usize]);
                     rest = &rest[k as usize..];
                     let h = &mut self.half[di];
                     h.size += k;
@@ -864,5 +1012,36 @@ impl Dissector for Http {
             "h2c" => Some("http2"),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graphql_operations() {
+        assert_eq!(
+            graphql_operation("query GetUser($id: ID!) { user(id: $id) { name } }").as_deref(),
+            Some("query GetUser")
+        );
+        assert_eq!(
+            graphql_operation("  # hi\n mutation { like }").as_deref(),
+            Some("mutation")
+        );
+        assert_eq!(graphql_operation("{ me { id } }").as_deref(), Some("query"));
+        assert_eq!(graphql_operation("SELECT 1"), None);
+        let body = br#"{"operationName":"Feed","variables":{},"query":"subscription Feed { posts { id } }"}"#;
+        assert_eq!(
+            gql_from("/graphql", body).as_deref(),
+            Some("subscription Feed")
+        );
+        let body = br#"{"query":"{ me { id } }","operationName":"Me"}"#;
+        assert_eq!(gql_from("/graphql", body).as_deref(), Some("query Me"));
+        assert_eq!(
+            gql_from("/graphql?query=query%20Q1%20%7B%20a%20%7D", b"").as_deref(),
+            Some("query Q1")
+        );
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }

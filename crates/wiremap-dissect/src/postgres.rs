@@ -85,17 +85,29 @@ impl Probe for PostgresProbe {
         if let Frame::Len(n) = untyped(d) {
             let code = be_i32(d, 4).unwrap_or(0);
             if code != PROTOCOL_3 {
-                return if n == 8 || code == CANCEL_REQUEST { Verdict::Yes } else { Verdict::No };
+                return if n == 8 || code == CANCEL_REQUEST {
+                    Verdict::Yes
+                } else {
+                    Verdict::No
+                };
             }
             // A startup message: NUL-terminated parameter pairs, `user` among them.
             let Some(m) = d.get(..n) else {
-                return if d.len() < 10_000 { Verdict::NeedMore } else { Verdict::No };
+                return if d.len() < 10_000 {
+                    Verdict::NeedMore
+                } else {
+                    Verdict::No
+                };
             };
             let mut p = 8;
             let mut user = false;
             while let Some((k, q)) = cstr(m, p) {
                 if k.is_empty() {
-                    return if user && q == n { Verdict::Yes } else { Verdict::No };
+                    return if user && q == n {
+                        Verdict::Yes
+                    } else {
+                        Verdict::No
+                    };
                 }
                 if !k.bytes().all(|c| c.is_ascii_graphic()) {
                     return Verdict::No;

@@ -92,7 +92,10 @@ fn protocol_entries(capture: &str, want: Protocol) -> usize {
 
 #[test]
 fn redis_pipelined_and_resp3() {
-    assert_eq!(protocol_entries("redis_beats_session.pcap", Protocol::Redis), 11);
+    assert_eq!(
+        protocol_entries("redis_beats_session.pcap", Protocol::Redis),
+        11
+    );
     assert!(protocol_entries("redis_zeek_pubsub-resp3.pcap", Protocol::Redis) >= 3);
 }
 
@@ -109,7 +112,12 @@ fn mongodb_op_msg_and_legacy() {
 #[test]
 fn postgresql_simple_and_extended() {
     assert!(protocol_entries("pgsql_beats_extended-query.pcap", Protocol::Postgresql) >= 1);
-    assert!(protocol_entries("pgsql_suricata_simple-query-rollback.pcap", Protocol::Postgresql) >= 5);
+    assert!(
+        protocol_entries(
+            "pgsql_suricata_simple-query-rollback.pcap",
+            Protocol::Postgresql
+        ) >= 5
+    );
 }
 
 #[test]

@@ -132,6 +132,8 @@ pub struct HttpInfo {
     pub response_body_size: u64,
     /// Protocol the connection switched to (`websocket`, `h2c`, `tunnel`), if any.
     pub upgrade: String,
+    /// GraphQL operation type and name (`query GetUser`), when the request carried one.
+    pub gql_operation: String,
 }
 
 /// A DNS query and its answer.
@@ -340,6 +342,12 @@ impl serde::Serialize for Entry {
                 m.serialize_entry("response_body_size", &h.response_body_size)?;
                 if !h.upgrade.is_empty() {
                     m.serialize_entry("upgrade", &h.upgrade)?;
+                }
+                if !h.gql_operation.is_empty() {
+                    m.serialize_entry("gql_operation", &h.gql_operation)?;
+                    let v2 = h.http_version == "HTTP/2";
+                    m.serialize_entry("gqlv1", &!v2)?;
+                    m.serialize_entry("gqlv2", &v2)?;
                 }
             }
             Detail::Dns(d) => {

@@ -141,8 +141,18 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
             let mut chunks = whole(f);
             chunks.splice(r..=r, [(*dir, *ts, &bytes[..k]), (*dir, *ts, &bytes[k..])]);
             let got = replay(&f.info, &chunks);
-            let brief = |es: &[Entry]| es.iter().map(|e| (e.protocol, e.src.port, e.status_code, e.has_response)).collect::<Vec<_>>();
-            assert_eq!(got, base, "run {r} split at {k}: {:?} vs {:?}", brief(&got), brief(&base));
+            let brief = |es: &[Entry]| {
+                es.iter()
+                    .map(|e| (e.protocol, e.src.port, e.status_code, e.has_response))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                got,
+                base,
+                "run {r} split at {k}: {:?} vs {:?}",
+                brief(&got),
+                brief(&base)
+            );
         }
     }
     // Prefixes: the flow cut short anywhere in its last run.
