@@ -9,24 +9,18 @@ use wiremap_reassembly::{CloseReason, FlowInfo, StreamHandler};
 /// Input layout: records of `[header][bytes…]`; the header's top bit is the direction, the
 /// low 7 bits the record length (0 means a gap of 1–8 bytes instead of data).
 pub fn converse(transport: Transport, data: &[u8]) {
-    let info = FlowInfo {
-        id: 1,
-        key: FlowKey {
+    let info = FlowInfo::new(
+        1,
+        FlowKey {
             transport,
             a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             a_port: 40000,
             b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             b_port: 8080,
         },
-        initiator_known: true,
-        first_ts: Timestamp(0),
-        last_ts: Timestamp(0),
-        packets: [1, 1],
-        bytes: [0, 0],
-        reset: false,
-        gap_bytes: [0, 0],
-        first_reply_ts: None,
-    };
+        true,
+        Timestamp(0),
+    );
     let mut d = Dissect::new(DissectConfig::default());
     let mut s = d.open(&info);
     let mut rest = data;

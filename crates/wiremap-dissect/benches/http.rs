@@ -9,24 +9,18 @@ use wiremap_model::{Direction, FlowKey, Timestamp, Transport};
 use wiremap_reassembly::{CloseReason, FlowInfo, StreamHandler};
 
 fn info(transport: Transport) -> FlowInfo {
-    FlowInfo {
-        id: 1,
-        key: FlowKey {
+    FlowInfo::new(
+        1,
+        FlowKey {
             transport,
             a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             a_port: 40000,
             b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             b_port: 80,
         },
-        initiator_known: true,
-        first_ts: Timestamp(0),
-        last_ts: Timestamp(0),
-        packets: [1, 1],
-        bytes: [0, 0],
-        reset: false,
-        gap_bytes: [0, 0],
-        first_reply_ts: None,
-    }
+        true,
+        Timestamp(0),
+    )
 }
 
 /// Request and response segments of `n` exchanges, cut into 1448-byte segments.

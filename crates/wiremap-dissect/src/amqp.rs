@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const HEADER: &[u8] = b"AMQP";
@@ -308,17 +308,13 @@ impl Dissector for Amqp {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        while let Some((_, p)) = self.pending.pop_front() {
-            emit_app(
-                cx,
-                Protocol::Amqp,
-                p,
-                None,
-                0,
-                false,
-                "amqp",
-                AppInfo::default(),
-            );
-        }
+        flush(
+            cx,
+            Protocol::Amqp,
+            "amqp",
+            std::mem::take(&mut self.pending)
+                .into_iter()
+                .map(|(_, p)| p),
+        );
     }
 }

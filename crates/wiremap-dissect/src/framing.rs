@@ -191,3 +191,24 @@ pub(crate) fn emit_app(
         wiremap_model::Detail::App(Box::new(info)),
     );
 }
+
+/// Emits every request still waiting when the flow ends, without a response.
+pub(crate) fn flush(
+    cx: &mut Cx<'_>,
+    protocol: wiremap_model::Protocol,
+    prefix: &'static str,
+    pending: impl IntoIterator<Item = Pending>,
+) {
+    for p in pending {
+        emit_app(
+            cx,
+            protocol,
+            p,
+            None,
+            0,
+            false,
+            prefix,
+            wiremap_model::AppInfo::default(),
+        );
+    }
+}

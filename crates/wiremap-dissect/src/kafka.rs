@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 /// Highest API key wiremap recognises (Kafka 3.x/4.x define up to ~75).
@@ -234,17 +234,11 @@ impl Dissector for Kafka {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        for p in std::mem::take(&mut self.pending) {
-            emit_app(
-                cx,
-                Protocol::Kafka,
-                p,
-                None,
-                0,
-                false,
-                "kafka",
-                AppInfo::default(),
-            );
-        }
+        flush(
+            cx,
+            Protocol::Kafka,
+            "kafka",
+            std::mem::take(&mut self.pending),
+        );
     }
 }

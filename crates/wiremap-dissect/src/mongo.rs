@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const MAX_MESSAGE: i32 = 48 << 20;
@@ -326,17 +326,11 @@ impl Dissector for Mongo {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        for p in std::mem::take(&mut self.pending) {
-            emit_app(
-                cx,
-                Protocol::Mongodb,
-                p,
-                None,
-                0,
-                false,
-                "mongodb",
-                AppInfo::default(),
-            );
-        }
+        flush(
+            cx,
+            Protocol::Mongodb,
+            "mongodb",
+            std::mem::take(&mut self.pending),
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const MAX_DEPTH: usize = 32;
@@ -244,18 +244,12 @@ impl Dissector for Redis {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        while let Some(p) = self.pending.pop_front() {
-            emit_app(
-                cx,
-                Protocol::Redis,
-                p,
-                None,
-                0,
-                false,
-                "redis",
-                AppInfo::default(),
-            );
-        }
+        flush(
+            cx,
+            Protocol::Redis,
+            "redis",
+            std::mem::take(&mut self.pending),
+        );
     }
 }
 

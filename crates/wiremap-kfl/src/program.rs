@@ -152,6 +152,17 @@ pub(crate) struct Checker<'s> {
     now: i64,
 }
 
+/// ` (did you mean `x`?)` for the closest of `known`, or nothing.
+fn did_you_mean(name: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (distance(name, k), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
 fn path_of(e: &Expr) -> Option<String> {
     match &e.kind {
         ExprKind::Ident(n) => Some(n.clone()),
@@ -767,13 +778,7 @@ impl<'s> Checker<'s> {
                         "has",
                         "matches",
                     ];
-                    let hint = known
-                        .iter()
-                        .map(|k| (distance(other, k), *k))
-                        .filter(|(d, _)| *d <= 2)
-                        .min()
-                        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-                        .unwrap_or_default();
+                    let hint = did_you_mean(other, &known);
                     Err(self.err(
                         ErrorKind::Unknown,
                         e,
@@ -860,13 +865,7 @@ impl<'s> Checker<'s> {
                             "filter",
                             "map",
                         ];
-                        let hint = known
-                            .iter()
-                            .map(|k| (distance(other, k), *k))
-                            .filter(|(d, _)| *d <= 2)
-                            .min()
-                            .map(|(_, k)| format!(" (did you mean `{k}`?)"))
-                            .unwrap_or_default();
+                        let hint = did_you_mean(other, &known);
                         Err(self.err(
                             ErrorKind::Unknown,
                             e,

@@ -48,6 +48,24 @@ pub struct FlowInfo {
     pub first_reply_ts: Option<Timestamp>,
 }
 
+impl FlowInfo {
+    /// A flow that starts at `ts`, with no packets yet.
+    pub fn new(id: u64, key: FlowKey, initiator_known: bool, ts: Timestamp) -> Self {
+        FlowInfo {
+            id,
+            key,
+            initiator_known,
+            first_ts: ts,
+            last_ts: ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            reset: false,
+            gap_bytes: [0; 2],
+            first_reply_ts: None,
+        }
+    }
+}
+
 /// Receives the reassembled streams. `Session` is the handler's per-flow state, kept inside
 /// the flow table so that each packet costs one hash lookup.
 pub trait StreamHandler {
@@ -217,18 +235,7 @@ impl<S> FlowTable<S> {
         if self.flows.len() >= self.limits.max_flows {
             self.evict(h, ts);
         }
-        let info = FlowInfo {
-            id: self.next_id,
-            key,
-            initiator_known: known,
-            first_ts: ts,
-            last_ts: ts,
-            packets: [0; 2],
-            bytes: [0; 2],
-            reset: false,
-            gap_bytes: [0; 2],
-            first_reply_ts: None,
-        };
+        let info = FlowInfo::new(self.next_id, key, known, ts);
         self.next_id += 1;
         match key.transport {
             Transport::Tcp => self.stats.tcp_flows += 1,
