@@ -79,8 +79,9 @@ const STATIC: [(&str, &str); 61] = [
 pub type Field = (Option<String>, Option<String>);
 
 /// One direction's decoding state.
-#[derive(Debug)]
 pub struct Hpack {
+    /// Built once: its tables are not cheap.
+    huffman: HuffmanDecoder,
     table: VecDeque<(Option<String>, Option<String>)>,
     size: usize,
     max: usize,
@@ -126,10 +127,17 @@ fn string(d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
     Some((s, p + len))
 }
 
+impl std::fmt::Debug for Hpack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hpack").field("entries", &self.table.len()).field("complete", &self.complete).finish()
+    }
+}
+
 impl Hpack {
     /// A decoder; `complete` when decoding from the connection's first header block.
     pub fn new(complete: bool) -> Self {
         Hpack {
+            huffman: HuffmanDecoder::new(),
             table: VecDeque::new(),
             size: 0,
             max: 4096,
