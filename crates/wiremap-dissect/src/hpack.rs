@@ -112,12 +112,12 @@ fn integer(d: &[u8], at: usize, prefix: u8) -> Option<(usize, usize)> {
     }
 }
 
-fn string(d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
+fn string(huffman: &mut HuffmanDecoder, d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
     let huff = *d.get(at)? & 0x80 != 0;
     let (len, p) = integer(d, at, 7)?;
     let raw = d.get(p..p.checked_add(len)?)?;
     let s = if huff {
-        HuffmanDecoder::new()
+        huffman
             .decode(raw)
             .ok()
             .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -129,7 +129,10 @@ fn string(d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
 
 impl std::fmt::Debug for Hpack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hpack").field("entries", &self.table.len()).field("complete", &self.complete).finish()
+        f.debug_struct("Hpack")
+            .field("entries", &self.table.len())
+            .field("complete", &self.complete)
+            .finish()
     }
 }
 
@@ -198,11 +201,11 @@ impl Hpack {
                 (|| {
                     let (idx, q) = integer(d, p, prefix)?;
                     let (name, q) = if idx == 0 {
-                        string(d, q)?
+                        string(&mut self.huffman, d, q)?
                     } else {
                         (self.get(idx).0, q)
                     };
-                    let (value, q) = string(d, q)?;
+                    let (value, q) = string(&mut self.huffman, d, q)?;
                     if incremental {
                         let e = (name.clone(), value.clone());
                         self.size += Self::entry_size(&e);
