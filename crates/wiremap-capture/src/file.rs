@@ -114,7 +114,8 @@ impl FileSource {
             })?;
             Box::new(f)
         };
-        FileSource::new(path, reader)
+        // Reads happen on a second thread, chunks ahead of the parser.
+        FileSource::new(path, Box::new(crate::ReadAhead::new(reader)))
     }
 
     /// The container format.

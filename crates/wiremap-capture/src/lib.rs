@@ -11,11 +11,13 @@
 mod error;
 mod file;
 mod merge;
+mod readahead;
 mod writer;
 
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
 pub use merge::Merge;
+pub use readahead::ReadAhead;
 use wiremap_model::Timestamp;
 pub use writer::PcapWriter;
 
