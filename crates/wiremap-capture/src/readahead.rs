@@ -21,7 +21,9 @@ pub struct ReadAhead {
 
 impl std::fmt::Debug for ReadAhead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadAhead").field("done", &self.done).finish()
+        f.debug_struct("ReadAhead")
+            .field("done", &self.done)
+            .finish()
     }
 }
 
@@ -30,35 +32,44 @@ impl ReadAhead {
     pub fn new(mut inner: Box<dyn Read + Send>) -> ReadAhead {
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(DEPTH);
         let (pool, free) = sync_channel::<Vec<u8>>(DEPTH + 2);
-        let thread = std::thread::Builder::new().name("wiremap-read".into()).spawn(move || loop {
-            let mut buf = free.try_recv().unwrap_or_default();
-            buf.resize(CHUNK, 0);
-            let mut n = 0;
-            let result = loop {
-                match inner.read(&mut buf[n..]) {
-                    Ok(0) => break Ok(()),
-                    Ok(k) => {
-                        n += k;
-                        if n == buf.len() {
-                            break Ok(());
+        let thread = std::thread::Builder::new()
+            .name("wiremap-read".into())
+            .spawn(move || loop {
+                let mut buf = free.try_recv().unwrap_or_default();
+                buf.resize(CHUNK, 0);
+                let mut n = 0;
+                let result = loop {
+                    match inner.read(&mut buf[n..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => {
+                            n += k;
+                            if n == buf.len() {
+                                break Ok(());
+                            }
                         }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => break Err(e),
+                };
+                buf.truncate(n);
+                let last = n == 0 || result.is_err();
+                let msg = match result {
+                    Err(e) if n == 0 => Err(e),
+                    _ => Ok(buf),
+                };
+                // The reader went away: stop.
+                if tx.send(msg).is_err() || last {
+                    return;
                 }
-            };
-            buf.truncate(n);
-            let last = n == 0 || result.is_err();
-            let msg = match result {
-                Err(e) if n == 0 => Err(e),
-                _ => Ok(buf),
-            };
-            // The reader went away: stop.
-            if tx.send(msg).is_err() || last {
-                return;
-            }
-        });
-        ReadAhead { rx, pool, cur: Vec::new(), pos: 0, done: false, _thread: thread.ok() }
+            });
+        ReadAhead {
+            rx,
+            pool,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+            _thread: thread.ok(),
+        }
     }
 }
 
@@ -69,7 +80,9 @@ impl Read for ReadAhead {
                 return Ok(0);
             }
             let spent = std::mem::take(&mut self.cur);
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.pool.try_send(spent) {}
+            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+                self.pool.try_send(spent)
+            {}
             self.pos = 0;
             match self.rx.recv() {
                 Ok(Ok(chunk)) if chunk.is_empty() => {
@@ -100,7 +113,9 @@ mod tests {
 
     #[test]
     fn reads_everything_in_order() {
-        let data: Vec<u8> = (0..(3 * CHUNK + 12345)).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(3 * CHUNK + 12345))
+            .map(|i| (i * 7 % 251) as u8)
+            .collect();
         let mut r = ReadAhead::new(Box::new(std::io::Cursor::new(data.clone())));
         let mut got = Vec::new();
         let mut buf = vec![0u8; 77_777];

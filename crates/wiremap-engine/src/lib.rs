@@ -30,6 +30,8 @@ pub struct EngineConfig {
     pub identity: IdentityLimits,
     /// User zones.
     pub zones: Zones,
+    /// Kubernetes address holdings (from `--k8s` snapshots).
+    pub k8s: Vec<wiremap_identity::Holding>,
 }
 
 /// The pipeline.
@@ -68,6 +70,7 @@ impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         let mut identity = IdentityIndex::new(cfg.identity);
         identity.set_zones(cfg.zones);
+        identity.add_k8s(cfg.k8s);
         Engine {
             decoder: Decoder::new(),
             table: FlowTable::new(cfg.limits),

@@ -11,11 +11,13 @@
 //! eviction counter.
 #![deny(clippy::unwrap_used)]
 
+mod k8s;
 mod zones;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use k8s::{holdings, Holding, K8sError};
 use rustc_hash::FxHashMap as HashMap;
 use wiremap_model::{Identity, IdentityKind, Timestamp};
 pub use zones::{ZoneError, Zones};
@@ -63,6 +65,7 @@ pub struct IdentityStats {
 #[derive(Debug, Default)]
 pub struct IdentityIndex {
     limits: IdentityLimits,
+    k8s: HashMap<IpAddr, Vec<Interval>>,
     dns: HashMap<IpAddr, Vec<Interval>>,
     hints: HashMap<IpAddr, Vec<Interval>>,
     names: HashMap<(IdentityKind, String), Arc<Identity>>,
@@ -151,6 +154,31 @@ impl IdentityIndex {
         self.stats.evicted_addresses += (before - self.dns.len() - self.hints.len()) as u64;
     }
 
+    /// Indexes Kubernetes address holdings (from snapshots or watches). An address held by
+    /// several objects over time resolves to the one holding it at the time of the traffic.
+    pub fn add_k8s(&mut self, holdings: Vec<Holding>) {
+        for h in holdings {
+            let to = h.to.unwrap_or(Timestamp(i64::MAX));
+            let list = self.k8s.entry(h.addr).or_default();
+            let iv = Interval {
+                from: h.from,
+                to,
+                who: Arc::new(h.who),
+            };
+            let at = list.partition_point(|x| x.from <= iv.from);
+            list.insert(at, iv);
+        }
+        // A later holder ends an earlier one (pod IPs are reused).
+        for list in self.k8s.values_mut() {
+            for i in 1..list.len() {
+                let next = list[i].from;
+                if list[i - 1].to > next && list[i - 1].who.kind == list[i].who.kind {
+                    list[i - 1].to = next;
+                }
+            }
+        }
+    }
+
     /// Indexes a DNS answer: `addr` is `name` from `ts` for `ttl` seconds plus the grace.
     pub fn add_dns(&mut self, ts: Timestamp, addr: IpAddr, name: &str, ttl: u32) {
         self.make_room(ts);
@@ -196,6 +224,16 @@ impl IdentityIndex {
     /// A DNS answer given before `ts` wins, the latest one first; past its TTL and grace it
     /// still names the address (clients cache longer than they should) but is marked `stale`.
     pub fn resolve(&mut self, addr: IpAddr, ts: Timestamp) -> Option<Arc<Identity>> {
+        // Cluster objects first: a pod over a service over a node (DESIGN §4).
+        if let Some(list) = self.k8s.get(&addr) {
+            let best = list
+                .iter()
+                .filter(|iv| iv.from <= ts && ts <= iv.to)
+                .min_by_key(|iv| (iv.who.kind, std::cmp::Reverse(iv.from)));
+            if let Some(iv) = best {
+                return Some(iv.who.clone());
+            }
+        }
         if let Some(iv) = self.dns.get(&addr).and_then(|l| lookup(l, ts)) {
             if ts <= iv.to {
                 return Some(iv.who.clone());

@@ -55,6 +55,10 @@ struct Input {
     /// File of `CIDR = name` lines naming address ranges.
     #[arg(long, value_name = "FILE")]
     zones: Option<String>,
+    /// Kubernetes objects (`kubectl get pods,services,endpointslices,replicasets,jobs,nodes
+    /// -A -o json`) that name the addresses; may be given several times.
+    #[arg(long = "k8s", value_name = "FILE")]
+    k8s: Vec<String>,
     /// Write here instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<String>,
@@ -176,6 +180,25 @@ fn engine_for(input: &Input, keep_headers: bool) -> Result<Engine, u8> {
         };
         match Zones::parse(path, &text) {
             Ok(z) => cfg.zones = z,
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                return Err(BAD_INPUT);
+            }
+        }
+    }
+    if !input.k8s.is_empty() {
+        let mut texts = Vec::new();
+        for path in &input.k8s {
+            match std::fs::read_to_string(path) {
+                Ok(t) => texts.push((path.clone(), t)),
+                Err(e) => {
+                    eprintln!("wiremap: error: {path}: {e}");
+                    return Err(BAD_INPUT);
+                }
+            }
+        }
+        match wiremap_identity::holdings(&texts) {
+            Ok(h) => cfg.k8s = h,
             Err(e) => {
                 eprintln!("wiremap: error: {e}");
                 return Err(BAD_INPUT);
