@@ -140,3 +140,46 @@ fn http2_and_grpc_streams() {
 fn websocket_after_upgrade() {
     assert!(protocol_entries("ws_zeek_websocket.pcap", Protocol::Ws) >= 1);
 }
+
+#[test]
+fn connect_tunnel_hands_over_to_tls() {
+    // A proxy conversation: CONNECT, 200, then the real ClientHello/ServerHello of a capture.
+    let tls = flows("tls_beats_tls13.pcap")
+        .into_iter()
+        .next()
+        .expect("a TLS flow");
+    let client_dir = tls.runs[0].0;
+    let mut runs: Vec<(wiremap_model::Direction, wiremap_model::Timestamp, Vec<u8>)> = vec![
+        (
+            client_dir,
+            tls.runs[0].1,
+            b"CONNECT api.example.com:443 HTTP/1.1\r\nHost: api.example.com:443\r\n\r\n".to_vec(),
+        ),
+        (
+            client_dir.flip(),
+            tls.runs[0].1,
+            b"HTTP/1.1 200 Connection established\r\n\r\n".to_vec(),
+        ),
+    ];
+    runs.extend(tls.runs.iter().take(4).cloned());
+    let f = common::Flow {
+        info: tls.info.clone(),
+        runs,
+    };
+    let es = every_split_and_prefix(&f);
+    let http: Vec<_> = es.iter().filter(|e| e.protocol == Protocol::Http).collect();
+    assert_eq!(http.len(), 1);
+    let Detail::Http(h) = &http[0].detail else {
+        panic!("http detail")
+    };
+    assert_eq!(
+        (h.method.as_str(), h.upgrade.as_str(), http[0].status_code),
+        ("CONNECT", "tunnel", 200)
+    );
+    let tls_entries: Vec<_> = es.iter().filter(|e| e.protocol == Protocol::Tls).collect();
+    assert_eq!(tls_entries.len(), 1, "{es:?}");
+    let Detail::Tls(t) = &tls_entries[0].detail else {
+        panic!("tls detail")
+    };
+    assert!(!t.sni.is_empty());
+}
