@@ -68,10 +68,7 @@ impl Filter {
     /// Evaluates the filter on `e`.
     pub fn eval(&self, e: &Entry) -> Result<bool, EvalError> {
         let mut locals = Vec::new();
-        match program::eval_node(&self.node, Some(e), &mut locals)? {
-            value::Val::Bool(b) => Ok(b),
-            _ => Err(EvalError::NoOverload),
-        }
+        program::test(&self.node, Some(e), &mut locals)
     }
 
     /// Canonical KFL text of the filter.

@@ -1149,50 +1149,40 @@ fn is_default(v: &Val<'_>) -> bool {
     }
 }
 
-/// Evaluates `n` against `e` (`None` only while folding constants).
-pub(crate) fn eval_node<'a>(n: &'a Node, e: Option<&'a Entry>, locals: &mut Vec<Val<'a>>) -> R<'a> {
+/// Evaluates a condition: the logical nodes and comparisons answer a bool directly, without
+/// building values for the intermediate results.
+pub(crate) fn test<'a>(
+    n: &'a Node,
+    e: Option<&'a Entry>,
+    locals: &mut Vec<Val<'a>>,
+) -> Result<bool, EvalError> {
     match n {
-        Node::Const(c) => Ok(c.val()),
-        Node::Var(v, t, _) => match e {
-            Some(e) => Ok(read(*v, t, e)),
-            None => Err(EvalError::NoOverload),
+        Node::And(a, b) => match test(a, e, locals) {
+            Ok(false) => Ok(false),
+            first => match test(b, e, locals) {
+                Ok(false) => Ok(false),
+                Ok(true) => first,
+                Err(err) => Err(err),
+            },
         },
-        Node::Local(i) => locals.get(*i).cloned().ok_or(EvalError::NoOverload),
-        Node::Not(a) => Ok(Val::Bool(!bool_of(eval_node(a, e, locals))?)),
-        Node::Neg(a) => match eval_node(a, e, locals)? {
-            Val::Int(i) => Ok(Val::Int(i.checked_neg().ok_or(EvalError::Arithmetic)?)),
-            Val::Double(d) => Ok(Val::Double(-d)),
-            Val::Duration(d) => Ok(Val::Duration(d.checked_neg().ok_or(EvalError::Arithmetic)?)),
+        Node::Or(a, b) => match test(a, e, locals) {
+            Ok(true) => Ok(true),
+            first => match test(b, e, locals) {
+                Ok(true) => Ok(true),
+                Ok(false) => first,
+                Err(err) => Err(err),
+            },
+        },
+        Node::Not(a) => Ok(!test(a, e, locals)?),
+        Node::Const(Const::Bool(b)) => Ok(*b),
+        Node::Var(v, t, _) => match e.map(|e| read(*v, t, e)) {
+            Some(Val::Bool(b)) => Ok(b),
             _ => Err(EvalError::NoOverload),
         },
-        // CEL's commutative logic: a definite false (true) wins over an error.
-        Node::And(a, b) => match bool_of(eval_node(a, e, locals)) {
-            Ok(false) => Ok(Val::Bool(false)),
-            first => match bool_of(eval_node(b, e, locals)) {
-                Ok(false) => Ok(Val::Bool(false)),
-                Ok(true) => first.map(Val::Bool),
-                Err(err) => Err(err),
-            },
-        },
-        Node::Or(a, b) => match bool_of(eval_node(a, e, locals)) {
-            Ok(true) => Ok(Val::Bool(true)),
-            first => match bool_of(eval_node(b, e, locals)) {
-                Ok(true) => Ok(Val::Bool(true)),
-                Ok(false) => first.map(Val::Bool),
-                Err(err) => Err(err),
-            },
-        },
-        Node::Cond(c, a, b) => {
-            if bool_of(eval_node(c, e, locals))? {
-                eval_node(a, e, locals)
-            } else {
-                eval_node(b, e, locals)
-            }
-        }
         Node::Cmp(op, a, b) => {
             let x = eval_node(a, e, locals)?;
             let y = eval_node(b, e, locals)?;
-            let r = match op {
+            Ok(match op {
                 Op::Eq => x.equals(&y),
                 Op::Ne => !x.equals(&y),
                 _ => {
@@ -1204,8 +1194,37 @@ pub(crate) fn eval_node<'a>(n: &'a Node, e: Option<&'a Entry>, locals: &mut Vec<
                         _ => o.is_ge(),
                     }
                 }
-            };
-            Ok(Val::Bool(r))
+            })
+        }
+        _ => bool_of(eval_node(n, e, locals)),
+    }
+}
+
+/// Evaluates `n` against `e` (`None` only while folding constants).
+pub(crate) fn eval_node<'a>(n: &'a Node, e: Option<&'a Entry>, locals: &mut Vec<Val<'a>>) -> R<'a> {
+    match n {
+        Node::Const(c) => Ok(c.val()),
+        Node::Var(v, t, _) => match e {
+            Some(e) => Ok(read(*v, t, e)),
+            None => Err(EvalError::NoOverload),
+        },
+        Node::Local(i) => locals.get(*i).cloned().ok_or(EvalError::NoOverload),
+        Node::Not(_) | Node::And(..) | Node::Or(..) | Node::Cmp(..) => {
+            test(n, e, locals).map(Val::Bool)
+        }
+        Node::Neg(a) => match eval_node(a, e, locals)? {
+            Val::Int(i) => Ok(Val::Int(i.checked_neg().ok_or(EvalError::Arithmetic)?)),
+            Val::Double(d) => Ok(Val::Double(-d)),
+            Val::Duration(d) => Ok(Val::Duration(d.checked_neg().ok_or(EvalError::Arithmetic)?)),
+            _ => Err(EvalError::NoOverload),
+        },
+        // CEL's commutative logic (a definite false or true wins over an error) is in `test`.
+        Node::Cond(c, a, b) => {
+            if bool_of(eval_node(c, e, locals))? {
+                eval_node(a, e, locals)
+            } else {
+                eval_node(b, e, locals)
+            }
         }
         Node::Arith(op, a, b) => {
             let x = eval_node(a, e, locals)?;
