@@ -41,6 +41,8 @@ struct Interface {
 pub struct FileSource {
     name: String,
     reader: Box<dyn Read + Send>,
+    /// Chunks read ahead on another thread, used in place (files and stdin).
+    ahead: Option<crate::ReadAhead>,
     format: FileFormat,
     big_endian: bool,
     /// pcap: nanosecond timestamps.
@@ -75,19 +77,24 @@ impl std::fmt::Debug for FileSource {
 
 impl FileSource {
     /// Opens a capture on `reader`, reading and checking its file header.
-    pub fn new(
-        name: impl Into<String>,
-        reader: Box<dyn Read + Send>,
-    ) -> Result<Self, CaptureError> {
-        let mut src = FileSource {
-            name: name.into(),
+    pub fn new(name: impl Into<String>, reader: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
+        let mut src = FileSource::new_with(name.into(), reader, None)?;
+        src.read_file_header()?;
+        Ok(src)
+    }
+
+    fn new_with(name: String, reader: Box<dyn Read + Send>, ahead: Option<crate::ReadAhead>) -> Result<Self, CaptureError> {
+        let store = if ahead.is_some() { Vec::new() } else { vec![0; READ_AHEAD] };
+        Ok(FileSource {
+            name,
             reader,
+            ahead,
             format: FileFormat::Pcap,
             big_endian: false,
             nanos: false,
             pcap_link: LinkType::ETHERNET,
             interfaces: Vec::new(),
-            store: vec![0; READ_AHEAD],
+            store,
             pos: 0,
             rec_len: 0,
             filled: 0,
@@ -98,9 +105,7 @@ impl FileSource {
             offset: 0,
             records: 0,
             here: (0, 0),
-        };
-        src.read_file_header()?;
-        Ok(src)
+        })
     }
 
     /// Opens the file at `path` (`-` is standard input).
@@ -114,8 +119,12 @@ impl FileSource {
             })?;
             Box::new(f)
         };
-        // Reads happen on a second thread, chunks ahead of the parser.
-        FileSource::new(path, Box::new(crate::ReadAhead::new(reader)))
+        // Reads happen on a second thread, chunks ahead of the parser, and are parsed where
+        // they landed.
+        let name = path.to_string();
+        let mut src = FileSource::new_with(name, Box::new(std::io::empty()), Some(crate::ReadAhead::new(reader)))?;
+        src.read_file_header()?;
+        Ok(src)
     }
 
     /// The container format.
@@ -136,6 +145,9 @@ impl FileSource {
             self.pos += self.rec_len;
             self.rec_len = 0;
         }
+        if self.ahead.is_some() {
+            return self.fill_chunks(at, n);
+        }
         let want = self.pos + at + n;
         if want > self.store.len() {
             // Move the unread tail to the front, growing the buffer for a huge record.
@@ -153,6 +165,43 @@ impl FileSource {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.filled += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(CaptureError::Io {
+                        name: self.name.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        let got = n.min(self.filled.saturating_sub(self.pos + at));
+        self.rec_len = at + got;
+        Ok(got)
+    }
+
+    /// `fill` for chunks read ahead: each new chunk becomes the buffer, with the unread end
+    /// of the old one copied into the room in front of its data (no copy of the chunk).
+    fn fill_chunks(&mut self, at: usize, n: usize) -> Result<usize, CaptureError> {
+        // Positions move when the buffer is swapped: the target is recomputed each time.
+        while self.filled < self.pos + at + n && !self.eof {
+            let Some(ahead) = self.ahead.as_mut() else { break };
+            match ahead.next_chunk() {
+                Ok(None) => self.eof = true,
+                Ok(Some(mut chunk)) => {
+                    let tail = self.filled - self.pos;
+                    if tail <= crate::readahead::HEAD {
+                        let start = crate::readahead::HEAD - tail;
+                        chunk[start..crate::readahead::HEAD].copy_from_slice(&self.store[self.pos..self.filled]);
+                        let old = std::mem::replace(&mut self.store, chunk);
+                        ahead.recycle(old);
+                        self.pos = start;
+                    } else {
+                        // A record longer than the room: grow the current buffer instead.
+                        self.store.truncate(self.filled);
+                        self.store.extend_from_slice(&chunk[crate::readahead::HEAD..]);
+                        ahead.recycle(chunk);
+                    }
+                    self.filled = self.store.len();
+                }
                 Err(source) => {
                     return Err(CaptureError::Io {
                         name: self.name.clone(),

@@ -6,6 +6,9 @@ use std::thread::JoinHandle;
 
 /// Bytes per read.
 const CHUNK: usize = 1 << 20;
+/// Room left before each chunk's data, so a consumer can put the unread end of the previous
+/// chunk in front of it instead of copying the chunk (one record at most).
+pub(crate) const HEAD: usize = (1 << 20) + (64 << 10);
 /// Chunks in flight (memory stays at about `(DEPTH + 2) * CHUNK`).
 const DEPTH: usize = 4;
 
@@ -36,8 +39,8 @@ impl ReadAhead {
             .name("wiremap-read".into())
             .spawn(move || loop {
                 let mut buf = free.try_recv().unwrap_or_default();
-                buf.resize(CHUNK, 0);
-                let mut n = 0;
+                buf.resize(HEAD + CHUNK, 0);
+                let mut n = HEAD;
                 let result = loop {
                     match inner.read(&mut buf[n..]) {
                         Ok(0) => break Ok(()),
@@ -52,9 +55,9 @@ impl ReadAhead {
                     }
                 };
                 buf.truncate(n);
-                let last = n == 0 || result.is_err();
+                let last = n == HEAD || result.is_err();
                 let msg = match result {
-                    Err(e) if n == 0 => Err(e),
+                    Err(e) if n == HEAD => Err(e),
                     _ => Ok(buf),
                 };
                 // The reader went away: stop.
@@ -73,31 +76,46 @@ impl ReadAhead {
     }
 }
 
+impl ReadAhead {
+    /// The next chunk: `HEAD` bytes of room, then data. `None` at the end of the input.
+    pub(crate) fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(Ok(chunk)) if chunk.len() <= HEAD => {
+                self.done = true;
+                Ok(None)
+            }
+            Ok(Ok(chunk)) => Ok(Some(chunk)),
+            Ok(Err(e)) => {
+                self.done = true;
+                Err(e)
+            }
+            Err(_) => {
+                self.done = true;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Gives a spent buffer back for reuse.
+    pub(crate) fn recycle(&self, buf: Vec<u8>) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.pool.try_send(buf) {}
+    }
+}
+
 impl Read for ReadAhead {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.cur.len() {
-            if self.done {
-                return Ok(0);
-            }
             let spent = std::mem::take(&mut self.cur);
-            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
-                self.pool.try_send(spent)
-            {}
-            self.pos = 0;
-            match self.rx.recv() {
-                Ok(Ok(chunk)) if chunk.is_empty() => {
-                    self.done = true;
-                    return Ok(0);
+            self.recycle(spent);
+            match self.next_chunk()? {
+                Some(chunk) => {
+                    self.cur = chunk;
+                    self.pos = HEAD;
                 }
-                Ok(Ok(chunk)) => self.cur = chunk,
-                Ok(Err(e)) => {
-                    self.done = true;
-                    return Err(e);
-                }
-                Err(_) => {
-                    self.done = true;
-                    return Ok(0);
-                }
+                None => return Ok(0),
             }
         }
         let n = out.len().min(self.cur.len() - self.pos);

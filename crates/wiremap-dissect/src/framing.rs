@@ -45,67 +45,68 @@ impl Framer {
         if self.lost[d] {
             return;
         }
-        if self.buf[d].is_empty() {
-            // Fast path: whole messages in this chunk are handled in place.
-            let mut rest = data;
-            while !rest.is_empty() {
-                match frame(rest) {
-                    Frame::Len(n) if n <= rest.len() => {
-                        on(cx, ts, &rest[..n]);
-                        rest = &rest[n..];
-                    }
-                    Frame::Bad => {
-                        cx.stats.event(desync);
-                        self.lost[d] = true;
-                        return;
-                    }
-                    _ => break,
-                }
-            }
-            if !rest.is_empty() {
-                self.buf[d].extend_from_slice(rest);
-                self.ts[d] = ts;
-            }
-            return;
-        }
-        self.buf[d].extend_from_slice(data);
-        let mut at = 0;
-        loop {
-            let b = &self.buf[d][at..];
-            if b.is_empty() {
-                break;
-            }
-            match frame(b) {
-                Frame::Len(n) if n <= b.len() => {
-                    let t = if at == 0 { self.ts[d] } else { ts };
-                    let msg = b[..n].to_vec();
-                    on(cx, t, &msg);
-                    at += n;
-                }
-                Frame::Len(n) if n > MAX_MESSAGE => {
-                    cx.stats.event(desync);
-                    self.lost[d] = true;
-                    self.buf[d] = Vec::new();
+        // First finish the message a previous chunk left incomplete, taking from `data` only
+        // the bytes it needs; the rest of `data` is then framed in place.
+        let mut rest = data;
+        while !self.buf[d].is_empty() && !rest.is_empty() {
+            let take = match frame(&self.buf[d]) {
+                Frame::Len(n) if n > MAX_MESSAGE || n == 0 => {
+                    self.lose(cx, d, desync);
                     return;
                 }
+                Frame::Len(n) if n <= self.buf[d].len() => 0,
+                Frame::Len(n) => (n - self.buf[d].len()).min(rest.len()),
+                // The length is not known yet: grow geometrically so long values stay linear.
+                Frame::Need => rest.len().min(self.buf[d].len().max(64)),
                 Frame::Bad => {
-                    cx.stats.event(desync);
-                    self.lost[d] = true;
-                    self.buf[d] = Vec::new();
+                    self.lose(cx, d, desync);
+                    return;
+                }
+            };
+            self.buf[d].extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            // What was taken may hold more than one message: hand over all the whole ones.
+            while let Frame::Len(n) = frame(&self.buf[d]) {
+                if n == 0 || n > self.buf[d].len() {
+                    break;
+                }
+                on(cx, self.ts[d], &self.buf[d][..n]);
+                self.buf[d].drain(..n);
+                self.ts[d] = ts;
+            }
+            if self.buf[d].len() > MAX_MESSAGE {
+                self.lose(cx, d, desync);
+                return;
+            }
+        }
+        // Whole messages are handled where they lie.
+        while !rest.is_empty() {
+            match frame(rest) {
+                Frame::Len(0) => {
+                    self.lose(cx, d, desync);
+                    return;
+                }
+                Frame::Len(n) if n <= rest.len() => {
+                    on(cx, ts, &rest[..n]);
+                    rest = &rest[n..];
+                }
+                Frame::Bad => {
+                    self.lose(cx, d, desync);
                     return;
                 }
                 _ => break,
             }
         }
-        if at > 0 {
-            self.buf[d].drain(..at);
+        if !rest.is_empty() {
+            self.buf[d].extend_from_slice(rest);
             self.ts[d] = ts;
         }
-        if self.buf[d].len() > MAX_MESSAGE {
-            cx.stats.event(desync);
-            self.lost[d] = true;
-            self.buf[d] = Vec::new();
-        }
+    }
+
+    fn lose(&mut self, cx: &mut Cx<'_>, d: usize, event: &'static str) {
+        cx.stats.event(event);
+        self.lost[d] = true;
+        self.buf[d] = Vec::new();
     }
 
     /// Bytes were lost: this direction cannot be framed any more.
