@@ -77,14 +77,25 @@ impl std::fmt::Debug for FileSource {
 
 impl FileSource {
     /// Opens a capture on `reader`, reading and checking its file header.
-    pub fn new(name: impl Into<String>, reader: Box<dyn Read + Send>) -> Result<Self, CaptureError> {
+    pub fn new(
+        name: impl Into<String>,
+        reader: Box<dyn Read + Send>,
+    ) -> Result<Self, CaptureError> {
         let mut src = FileSource::new_with(name.into(), reader, None)?;
         src.read_file_header()?;
         Ok(src)
     }
 
-    fn new_with(name: String, reader: Box<dyn Read + Send>, ahead: Option<crate::ReadAhead>) -> Result<Self, CaptureError> {
-        let store = if ahead.is_some() { Vec::new() } else { vec![0; READ_AHEAD] };
+    fn new_with(
+        name: String,
+        reader: Box<dyn Read + Send>,
+        ahead: Option<crate::ReadAhead>,
+    ) -> Result<Self, CaptureError> {
+        let store = if ahead.is_some() {
+            Vec::new()
+        } else {
+            vec![0; READ_AHEAD]
+        };
         Ok(FileSource {
             name,
             reader,
@@ -122,7 +133,11 @@ impl FileSource {
         // Reads happen on a second thread, chunks ahead of the parser, and are parsed where
         // they landed.
         let name = path.to_string();
-        let mut src = FileSource::new_with(name, Box::new(std::io::empty()), Some(crate::ReadAhead::new(reader)))?;
+        let mut src = FileSource::new_with(
+            name,
+            Box::new(std::io::empty()),
+            Some(crate::ReadAhead::new(reader)),
+        )?;
         src.read_file_header()?;
         Ok(src)
     }
@@ -183,21 +198,25 @@ impl FileSource {
     fn fill_chunks(&mut self, at: usize, n: usize) -> Result<usize, CaptureError> {
         // Positions move when the buffer is swapped: the target is recomputed each time.
         while self.filled < self.pos + at + n && !self.eof {
-            let Some(ahead) = self.ahead.as_mut() else { break };
+            let Some(ahead) = self.ahead.as_mut() else {
+                break;
+            };
             match ahead.next_chunk() {
                 Ok(None) => self.eof = true,
                 Ok(Some(mut chunk)) => {
                     let tail = self.filled - self.pos;
                     if tail <= crate::readahead::HEAD {
                         let start = crate::readahead::HEAD - tail;
-                        chunk[start..crate::readahead::HEAD].copy_from_slice(&self.store[self.pos..self.filled]);
+                        chunk[start..crate::readahead::HEAD]
+                            .copy_from_slice(&self.store[self.pos..self.filled]);
                         let old = std::mem::replace(&mut self.store, chunk);
                         ahead.recycle(old);
                         self.pos = start;
                     } else {
                         // A record longer than the room: grow the current buffer instead.
                         self.store.truncate(self.filled);
-                        self.store.extend_from_slice(&chunk[crate::readahead::HEAD..]);
+                        self.store
+                            .extend_from_slice(&chunk[crate::readahead::HEAD..]);
                         ahead.recycle(chunk);
                     }
                     self.filled = self.store.len();

@@ -101,7 +101,9 @@ impl ReadAhead {
 
     /// Gives a spent buffer back for reuse.
     pub(crate) fn recycle(&self, buf: Vec<u8>) {
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.pool.try_send(buf) {}
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = self.pool.try_send(buf)
+        {
+        }
     }
 }
 

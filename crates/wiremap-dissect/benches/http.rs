@@ -60,7 +60,7 @@ fn http_conversation(n: usize, chunked: bool) -> Vec<(Direction, Vec<u8>)> {
 
 fn feed(transport: Transport, conv: &[(Direction, Vec<u8>)], keep_headers: bool) -> usize {
     let cfg = DissectConfig {
-        keep_headers,
+        lean: !keep_headers,
         ..DissectConfig::default()
     };
     let mut d = Dissect::new(cfg);

@@ -56,6 +56,8 @@ pub struct Cx<'a> {
     pub index: &'a mut u32,
     /// Capture node name to stamp on entries.
     pub node: &'a str,
+    /// Keep entries lean (see [`crate::DissectConfig::lean`]).
+    pub lean: bool,
 }
 
 impl Cx<'_> {

@@ -331,6 +331,10 @@ impl Dns {
     fn emit(&self, cx: &mut Cx<'_>, p: Pending, resp: Option<(Timestamp, &Message, u64)>) {
         let mut info = p.info;
         let (rts, rcode, rsize) = match resp {
+            Some((t, m, size)) if cx.lean => {
+                info.response_length = size;
+                (Some(t), i64::from(m.rcode), size)
+            }
             Some((t, m, size)) => {
                 info.answers = m
                     .answers
@@ -388,8 +392,16 @@ impl Dns {
                 client: dir,
                 size: raw.len() as u64,
                 info: DnsInfo {
-                    questions: m.questions.iter().map(|q| q.name.clone()).collect(),
-                    question_types: m.questions.iter().map(|q| type_name(q.qtype)).collect(),
+                    questions: if cx.lean {
+                        Vec::new()
+                    } else {
+                        m.questions.iter().map(|q| q.name.clone()).collect()
+                    },
+                    question_types: if cx.lean {
+                        Vec::new()
+                    } else {
+                        m.questions.iter().map(|q| type_name(q.qtype)).collect()
+                    },
                     answers: Vec::new(),
                     request_length: raw.len() as u64,
                     response_length: 0,

@@ -143,6 +143,21 @@ pub(crate) fn emit_app(
         Some((t, s)) => (Some(t), s),
         None => (None, 0),
     };
+    if cx.lean {
+        let (t, l) = (p.ts, p.size);
+        cx.emit(
+            p.client,
+            protocol,
+            t,
+            rts,
+            l,
+            rsize,
+            status,
+            error,
+            wiremap_model::Detail::None,
+        );
+        return;
+    }
     let mut info = p.info;
     info.fields.extend(extra.fields);
     let sizes: [(&'static str, i64); 3] = match prefix {

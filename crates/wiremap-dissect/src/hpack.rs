@@ -80,8 +80,6 @@ pub type Field = (Option<String>, Option<String>);
 
 /// One direction's decoding state.
 pub struct Hpack {
-    /// Built once: its tables are not cheap.
-    huffman: HuffmanDecoder,
     table: VecDeque<(Option<String>, Option<String>)>,
     size: usize,
     max: usize,
@@ -112,14 +110,18 @@ fn integer(d: &[u8], at: usize, prefix: u8) -> Option<(usize, usize)> {
     }
 }
 
-fn string(huffman: &mut HuffmanDecoder, d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
+thread_local! {
+    /// One Huffman decoder per thread: building its tables costs more than most header blocks.
+    static HUFFMAN: std::cell::RefCell<HuffmanDecoder> = std::cell::RefCell::new(HuffmanDecoder::new());
+}
+
+fn string(d: &[u8], at: usize) -> Option<(Option<String>, usize)> {
     let huff = *d.get(at)? & 0x80 != 0;
     let (len, p) = integer(d, at, 7)?;
     let raw = d.get(p..p.checked_add(len)?)?;
     let s = if huff {
-        huffman
-            .decode(raw)
-            .ok()
+        HUFFMAN
+            .with(|h| h.borrow_mut().decode(raw).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
     } else {
         Some(String::from_utf8_lossy(raw).into_owned())
@@ -140,7 +142,6 @@ impl Hpack {
     /// A decoder; `complete` when decoding from the connection's first header block.
     pub fn new(complete: bool) -> Self {
         Hpack {
-            huffman: HuffmanDecoder::new(),
             table: VecDeque::new(),
             size: 0,
             max: 4096,
@@ -201,11 +202,11 @@ impl Hpack {
                 (|| {
                     let (idx, q) = integer(d, p, prefix)?;
                     let (name, q) = if idx == 0 {
-                        string(&mut self.huffman, d, q)?
+                        string(d, q)?
                     } else {
                         (self.get(idx).0, q)
                     };
-                    let (value, q) = string(&mut self.huffman, d, q)?;
+                    let (value, q) = string(d, q)?;
                     if incremental {
                         let e = (name.clone(), value.clone());
                         self.size += Self::entry_size(&e);

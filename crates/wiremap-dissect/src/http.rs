@@ -269,7 +269,7 @@ pub struct Http {
     pending: VecDeque<Req>,
     resp: Option<Resp>,
     redact: Arc<[String]>,
-    keep_headers: bool,
+    lean: bool,
     /// The response just parsed switched protocols.
     switch_now: bool,
     /// A switch found while resynchronising, reported with the next call.
@@ -472,7 +472,7 @@ impl Http {
             pending: VecDeque::new(),
             resp: None,
             redact: redact.into(),
-            keep_headers: cfg.keep_headers,
+            lean: cfg.lean,
             switch_now: false,
             deferred: None,
             last_ts: [Timestamp(0); 2],
@@ -482,7 +482,7 @@ impl Http {
     }
 
     fn headers(&self, raw: &[httparse::Header<'_>]) -> Vec<(String, String)> {
-        if !self.keep_headers {
+        if self.lean {
             return Vec::new();
         }
         raw.iter()
@@ -579,7 +579,13 @@ impl Http {
                 self.client = Some(dir);
             }
             let method = method.to_string();
-            let url = url.to_string();
+            // A lean entry keeps the target only when it may be GraphQL (which names the edge).
+            let keep_target = !self.lean || url.to_ascii_lowercase().contains("graphql");
+            let (url, version) = if keep_target {
+                (url.to_string(), version)
+            } else {
+                (String::new(), "")
+            };
             let host = header(raw, "host")
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default();

@@ -16,9 +16,10 @@ pub struct DissectConfig {
     pub detect_bytes: usize,
     /// Chunks per direction looked at before a flow is declared opaque.
     pub detect_chunks: usize,
-    /// Keep request and response headers in entries. A map needs none of them; turning
-    /// this off saves an allocation per header.
-    pub keep_headers: bool,
+    /// Entries carry only what a map needs: no headers, no HTTP targets, no DNS question and
+    /// answer lists, no protocol fields. For `wiremap map` without a filter, where those are
+    /// built only to be thrown away.
+    pub lean: bool,
 }
 
 impl Default for DissectConfig {
@@ -28,7 +29,7 @@ impl Default for DissectConfig {
             redact_headers: Vec::new(),
             detect_bytes: 4096,
             detect_chunks: 8,
-            keep_headers: true,
+            lean: false,
         }
     }
 }
@@ -220,6 +221,7 @@ impl Dissect {
             stats: &mut self.stats,
             index: &mut s.index,
             node: &self.cfg.node,
+            lean: self.cfg.lean,
         };
         match chunk {
             Chunk::Data(dir, ts, bytes) => d.data(&mut cx, dir, ts, &bytes),
@@ -283,6 +285,7 @@ impl StreamHandler for Dissect {
                     stats: &mut self.stats,
                     index: &mut s.index,
                     node: &self.cfg.node,
+                    lean: self.cfg.lean,
                 };
                 if let Next::Handoff(left) = d.data(&mut cx, dir, ts, data) {
                     let hint = self.successor(s);
@@ -342,6 +345,7 @@ impl StreamHandler for Dissect {
                     stats: &mut self.stats,
                     index: &mut s.index,
                     node: &self.cfg.node,
+                    lean: self.cfg.lean,
                 };
                 d.gap(&mut cx, dir, ts, len);
             }
@@ -364,6 +368,7 @@ impl StreamHandler for Dissect {
             stats: &mut self.stats,
             index: &mut s.index,
             node: &self.cfg.node,
+            lean: self.cfg.lean,
         };
         match &mut s.state {
             State::Active(d) => d.close(&mut cx, ts),

@@ -194,12 +194,18 @@ impl Engine {
 }
 
 /// Opens capture files (`-` is standard input) as one time-ordered source.
-pub fn open_files(paths: &[String]) -> Result<Merge, CaptureError> {
+pub fn open_files(paths: &[String]) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     let mut sources: Vec<Box<dyn PacketSource + Send>> = Vec::with_capacity(paths.len());
     for p in paths {
         sources.push(Box::new(FileSource::open(p)?));
     }
-    Ok(Merge::new(sources))
+    // One input needs no merging.
+    if sources.len() == 1 {
+        if let Some(only) = sources.pop() {
+            return Ok(only);
+        }
+    }
+    Ok(Box::new(Merge::new(sources)))
 }
 
 /// Drives `engine` over `source` to its end. A source that stops short after good records

@@ -275,12 +275,42 @@ fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String
     }
 }
 
+/// An endpoint's identity compared by address: the same `Arc` is the same identity. Holding
+/// the `Arc` keeps its address from being reused.
+#[derive(Debug, Clone)]
+struct IdentityRef(Option<std::sync::Arc<wiremap_model::Identity>>);
+
+impl PartialEq for IdentityRef {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for IdentityRef {}
+
+impl std::hash::Hash for IdentityRef {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0
+            .as_ref()
+            .map_or(0, |a| std::sync::Arc::as_ptr(a) as usize)
+            .hash(h);
+    }
+}
+
 /// Folds entries into a map.
 #[derive(Debug, Default)]
 pub struct MapBuilder {
     level: Level,
-    nodes: HashMap<String, NodeAgg>,
-    edges: HashMap<(String, String, Protocol), EdgeAgg>,
+    /// Nodes in order of first sight, with their ids.
+    nodes: Vec<(String, NodeAgg)>,
+    ids: HashMap<String, u32>,
+    /// An endpoint seen before goes straight to its node: no id to format, no string to hash.
+    seen: HashMap<(std::net::IpAddr, IdentityRef), u32>,
+    edges: HashMap<(u32, u32, Protocol), EdgeAgg>,
     from: Option<Timestamp>,
     to: Option<Timestamp>,
 }
@@ -294,35 +324,51 @@ impl MapBuilder {
         }
     }
 
-    fn node(&mut self, ep: &Endpoint) -> String {
-        let (id, name, kind, namespace) = node_of(self.level, ep);
-        let n = self.nodes.entry(id.clone()).or_insert_with(|| {
-            let identity = ep.identity();
-            NodeAgg {
-                name,
-                kind,
-                namespace,
-                labels: identity.labels.clone(),
-                addresses: BTreeSet::new(),
-                external: matches!(kind, "dns" | "ip") && !is_internal(ep.ip),
-                out: 0,
-                inn: 0,
-            }
-        });
-        if n.addresses.len() < MAX_ADDRESSES {
-            n.addresses.insert(ep.ip);
+    fn node(&mut self, ep: &Endpoint) -> u32 {
+        let key = (ep.ip, IdentityRef(ep.identity.clone()));
+        if let Some(&i) = self.seen.get(&key) {
+            return i;
         }
-        id
+        let (id, name, kind, namespace) = node_of(self.level, ep);
+        let i = match self.ids.get(&id) {
+            Some(&i) => i,
+            None => {
+                let i = self.nodes.len() as u32;
+                let identity = ep.identity();
+                self.nodes.push((
+                    id.clone(),
+                    NodeAgg {
+                        name,
+                        kind,
+                        namespace,
+                        labels: identity.labels.clone(),
+                        addresses: BTreeSet::new(),
+                        external: matches!(kind, "dns" | "ip") && !is_internal(ep.ip),
+                        out: 0,
+                        inn: 0,
+                    },
+                ));
+                self.ids.insert(id, i);
+                i
+            }
+        };
+        if let Some((_, n)) = self.nodes.get_mut(i as usize) {
+            if n.addresses.len() < MAX_ADDRESSES {
+                n.addresses.insert(ep.ip);
+            }
+        }
+        self.seen.insert(key, i);
+        i
     }
 
     /// Adds one entry.
     pub fn add(&mut self, e: &Entry) {
         let src = self.node(&e.src);
         let dst = self.node(&e.dst);
-        if let Some(n) = self.nodes.get_mut(&src) {
+        if let Some((_, n)) = self.nodes.get_mut(src as usize) {
             n.out += 1;
         }
-        if let Some(n) = self.nodes.get_mut(&dst) {
+        if let Some((_, n)) = self.nodes.get_mut(dst as usize) {
             n.inn += 1;
         }
         self.from = Some(self.from.map_or(e.timestamp, |f| f.min(e.timestamp)));
@@ -375,8 +421,16 @@ impl MapBuilder {
             .edges
             .iter()
             .map(|((s, t, p), e)| Edge {
-                source: s.clone(),
-                target: t.clone(),
+                source: self
+                    .nodes
+                    .get(*s as usize)
+                    .map(|n| n.0.clone())
+                    .unwrap_or_default(),
+                target: self
+                    .nodes
+                    .get(*t as usize)
+                    .map(|n| n.0.clone())
+                    .unwrap_or_default(),
                 protocol: *p,
                 requests: e.requests,
                 responses: e.responses,

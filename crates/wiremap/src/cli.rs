@@ -167,9 +167,9 @@ fn kfl(cmd: KflCommand) -> u8 {
     }
 }
 
-fn engine_for(input: &Input, keep_headers: bool) -> Result<Engine, u8> {
+fn engine_for(input: &Input, lean: bool) -> Result<Engine, u8> {
     let mut cfg = EngineConfig::default();
-    cfg.dissect.keep_headers = keep_headers;
+    cfg.dissect.lean = lean;
     if let Some(path) = &input.zones {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -243,7 +243,7 @@ fn process(
             b.set_position(pos);
         }
     };
-    let report = run_source(engine, &mut source, &mut progress, out);
+    let report = run_source(engine, &mut *source, &mut progress, out);
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -281,8 +281,8 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         LevelArg::Namespace => Level::Namespace,
         LevelArg::Ip => Level::Ip,
     };
-    // The map reads no header beyond those that frame messages: skip keeping them.
-    let mut engine = match engine_for(&a.input, false) {
+    // Without a filter, nothing reads the entries' details: keep them lean.
+    let mut engine = match engine_for(&a.input, a.input.filter.is_none()) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
@@ -304,23 +304,26 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         return Ok(BAD_INPUT);
     }
     let m = builder.build(stats);
-    let text = match a.format {
-        MapFormat::Json => {
-            let mut s = m.to_json();
-            s.push('\n');
-            s
-        }
-        MapFormat::Dot => m.to_dot(),
-        MapFormat::Mermaid => m.to_mermaid(),
-    };
     let mut w = open_output(&a.input.output)?;
-    w.write_all(text.as_bytes()).context("writing the map")?;
+    match a.format {
+        // Streamed: a map of thousands of nodes is not built as one string first.
+        MapFormat::Json => {
+            serde_json::to_writer_pretty(&mut w, &m).context("writing the map")?;
+            w.write_all(b"\n").context("writing the map")?;
+        }
+        MapFormat::Dot => w
+            .write_all(m.to_dot().as_bytes())
+            .context("writing the map")?,
+        MapFormat::Mermaid => w
+            .write_all(m.to_mermaid().as_bytes())
+            .context("writing the map")?,
+    }
     w.flush().context("writing the map")?;
     Ok(exit_code(&report))
 }
 
 fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
-    let mut engine = match engine_for(&a.input, true) {
+    let mut engine = match engine_for(&a.input, false) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
