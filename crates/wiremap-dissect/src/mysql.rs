@@ -122,10 +122,37 @@ pub struct Mysql {
     pending: Option<Pending>,
     database: String,
     tls: bool,
+    /// The answered command, kept until its whole response (result set rows) has passed:
+    /// (request, first-reply time, success, error code, message, response bytes).
+    answered: Option<(Pending, Timestamp, bool, i64, String, u64)>,
 }
 
 impl Mysql {
-    fn reply(&mut self, cx: &mut Cx<'_>, t: Timestamp, m: &[u8]) {
+    /// Emits the answered command with all the bytes of its response.
+    fn flush_answered(&mut self, cx: &mut Cx<'_>) {
+        if let Some((p, t, ok, code, msg, size)) = self.answered.take() {
+            let extra = AppInfo::default()
+                .bool("mysql_success", ok)
+                .int("mysql_error_code", code)
+                .str("mysql_error_message", msg);
+            emit_app(
+                cx,
+                Protocol::Mysql,
+                p,
+                Some((t, size)),
+                code,
+                !ok,
+                "mysql",
+                extra,
+            );
+        }
+    }
+
+    fn reply(&mut self, _cx: &mut Cx<'_>, t: Timestamp, m: &[u8]) {
+        if let Some(a) = self.answered.as_mut() {
+            a.5 += m.len() as u64;
+            return;
+        }
         let Some(p) = self.pending.take() else {
             return;
         };
@@ -144,20 +171,7 @@ impl Mysql {
             }
             _ => (true, 0, String::new()),
         };
-        let extra = AppInfo::default()
-            .bool("mysql_success", ok)
-            .int("mysql_error_code", code)
-            .str("mysql_error_message", msg);
-        emit_app(
-            cx,
-            Protocol::Mysql,
-            p,
-            Some((t, m.len() as u64)),
-            code,
-            !ok,
-            "mysql",
-            extra,
-        );
+        self.answered = Some((p, t, ok, code, msg, m.len() as u64));
     }
 }
 
@@ -227,6 +241,7 @@ impl Dissector for Mysql {
                 cx.stats.event("mysql_unknown_command");
                 return;
             };
+            self.flush_answered(cx);
             if let Some(old) = self.pending.take() {
                 emit_app(
                     cx,
@@ -295,6 +310,7 @@ impl Dissector for Mysql {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
+        self.flush_answered(cx);
         if let Some(p) = self.pending.take() {
             emit_app(
                 cx,

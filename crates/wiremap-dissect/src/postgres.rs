@@ -164,6 +164,8 @@ pub struct Postgres {
     last_parse: String,
     pending: VecDeque<(Pending, bool, Result)>,
     ssl_asked: bool,
+    /// Backend bytes since the last completed request: the response's size.
+    acc: u64,
 }
 
 fn command_of(query: &str) -> String {
@@ -267,7 +269,8 @@ impl Postgres {
         ));
     }
 
-    fn finish(&mut self, cx: &mut Cx<'_>, t: Timestamp, size: u64) {
+    fn finish(&mut self, cx: &mut Cx<'_>, t: Timestamp, _last: u64) {
+        let size = std::mem::take(&mut self.acc);
         if let Some((p, _, r)) = self.pending.pop_front() {
             let ok = r.code.is_empty();
             let mut extra = AppInfo::default()
@@ -292,6 +295,7 @@ impl Postgres {
 
     fn backend(&mut self, cx: &mut Cx<'_>, t: Timestamp, m: &[u8]) {
         let size = m.len() as u64;
+        self.acc += size;
         match m[0] {
             b'C' => {
                 let tag = cstr(m, 5).map(|(s, _)| s).unwrap_or_default();

@@ -183,14 +183,13 @@ impl<'a> Val<'a> {
         match (self, other) {
             (Val::Int(a), Val::Int(b)) => Some(a.cmp(b)),
             (Val::Str(a), Val::Str(b)) => Some(a.cmp(b)),
+            (Val::Timestamp(a), Val::Timestamp(b)) => Some(a.cmp(b)),
             (a, b) if a.is_str() && b.is_str() => {
                 a.with_str(|x| b.with_str(|y| x.cmp(y))).flatten()
             }
             (a, b) if a.bytes().is_some() && b.bytes().is_some() => Some(a.bytes().cmp(&b.bytes())),
             (Val::Bool(a), Val::Bool(b)) => Some(a.cmp(b)),
-            (Val::Timestamp(a), Val::Timestamp(b)) | (Val::Duration(a), Val::Duration(b)) => {
-                Some(a.cmp(b))
-            }
+            (Val::Duration(a), Val::Duration(b)) => Some(a.cmp(b)),
             (a, b) => num_cmp(num(a)?, num(b)?),
         }
     }

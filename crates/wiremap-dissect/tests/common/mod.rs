@@ -76,7 +76,12 @@ pub fn flows(capture: &str) -> Vec<Flow> {
     let mut table = FlowTable::new(Limits::default());
     let mut rec = Recorder::default();
     let mut last = Timestamp(0);
-    while src.advance().expect("capture reads") {
+    // A capture cut short in its last record is read up to there, as the command line does.
+    while match src.advance() {
+        Ok(more) => more,
+        Err(e) if e.is_truncated_tail() => false,
+        Err(e) => panic!("capture reads: {e}"),
+    } {
         let p = src.packet();
         last = p.ts;
         if let Ok(Some(seg)) = dec.decode(p.ts, p.link.0, p.data) {
