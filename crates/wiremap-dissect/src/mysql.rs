@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const CLIENT_SSL: u32 = 0x0800;
@@ -242,18 +242,7 @@ impl Dissector for Mysql {
                 return;
             };
             self.flush_answered(cx);
-            if let Some(old) = self.pending.take() {
-                emit_app(
-                    cx,
-                    Protocol::Mysql,
-                    old,
-                    None,
-                    0,
-                    false,
-                    "mysql",
-                    AppInfo::default(),
-                );
-            }
+            flush(cx, Protocol::Mysql, "mysql", self.pending.take());
             let body = &m[5..];
             let query = match m[4] {
                 0x03 | 0x16 | 0x02 => {
@@ -283,16 +272,7 @@ impl Dissector for Mysql {
             };
             // Commands without a reply.
             if matches!(m[4], 0x01 | 0x18 | 0x19) {
-                emit_app(
-                    cx,
-                    Protocol::Mysql,
-                    p,
-                    None,
-                    0,
-                    false,
-                    "mysql",
-                    AppInfo::default(),
-                );
+                flush(cx, Protocol::Mysql, "mysql", [p]);
             } else {
                 self.pending = Some(p);
             }
@@ -311,17 +291,6 @@ impl Dissector for Mysql {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         self.flush_answered(cx);
-        if let Some(p) = self.pending.take() {
-            emit_app(
-                cx,
-                Protocol::Mysql,
-                p,
-                None,
-                0,
-                false,
-                "mysql",
-                AppInfo::default(),
-            );
-        }
+        flush(cx, Protocol::Mysql, "mysql", self.pending.take());
     }
 }

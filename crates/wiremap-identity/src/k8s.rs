@@ -163,6 +163,7 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
         }
     }
     let mut out = Vec::new();
+    let mut held: Vec<(Vec<IpAddr>, Identity)> = Vec::new();
     let epoch = Timestamp(i64::MIN / 2);
     for o in &all {
         let kind = s(o, &["kind"]);
@@ -211,14 +212,7 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
                     labels: labels(o),
                     ..Identity::default()
                 };
-                for addr in addrs {
-                    out.push(Holding {
-                        addr,
-                        from,
-                        to,
-                        who: who.clone(),
-                    });
-                }
+                held.push((addrs, who));
             }
             "Service" => {
                 let spec = o.get("spec");
@@ -240,14 +234,7 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
                     labels: labels(o),
                     ..Identity::default()
                 };
-                for addr in addrs {
-                    out.push(Holding {
-                        addr,
-                        from,
-                        to,
-                        who: who.clone(),
-                    });
-                }
+                held.push((addrs, who));
             }
             "Node" => {
                 let addrs: Vec<IpAddr> = o
@@ -266,16 +253,17 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
                     labels: labels(o),
                     ..Identity::default()
                 };
-                for addr in addrs {
-                    out.push(Holding {
-                        addr,
-                        from,
-                        to,
-                        who: who.clone(),
-                    });
-                }
+                held.push((addrs, who));
             }
             _ => {}
+        }
+        for (addrs, who) in held.drain(..) {
+            out.extend(addrs.into_iter().map(|addr| Holding {
+                addr,
+                from,
+                to,
+                who: who.clone(),
+            }));
         }
     }
     Ok(out)
