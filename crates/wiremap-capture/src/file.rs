@@ -63,6 +63,8 @@ pub struct FileSource {
     records: u64,
     /// Record number and offset of the current packet.
     here: (u64, u64),
+    /// An error ended this input.
+    failed: bool,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -116,6 +118,7 @@ impl FileSource {
             offset: 0,
             records: 0,
             here: (0, 0),
+            failed: false,
         })
     }
 
@@ -600,8 +603,8 @@ impl FileSource {
     }
 }
 
-impl PacketSource for FileSource {
-    fn advance(&mut self) -> Result<bool, CaptureError> {
+impl FileSource {
+    fn advance_inner(&mut self) -> Result<bool, CaptureError> {
         match self.format {
             FileFormat::Pcap => self.advance_pcap(),
             FileFormat::Pcapng => loop {
@@ -618,7 +621,20 @@ impl PacketSource for FileSource {
             },
         }
     }
+}
 
+impl PacketSource for FileSource {
+    fn advance(&mut self) -> Result<bool, CaptureError> {
+        // After an error the input's framing is lost: it ends there, once.
+        if self.failed {
+            return Ok(false);
+        }
+        let r = self.advance_inner();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
     fn packet(&self) -> Packet<'_> {
         let (ts, link, orig_len, interface) = self.current;
         let rec = self.buf();
