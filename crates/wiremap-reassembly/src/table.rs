@@ -259,7 +259,8 @@ impl<S> FlowTable<S> {
         if ts > self.now {
             self.now = ts;
         }
-        if self.now.nanos().saturating_sub(self.last_sweep.nanos()) < 1_000_000_000 {
+        // Idle timeouts are minutes long: looking every five seconds of capture time is enough.
+        if self.now.nanos().saturating_sub(self.last_sweep.nanos()) < 5_000_000_000 {
             return;
         }
         self.last_sweep = self.now;
@@ -345,20 +346,25 @@ impl<S> FlowTable<S> {
                 self.close(h, canon, ts, CloseReason::Fin);
             }
         }
-        if !self.flows.contains_key(&canon) {
-            if syn && !ackf {
-                self.create(h, ts, key, true);
-            } else if syn && ackf {
-                self.create(h, ts, key.reversed(), true);
-            } else if !seg.payload.is_empty() && !rst {
-                self.create(h, ts, key, false);
-            } else {
-                self.stats.orphan_packets += 1;
-                return;
+        // One lookup for a known flow; a new one costs a second after its creation.
+        let f = match self.flows.get_mut(&canon) {
+            Some(f) => f,
+            None => {
+                if syn && !ackf {
+                    self.create(h, ts, key, true);
+                } else if syn && ackf {
+                    self.create(h, ts, key.reversed(), true);
+                } else if !seg.payload.is_empty() && !rst {
+                    self.create(h, ts, key, false);
+                } else {
+                    self.stats.orphan_packets += 1;
+                    return;
+                }
+                match self.flows.get_mut(&canon) {
+                    Some(f) => f,
+                    None => return,
+                }
             }
-        }
-        let Some(f) = self.flows.get_mut(&canon) else {
-            return;
         };
         let dir = if f.info.key == key {
             Direction::AtoB
