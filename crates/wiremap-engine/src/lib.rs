@@ -45,6 +45,7 @@ pub struct Engine {
     entries: u64,
     decode_errors: BTreeMap<String, u64>,
     last_ts: Timestamp,
+    scratch: Vec<Item>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -81,11 +82,17 @@ impl Engine {
             entries: 0,
             decode_errors: BTreeMap::new(),
             last_ts: Timestamp(i64::MIN),
+            scratch: Vec::new(),
         }
     }
 
     /// Runs one packet through the pipeline; finished entries go to `out`.
     pub fn packet(&mut self, p: &Packet<'_>, out: &mut dyn FnMut(Entry)) {
+        self.process(p);
+        self.drain(out);
+    }
+
+    fn process(&mut self, p: &Packet<'_>) {
         self.packets += 1;
         self.bytes += p.data.len() as u64;
         self.last_ts = self.last_ts.max(p.ts);
@@ -115,39 +122,40 @@ impl Engine {
             Ok(None) => {}
             Err(e) => *self.decode_errors.entry(e.counter()).or_insert(0) += 1,
         }
-        self.drain(out);
     }
 
     /// Closes every flow (end of input) and emits what they still held.
     pub fn finish(&mut self, out: &mut dyn FnMut(Entry)) {
-        let ts = self.last_ts.max(Timestamp(0));
-        self.table.finish(&mut self.dissect, ts);
+        self.close_all();
         self.drain(out);
     }
 
+    fn close_all(&mut self) {
+        let ts = self.last_ts.max(Timestamp(0));
+        self.table.finish(&mut self.dissect, ts);
+    }
+
     fn drain(&mut self, out: &mut dyn FnMut(Entry)) {
+        let mut items = std::mem::take(&mut self.scratch);
+        self.collect(&mut items);
+        for item in items.drain(..) {
+            apply(&mut self.identity, item, out);
+        }
+        self.scratch = items;
+    }
+
+    /// Moves what the dissectors produced, in order, into `batch`: DNS answers, and entries
+    /// numbered but not yet named (identity is applied by [`apply`]).
+    fn collect(&mut self, batch: &mut Vec<Item>) {
         let o = self.dissect.output();
         if o.entries.is_empty() && o.answers.is_empty() {
             return;
         }
-        for a in o.answers.drain(..) {
-            self.identity.add_dns(a.ts, a.addr, &a.name, a.ttl);
-        }
-        let entries = std::mem::take(&mut o.entries);
-        for mut e in entries {
+        batch.extend(o.answers.drain(..).map(Item::Answer));
+        for mut e in o.entries.drain(..) {
             self.entries += 1;
             e.id = self.entries;
-            let hint = match &e.detail {
-                Detail::Tls(t) if !t.sni.is_empty() => Some(t.sni.as_str()),
-                Detail::Http(h) if !h.host.is_empty() => Some(h.host.as_str()),
-                _ => None,
-            };
-            if let Some(h) = hint {
-                self.identity.add_hint(e.timestamp, e.dst.ip, h);
-            }
-            e.src.identity = self.identity.resolve(e.src.ip, e.timestamp);
-            e.dst.identity = self.identity.resolve(e.dst.ip, e.timestamp);
-            out(e);
+            batch.push(Item::Entry(e));
         }
     }
 
@@ -193,6 +201,36 @@ impl Engine {
     }
 }
 
+/// What the dissecting half of the pipeline hands to the naming half, in order.
+#[derive(Debug)]
+pub enum Item {
+    /// An address a DNS answer named.
+    Answer(wiremap_dissect::DnsAnswer),
+    /// A finished entry, identities still to fill.
+    Entry(Entry),
+}
+
+/// The naming half: feeds answers and traffic hints to the index and names both sides of
+/// each entry as they were at its time.
+fn apply(identity: &mut IdentityIndex, item: Item, out: &mut dyn FnMut(Entry)) {
+    match item {
+        Item::Answer(a) => identity.add_dns(a.ts, a.addr, &a.name, a.ttl),
+        Item::Entry(mut e) => {
+            let hint = match &e.detail {
+                Detail::Tls(t) if !t.sni.is_empty() => Some(t.sni.as_str()),
+                Detail::Http(h) if !h.host.is_empty() => Some(h.host.as_str()),
+                _ => None,
+            };
+            if let Some(h) = hint {
+                identity.add_hint(e.timestamp, e.dst.ip, h);
+            }
+            e.src.identity = identity.resolve(e.src.ip, e.timestamp);
+            e.dst.identity = identity.resolve(e.dst.ip, e.timestamp);
+            out(e);
+        }
+    }
+}
+
 /// Opens capture files (`-` is standard input) as one time-ordered source.
 pub fn open_files(paths: &[String]) -> Result<Box<dyn PacketSource + Send>, CaptureError> {
     let mut sources: Vec<Box<dyn PacketSource + Send>> = Vec::with_capacity(paths.len());
@@ -211,40 +249,71 @@ pub fn open_files(paths: &[String]) -> Result<Box<dyn PacketSource + Send>, Capt
 /// Drives `engine` over `source` to its end. A source that stops short after good records
 /// (a truncated tail) is a warning; one that breaks otherwise is an error, but the other
 /// inputs and everything read before still count. `progress` gets the bytes consumed.
+///
+/// Two threads share the work: this one decodes, reassembles and dissects; a second one
+/// names the entries (identity) and hands them to `out`, in the order they were produced.
 pub fn run_source(
     engine: &mut Engine,
     source: &mut dyn PacketSource,
     progress: &mut dyn FnMut(u64),
-    out: &mut dyn FnMut(Entry),
+    out: &mut (dyn FnMut(Entry) + Send),
 ) -> RunReport {
-    let mut report = RunReport::default();
-    let mut n: u64 = 0;
-    loop {
-        match source.advance() {
-            Ok(true) => {
-                let p = source.packet();
-                if !wiremap_decode::link_supported(p.link.0) {
-                    let (record, offset) = source.location();
-                    report.errors.push(CaptureError::UnsupportedLink {
-                        name: source.name().to_string(),
-                        link: p.link.0,
-                        record,
-                        offset,
-                    });
-                    break;
-                }
-                engine.packet(&p, out);
-                n += 1;
-                if n.is_multiple_of(4096) {
-                    progress(source.position());
+    const BATCH: usize = 512;
+    let mut identity = std::mem::take(&mut engine.identity);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+    let report = std::thread::scope(|scope| {
+        let naming = &mut identity;
+        let sink = &mut *out;
+        let namer = scope.spawn(move || {
+            for batch in rx {
+                for item in batch {
+                    apply(naming, item, sink);
                 }
             }
-            Ok(false) => break,
-            Err(e) if e.is_truncated_tail() => report.warnings.push(e.to_string()),
-            Err(e) => report.errors.push(e),
+        });
+        let mut report = RunReport::default();
+        let mut batch: Vec<Item> = Vec::with_capacity(BATCH * 2);
+        let mut n: u64 = 0;
+        loop {
+            match source.advance() {
+                Ok(true) => {
+                    let p = source.packet();
+                    if !wiremap_decode::link_supported(p.link.0) {
+                        let (record, offset) = source.location();
+                        report.errors.push(CaptureError::UnsupportedLink {
+                            name: source.name().to_string(),
+                            link: p.link.0,
+                            record,
+                            offset,
+                        });
+                        break;
+                    }
+                    engine.process(&p);
+                    engine.collect(&mut batch);
+                    if batch.len() >= BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH * 2));
+                        if tx.send(full).is_err() {
+                            break;
+                        }
+                    }
+                    n += 1;
+                    if n.is_multiple_of(4096) {
+                        progress(source.position());
+                    }
+                }
+                Ok(false) => break,
+                Err(e) if e.is_truncated_tail() => report.warnings.push(e.to_string()),
+                Err(e) => report.errors.push(e),
+            }
         }
-    }
-    progress(source.position());
-    engine.finish(out);
+        progress(source.position());
+        engine.close_all();
+        engine.collect(&mut batch);
+        let _ = tx.send(batch);
+        drop(tx);
+        let _ = namer.join();
+        report
+    });
+    engine.identity = identity;
     report
 }

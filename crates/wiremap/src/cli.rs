@@ -212,7 +212,7 @@ fn engine_for(input: &Input, lean: bool) -> Result<Engine, u8> {
 fn process(
     input: &Input,
     engine: &mut Engine,
-    out: &mut dyn FnMut(Entry),
+    out: &mut (dyn FnMut(Entry) + Send),
 ) -> Result<RunReport, u8> {
     let mut source = match open_files(&input.pcaps) {
         Ok(s) => s,
@@ -256,12 +256,15 @@ fn process(
     Ok(report)
 }
 
-fn open_output(path: &Option<String>) -> anyhow::Result<Box<dyn Write>> {
+fn open_output(path: &Option<String>) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(match path {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {p}"))?,
         )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )),
     })
 }
 
