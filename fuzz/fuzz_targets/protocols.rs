@@ -1,35 +1,14 @@
 //! Every binary-protocol dissector (Redis, Kafka, MongoDB, PostgreSQL, MySQL, AMQP, HTTP/2,
-//! WebSocket after an upgrade) fed a conversation that starts the way the protocol does.
+//! WebSocket after an upgrade), chosen by the first byte.
 #![no_main]
 
-#[path = "common.rs"]
-mod common;
+#[path = "starts.rs"]
+mod starts;
 
 use libfuzzer_sys::fuzz_target;
 
-const STARTS: [&[u8]; 8] = [
-    b"*1\r\n$4\r\nPING\r\n",
-    b"\x00\x00\x00\x13\x00\x12\x00\x00\x00\x00\x00\x01\x00\x05kafka",
-    b"\x10\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00",
-    b"\x00\x00\x00\x13\x00\x03\x00\x00user\x00bob\x00\x00",
-    b"\x2e\x00\x00\x00\x0a8.0.33\x00",
-    b"AMQP\x00\x00\x09\x01",
-    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-    b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
-];
-
 fuzz_target!(|data: &[u8]| {
-    let Some((&sel, rest)) = data.split_first() else {
-        return;
-    };
-    let start = STARTS[usize::from(sel) % STARTS.len()];
-    let mut conv = vec![start.len().min(127) as u8];
-    conv.extend_from_slice(&start[..start.len().min(127)]);
-    if usize::from(sel) % STARTS.len() == 7 {
-        let reply = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
-        conv.push(0x80 | reply.len() as u8);
-        conv.extend_from_slice(reply);
+    if let Some((&sel, rest)) = data.split_first() {
+        starts::run(usize::from(sel), rest);
     }
-    conv.extend_from_slice(rest);
-    common::converse(wiremap_model::Transport::Tcp, &conv);
 });

@@ -1,0 +1,9 @@
+//! The websocket dissector, fed a conversation that starts like websocket.
+#![no_main]
+
+#[path = "starts.rs"]
+mod starts;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| starts::run(7, data));
