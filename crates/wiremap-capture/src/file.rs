@@ -183,12 +183,7 @@ impl FileSource {
                 Ok(0) => self.eof = true,
                 Ok(k) => self.filled += k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(CaptureError::Io {
-                        name: self.name.clone(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(self.io_error(source)),
             }
         }
         let got = n.min(self.filled.saturating_sub(self.pos + at));
@@ -224,17 +219,19 @@ impl FileSource {
                     }
                     self.filled = self.store.len();
                 }
-                Err(source) => {
-                    return Err(CaptureError::Io {
-                        name: self.name.clone(),
-                        source,
-                    })
-                }
+                Err(source) => return Err(self.io_error(source)),
             }
         }
         let got = n.min(self.filled.saturating_sub(self.pos + at));
         self.rec_len = at + got;
         Ok(got)
+    }
+
+    fn io_error(&self, source: std::io::Error) -> CaptureError {
+        CaptureError::Io {
+            name: self.name.clone(),
+            source,
+        }
     }
 
     fn truncated(&self, what: &'static str, needed: u64, available: u64) -> CaptureError {

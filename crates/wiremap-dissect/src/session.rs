@@ -4,6 +4,20 @@ use wiremap_reassembly::{CloseReason, FlowInfo, StreamHandler};
 use crate::conn::Opaque;
 use crate::{default_probes, Cx, DissectStats, Dissector, Next, Output, Probe, Verdict};
 
+/// The dissector context of session `$s` of flow `$info` (split borrows of the handler).
+macro_rules! cx {
+    ($self:ident, $s:ident, $info:ident) => {
+        Cx {
+            info: $info,
+            out: &mut $self.out,
+            stats: &mut $self.stats,
+            index: &mut $s.index,
+            node: &$self.cfg.node,
+            lean: $self.cfg.lean,
+        }
+    };
+}
+
 /// Settings shared by every dissector.
 #[derive(Debug, Clone)]
 pub struct DissectConfig {
@@ -215,14 +229,7 @@ impl Dissect {
         let State::Active(d) = &mut s.state else {
             return Next::Continue;
         };
-        let mut cx = Cx {
-            info,
-            out: &mut self.out,
-            stats: &mut self.stats,
-            index: &mut s.index,
-            node: &self.cfg.node,
-            lean: self.cfg.lean,
-        };
+        let mut cx = cx!(self, s, info);
         match chunk {
             Chunk::Data(dir, ts, bytes) => d.data(&mut cx, dir, ts, &bytes),
             Chunk::Gap(dir, ts, len) => {
@@ -279,14 +286,7 @@ impl StreamHandler for Dissect {
         match &mut s.state {
             State::Opaque(_) => {}
             State::Active(d) => {
-                let mut cx = Cx {
-                    info,
-                    out: &mut self.out,
-                    stats: &mut self.stats,
-                    index: &mut s.index,
-                    node: &self.cfg.node,
-                    lean: self.cfg.lean,
-                };
+                let mut cx = cx!(self, s, info);
                 if let Next::Handoff(left) = d.data(&mut cx, dir, ts, data) {
                     let hint = self.successor(s);
                     s.state =
@@ -339,14 +339,7 @@ impl StreamHandler for Dissect {
             State::Opaque(_) => {}
             State::Detecting(det) => det.log.push(Chunk::Gap(dir, ts, len)),
             State::Active(d) => {
-                let mut cx = Cx {
-                    info,
-                    out: &mut self.out,
-                    stats: &mut self.stats,
-                    index: &mut s.index,
-                    node: &self.cfg.node,
-                    lean: self.cfg.lean,
-                };
+                let mut cx = cx!(self, s, info);
                 d.gap(&mut cx, dir, ts, len);
             }
         }
@@ -362,14 +355,7 @@ impl StreamHandler for Dissect {
                 self.settle(&mut s, info, choice);
             }
         }
-        let mut cx = Cx {
-            info,
-            out: &mut self.out,
-            stats: &mut self.stats,
-            index: &mut s.index,
-            node: &self.cfg.node,
-            lean: self.cfg.lean,
-        };
+        let mut cx = cx!(self, s, info);
         match &mut s.state {
             State::Active(d) => d.close(&mut cx, ts),
             State::Opaque(o) => o.close(&mut cx, reason),
