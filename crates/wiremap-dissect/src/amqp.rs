@@ -237,16 +237,7 @@ impl Dissector for Amqp {
                         key: i64::from(class),
                     };
                     if asynchronous(class, method) {
-                        emit_app(
-                            cx,
-                            Protocol::Amqp,
-                            p,
-                            None,
-                            0,
-                            false,
-                            "amqp",
-                            AppInfo::default(),
-                        );
+                        emit_app(cx, Protocol::Amqp, p, None, 0, false, AppInfo::default());
                     } else {
                         if pending.len() > 1024 {
                             pending.pop_front();
@@ -278,7 +269,6 @@ impl Dissector for Amqp {
                                 Some((t, m.len() as u64)),
                                 code,
                                 error,
-                                "amqp",
                                 extra,
                             );
                         }
@@ -292,7 +282,6 @@ impl Dissector for Amqp {
                                 Some((t, m.len() as u64)),
                                 code,
                                 true,
-                                "amqp",
                                 AppInfo::default().str("amqp_reply", name),
                             );
                         }
@@ -311,7 +300,6 @@ impl Dissector for Amqp {
         flush(
             cx,
             Protocol::Amqp,
-            "amqp",
             std::mem::take(&mut self.pending)
                 .into_iter()
                 .map(|(_, p)| p),

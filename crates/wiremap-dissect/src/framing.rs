@@ -127,6 +127,40 @@ pub(crate) struct Pending {
     pub key: i64,
 }
 
+/// The KFL size variables of a protocol's entries: request, response, total.
+fn size_fields(p: wiremap_model::Protocol) -> (&'static str, &'static str, &'static str) {
+    use wiremap_model::Protocol as P;
+    match p {
+        P::Redis => (
+            "redis_request_size",
+            "redis_response_size",
+            "redis_total_size",
+        ),
+        P::Kafka => ("kafka_request_size", "kafka_response_size", "kafka_size"),
+        P::Amqp => (
+            "amqp_request_length",
+            "amqp_response_length",
+            "amqp_total_size",
+        ),
+        P::Mongodb => (
+            "mongodb_request_size",
+            "mongodb_response_size",
+            "mongodb_total_size",
+        ),
+        P::Mysql => (
+            "mysql_request_size",
+            "mysql_response_size",
+            "mysql_total_size",
+        ),
+        P::Postgresql => (
+            "postgresql_request_size",
+            "postgresql_response_size",
+            "postgresql_total_size",
+        ),
+        _ => ("request_size", "response_size", "total_size"),
+    }
+}
+
 /// Emits an application entry.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_app(
@@ -136,7 +170,6 @@ pub(crate) fn emit_app(
     resp: Option<(Timestamp, u64)>,
     status: i64,
     error: bool,
-    prefix: &'static str,
     extra: wiremap_model::AppInfo,
 ) {
     let (rts, rsize) = match resp {
@@ -160,38 +193,12 @@ pub(crate) fn emit_app(
     }
     let mut info = p.info;
     info.fields.extend(extra.fields);
-    let sizes: [(&'static str, i64); 3] = match prefix {
-        "redis" => [
-            ("redis_request_size", p.size as i64),
-            ("redis_response_size", rsize as i64),
-            ("redis_total_size", (p.size + rsize) as i64),
-        ],
-        "kafka" => [
-            ("kafka_request_size", p.size as i64),
-            ("kafka_response_size", rsize as i64),
-            ("kafka_size", (p.size + rsize) as i64),
-        ],
-        "amqp" => [
-            ("amqp_request_length", p.size as i64),
-            ("amqp_response_length", rsize as i64),
-            ("amqp_total_size", (p.size + rsize) as i64),
-        ],
-        "mongodb" => [
-            ("mongodb_request_size", p.size as i64),
-            ("mongodb_response_size", rsize as i64),
-            ("mongodb_total_size", (p.size + rsize) as i64),
-        ],
-        "mysql" => [
-            ("mysql_request_size", p.size as i64),
-            ("mysql_response_size", rsize as i64),
-            ("mysql_total_size", (p.size + rsize) as i64),
-        ],
-        _ => [
-            ("postgresql_request_size", p.size as i64),
-            ("postgresql_response_size", rsize as i64),
-            ("postgresql_total_size", (p.size + rsize) as i64),
-        ],
-    };
+    let (req, resp, total) = size_fields(protocol);
+    let sizes = [
+        (req, p.size as i64),
+        (resp, rsize as i64),
+        (total, (p.size + rsize) as i64),
+    ];
     for (k, v) in sizes {
         info.fields.push((k, wiremap_model::AppVal::Int(v)));
     }
@@ -212,7 +219,6 @@ pub(crate) fn emit_app(
 pub(crate) fn flush(
     cx: &mut Cx<'_>,
     protocol: wiremap_model::Protocol,
-    prefix: &'static str,
     pending: impl IntoIterator<Item = Pending>,
 ) {
     for p in pending {
@@ -223,7 +229,6 @@ pub(crate) fn flush(
             None,
             0,
             false,
-            prefix,
             wiremap_model::AppInfo::default(),
         );
     }

@@ -219,7 +219,6 @@ impl Dissector for Kafka {
                             Some((t, msg.len() as u64)),
                             0,
                             false,
-                            "kafka",
                             AppInfo::default().bool("kafka_response", true),
                         );
                     }
@@ -234,11 +233,6 @@ impl Dissector for Kafka {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        flush(
-            cx,
-            Protocol::Kafka,
-            "kafka",
-            std::mem::take(&mut self.pending),
-        );
+        flush(cx, Protocol::Kafka, std::mem::take(&mut self.pending));
     }
 }

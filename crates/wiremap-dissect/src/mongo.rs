@@ -281,16 +281,7 @@ impl Dissector for Mongo {
                     // Fire-and-forget legacy writes get no reply.
                     if matches!(op, 2001 | 2002 | 2006 | 2007) {
                         if let Some(p) = pending.pop() {
-                            emit_app(
-                                cx,
-                                Protocol::Mongodb,
-                                p,
-                                None,
-                                0,
-                                false,
-                                "mongodb",
-                                AppInfo::default(),
-                            );
+                            emit_app(cx, Protocol::Mongodb, p, None, 0, false, AppInfo::default());
                         }
                     }
                     return;
@@ -311,7 +302,6 @@ impl Dissector for Mongo {
                             Some((t, msg.len() as u64)),
                             code,
                             !ok,
-                            "mongodb",
                             extra,
                         );
                     }
@@ -326,11 +316,6 @@ impl Dissector for Mongo {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        flush(
-            cx,
-            Protocol::Mongodb,
-            "mongodb",
-            std::mem::take(&mut self.pending),
-        );
+        flush(cx, Protocol::Mongodb, std::mem::take(&mut self.pending));
     }
 }

@@ -135,16 +135,7 @@ impl Mysql {
                 .bool("mysql_success", ok)
                 .int("mysql_error_code", code)
                 .str("mysql_error_message", msg);
-            emit_app(
-                cx,
-                Protocol::Mysql,
-                p,
-                Some((t, size)),
-                code,
-                !ok,
-                "mysql",
-                extra,
-            );
+            emit_app(cx, Protocol::Mysql, p, Some((t, size)), code, !ok, extra);
         }
     }
 
@@ -242,7 +233,7 @@ impl Dissector for Mysql {
                 return;
             };
             self.flush_answered(cx);
-            flush(cx, Protocol::Mysql, "mysql", self.pending.take());
+            flush(cx, Protocol::Mysql, self.pending.take());
             let body = &m[5..];
             let query = match m[4] {
                 0x03 | 0x16 | 0x02 => {
@@ -272,7 +263,7 @@ impl Dissector for Mysql {
             };
             // Commands without a reply.
             if matches!(m[4], 0x01 | 0x18 | 0x19) {
-                flush(cx, Protocol::Mysql, "mysql", [p]);
+                flush(cx, Protocol::Mysql, [p]);
             } else {
                 self.pending = Some(p);
             }
@@ -291,6 +282,6 @@ impl Dissector for Mysql {
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         self.flush_answered(cx);
-        flush(cx, Protocol::Mysql, "mysql", self.pending.take());
+        flush(cx, Protocol::Mysql, self.pending.take());
     }
 }

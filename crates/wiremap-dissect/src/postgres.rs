@@ -280,16 +280,7 @@ impl Postgres {
             if !r.tag.is_empty() {
                 extra = extra.str("postgresql_command_tag", r.tag);
             }
-            emit_app(
-                cx,
-                Protocol::Postgresql,
-                p,
-                Some((t, size)),
-                0,
-                !ok,
-                "postgresql",
-                extra,
-            );
+            emit_app(cx, Protocol::Postgresql, p, Some((t, size)), 0, !ok, extra);
         }
     }
 
@@ -416,16 +407,7 @@ impl Dissector for Postgres {
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
         while let Some((p, _, r)) = self.pending.pop_front() {
             let extra = AppInfo::default().str("postgresql_command_tag", r.tag);
-            emit_app(
-                cx,
-                Protocol::Postgresql,
-                p,
-                None,
-                0,
-                false,
-                "postgresql",
-                extra,
-            );
+            emit_app(cx, Protocol::Postgresql, p, None, 0, false, extra);
         }
     }
 }

@@ -228,7 +228,6 @@ impl Dissector for Redis {
                             Some((t, msg.len() as u64)),
                             0,
                             error,
-                            "redis",
                             extra,
                         );
                     }
@@ -244,12 +243,7 @@ impl Dissector for Redis {
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {
-        flush(
-            cx,
-            Protocol::Redis,
-            "redis",
-            std::mem::take(&mut self.pending),
-        );
+        flush(cx, Protocol::Redis, std::mem::take(&mut self.pending));
     }
 }
 

@@ -283,6 +283,16 @@ impl StreamHandler for Dissect {
         ts: Timestamp,
         data: &[u8],
     ) {
+        // Most flows are recognised from their first chunk: no need to copy it.
+        if let State::Detecting(det) = &s.state {
+            if det.log.is_empty() && !det.after_handoff {
+                if let Some(i) = self.first_yes(info.key.transport, dir, data) {
+                    let name = self.probes[i].name();
+                    *self.stats.flows.entry(name).or_insert(0) += 1;
+                    s.state = State::Active(self.probes[i].build(&self.cfg));
+                }
+            }
+        }
         match &mut s.state {
             State::Opaque(_) => {}
             State::Active(d) => {
@@ -292,28 +302,6 @@ impl StreamHandler for Dissect {
                     s.state =
                         State::Detecting(handoff_detect(left, ts, self.cfg.detect_bytes, hint));
                     if let State::Detecting(det) = &s.state {
-                        if let Some(choice) = self.decide(info.key.transport, det, false) {
-                            self.settle(s, info, choice);
-                        }
-                    }
-                }
-            }
-            State::Detecting(det) if det.log.is_empty() && !det.after_handoff => {
-                // Most flows are recognised from their first chunk: no need to copy it.
-                match self.first_yes(info.key.transport, dir, data) {
-                    Some(i) => {
-                        let name = self.probes[i].name();
-                        *self.stats.flows.entry(name).or_insert(0) += 1;
-                        s.state = State::Active(self.probes[i].build(&self.cfg));
-                        self.data(s, info, dir, ts, data);
-                    }
-                    None => {
-                        push(
-                            det,
-                            Chunk::Data(dir, ts, data.to_vec()),
-                            self.cfg.detect_bytes,
-                        );
-                        let det: &Detect = det;
                         if let Some(choice) = self.decide(info.key.transport, det, false) {
                             self.settle(s, info, choice);
                         }

@@ -199,7 +199,6 @@ fn canonical_text_round_trips() {
             "http and method == \"POST\" and not (status_code < 400)",
             "http && method == \"POST\" && !(status_code < 400)",
         ),
-        ("(a_b_c)", ""),
         ("(1 + 2) * 3 == 9 || !(dns)", "(1 + 2) * 3 == 9 || !dns"),
         ("'x\\ny' == url", "\"x\\ny\" == url"),
         (
@@ -207,9 +206,7 @@ fn canonical_text_round_trips() {
             "http ? 1 == 1 : 2 == 3 ? true : false",
         ),
     ] {
-        let Ok(f) = Filter::compile(src, ts("2026-01-01T00:00:00Z")) else {
-            continue;
-        };
+        let f = Filter::compile(src, ts("2026-01-01T00:00:00Z")).expect("compiles");
         assert_eq!(f.canonical(), canon);
         let again = Filter::compile(&f.canonical(), ts("2026-01-01T00:00:00Z"))
             .expect("canonical compiles");
