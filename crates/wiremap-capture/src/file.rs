@@ -10,6 +10,8 @@ const READ_AHEAD: usize = 4 << 20;
 /// Largest record or block accepted. Real snapshot lengths stop at 256 KiB; pcapng blocks
 /// carry options too, and GSO/TSO frames captured on Linux can reach 64 KiB + headers.
 const MAX_BLOCK: u32 = 16 << 20;
+/// Bytes of custom blocks kept per input.
+const MAX_CUSTOM: usize = 256 << 20;
 const MAX_RECORD: u32 = 1 << 20;
 
 /// The container format of a capture file.
@@ -65,6 +67,8 @@ pub struct FileSource {
     here: (u64, u64),
     /// An error ended this input.
     failed: bool,
+    /// wiremap custom blocks read so far (resolution history).
+    custom: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -119,6 +123,7 @@ impl FileSource {
             records: 0,
             here: (0, 0),
             failed: false,
+            custom: Vec::new(),
         })
     }
 
@@ -143,6 +148,11 @@ impl FileSource {
         )?;
         src.read_file_header()?;
         Ok(src)
+    }
+
+    /// Takes the wiremap custom blocks read so far (they precede the packets they describe).
+    pub fn custom_blocks(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.custom)
     }
 
     /// The container format.
@@ -393,6 +403,15 @@ impl FileSource {
             2 => {
                 self.parse_pb(body_end)?;
                 true
+            }
+            crate::pcapng_writer::CUSTOM_BLOCK | 0x4000_0BAD if body_end >= 12 => {
+                if self.u32_at(8) == crate::pcapng_writer::CUSTOM_PEN
+                    && self.custom.iter().map(Vec::len).sum::<usize>() < MAX_CUSTOM
+                {
+                    let block = self.buf()[12..body_end].to_vec();
+                    self.custom.push(block);
+                }
+                false
             }
             _ => false,
         };

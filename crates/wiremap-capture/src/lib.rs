@@ -11,12 +11,14 @@
 mod error;
 mod file;
 mod merge;
+mod pcapng_writer;
 mod readahead;
 mod writer;
 
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
 pub use merge::Merge;
+pub use pcapng_writer::{PcapngWriter, CUSTOM_PEN};
 pub use readahead::ReadAhead;
 use wiremap_model::Timestamp;
 pub use writer::PcapWriter;

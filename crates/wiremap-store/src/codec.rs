@@ -1,0 +1,520 @@
+//! A compact binary form of entries: varints, length-prefixed strings, and identities written
+//! once per segment and referred to by number.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use wiremap_model::{
+    AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Endpoint, Entry, HttpInfo, Identity, IdentityKind,
+    Protocol, Timestamp, TlsInfo, Transport,
+};
+
+/// A record that does not decode (the store treats it as the end of good data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt record: {0}")]
+pub struct Corrupt(pub &'static str);
+
+type R<T> = Result<T, Corrupt>;
+
+pub(crate) fn put_u(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_i(out: &mut Vec<u8>, v: i64) {
+    put_u(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_s(out: &mut Vec<u8>, s: &str) {
+    put_u(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Reads what `put_*` wrote.
+pub(crate) struct Cursor<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Cursor { b }
+    }
+
+    pub(crate) fn u(&mut self) -> R<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (&c, rest) = self.b.split_first().ok_or(Corrupt("short varint"))?;
+            self.b = rest;
+            v |= u64::from(c & 0x7f) << shift;
+            if c & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(Corrupt("long varint"))
+    }
+
+    fn i(&mut self) -> R<i64> {
+        let u = self.u()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    fn byte(&mut self) -> R<u8> {
+        let (&c, rest) = self.b.split_first().ok_or(Corrupt("short record"))?;
+        self.b = rest;
+        Ok(c)
+    }
+
+    fn bytes(&mut self, n: usize) -> R<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(Corrupt("short record"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+
+    fn s(&mut self) -> R<String> {
+        let n = usize::try_from(self.u()?).map_err(|_| Corrupt("length"))?;
+        let b = self.bytes(n)?;
+        String::from_utf8(b.to_vec()).map_err(|_| Corrupt("utf-8"))
+    }
+
+    fn strings(&mut self) -> R<Vec<String>> {
+        let n = self.count()?;
+        (0..n).map(|_| self.s()).collect()
+    }
+
+    fn pairs(&mut self) -> R<Vec<(String, String)>> {
+        let n = self.count()?;
+        (0..n).map(|_| Ok((self.s()?, self.s()?))).collect()
+    }
+
+    fn count(&mut self) -> R<usize> {
+        let n = self.u()?;
+        // Every element takes at least one byte.
+        if n > self.b.len() as u64 {
+            return Err(Corrupt("count"));
+        }
+        Ok(n as usize)
+    }
+}
+
+fn put_strings(out: &mut Vec<u8>, v: &[String]) {
+    put_u(out, v.len() as u64);
+    for s in v {
+        put_s(out, s);
+    }
+}
+
+fn put_pairs(out: &mut Vec<u8>, v: &[(String, String)]) {
+    put_u(out, v.len() as u64);
+    for (a, b) in v {
+        put_s(out, a);
+        put_s(out, b);
+    }
+}
+
+/// Field names of application entries are `&'static str` in the model; stored ones are
+/// mapped back through this table. It is bounded: past [`MAX_NAMES`] distinct names (only a
+/// corrupt store has that many) further ones read as `field`.
+const MAX_NAMES: usize = 4096;
+
+fn intern(s: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+    let m = NAMES.get_or_init(Default::default);
+    let mut m = match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(v) = m.get(s) {
+        return v;
+    }
+    if m.len() >= MAX_NAMES {
+        return "field";
+    }
+    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+    m.insert(s.to_string(), leaked);
+    leaked
+}
+
+fn known(s: &str, options: &[&'static str]) -> &'static str {
+    options.iter().find(|o| **o == s).copied().unwrap_or("")
+}
+
+const KINDS: [IdentityKind; 7] = [
+    IdentityKind::Pod,
+    IdentityKind::Service,
+    IdentityKind::Node,
+    IdentityKind::Dns,
+    IdentityKind::Hint,
+    IdentityKind::Zone,
+    IdentityKind::Ip,
+];
+
+/// Encodes an identity.
+pub fn put_identity(out: &mut Vec<u8>, id: &Identity) {
+    out.push(KINDS.iter().position(|k| *k == id.kind).unwrap_or(6) as u8);
+    for s in [
+        &id.name,
+        &id.namespace,
+        &id.dns,
+        &id.zone,
+        &id.pod,
+        &id.service,
+        &id.workload_kind,
+        &id.workload_name,
+        &id.node,
+    ] {
+        put_s(out, s);
+    }
+    put_u(out, id.labels.len() as u64);
+    for (k, v) in &id.labels {
+        put_s(out, k);
+        put_s(out, v);
+    }
+    put_s(out, id.resolution_status);
+}
+
+pub(crate) fn get_identity(c: &mut Cursor<'_>) -> R<Identity> {
+    let kind = *KINDS
+        .get(usize::from(c.byte()?))
+        .ok_or(Corrupt("identity kind"))?;
+    let mut id = Identity {
+        kind,
+        name: c.s()?,
+        namespace: c.s()?,
+        dns: c.s()?,
+        zone: c.s()?,
+        pod: c.s()?,
+        service: c.s()?,
+        workload_kind: c.s()?,
+        workload_name: c.s()?,
+        node: c.s()?,
+        ..Identity::default()
+    };
+    let n = c.count()?;
+    for _ in 0..n {
+        let k = c.s()?;
+        id.labels.insert(k, c.s()?);
+    }
+    id.resolution_status = known(&c.s()?, &["unresolved", "stale"]);
+    Ok(id)
+}
+
+fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            out.push(4);
+            out.extend_from_slice(&a.octets());
+        }
+        IpAddr::V6(a) => {
+            out.push(6);
+            out.extend_from_slice(&a.octets());
+        }
+    }
+}
+
+fn get_ip(c: &mut Cursor<'_>) -> R<IpAddr> {
+    match c.byte()? {
+        4 => {
+            let b = c.bytes(4)?;
+            Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+        }
+        6 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(c.bytes(16)?);
+            Ok(IpAddr::V6(Ipv6Addr::from(a)))
+        }
+        _ => Err(Corrupt("address family")),
+    }
+}
+
+/// Encodes an entry; identities are referred to by the numbers `ident` gives them.
+pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identity>) -> u64) {
+    put_u(out, e.id);
+    put_u(out, e.stream);
+    put_u(out, u64::from(e.index));
+    put_i(out, e.timestamp.0);
+    put_i(out, e.elapsed_time);
+    out.push(
+        Protocol::ALL
+            .iter()
+            .position(|p| *p == e.protocol)
+            .unwrap_or(0) as u8,
+    );
+    out.push(u8::from(e.transport == Transport::Udp));
+    for ep in [&e.src, &e.dst] {
+        put_ip(out, ep.ip);
+        put_u(out, u64::from(ep.port));
+        put_u(out, ep.identity.as_ref().map_or(0, |i| ident(i)));
+    }
+    put_u(out, e.request_size);
+    put_u(out, e.response_size);
+    out.push(u8::from(e.has_response) | (u8::from(e.error) << 1));
+    put_i(out, e.status_code);
+    put_s(out, &e.node_name);
+    match &e.detail {
+        Detail::None => out.push(0),
+        Detail::Http(h) => {
+            out.push(1);
+            for s in [
+                &h.method,
+                &h.url,
+                &h.path,
+                &h.http_version,
+                &h.host,
+                &h.status_text,
+                &h.upgrade,
+                &h.gql_operation,
+            ] {
+                put_s(out, s);
+            }
+            put_pairs(out, &h.request_headers);
+            put_pairs(out, &h.response_headers);
+            for v in [
+                h.request_headers_size,
+                h.request_body_size,
+                h.response_headers_size,
+                h.response_body_size,
+            ] {
+                put_u(out, v);
+            }
+        }
+        Detail::Dns(d) => {
+            out.push(2);
+            put_strings(out, &d.questions);
+            put_strings(out, &d.question_types);
+            put_strings(out, &d.answers);
+            put_u(out, d.request_length);
+            put_u(out, d.response_length);
+        }
+        Detail::Tls(t) => {
+            out.push(3);
+            put_s(out, &t.sni);
+            put_strings(out, &t.alpn);
+            put_s(out, &t.client_version);
+            put_s(out, &t.server_version);
+            put_s(out, &t.server_alpn);
+        }
+        Detail::Conn(c) => {
+            out.push(4);
+            put_u(out, c.client_packets);
+            put_u(out, c.server_packets);
+            put_s(out, c.state);
+            put_s(out, c.error_type);
+        }
+        Detail::App(a) => {
+            out.push(5);
+            put_u(out, a.fields.len() as u64);
+            for (k, v) in &a.fields {
+                put_s(out, k);
+                match v {
+                    AppVal::Str(s) => {
+                        out.push(0);
+                        put_s(out, s);
+                    }
+                    AppVal::Int(i) => {
+                        out.push(1);
+                        put_i(out, *i);
+                    }
+                    AppVal::Bool(b) => out.push(2 + u8::from(*b)),
+                }
+            }
+        }
+    }
+}
+
+/// Decodes an entry; `ident` maps the identity numbers back.
+pub(crate) fn get_entry(
+    c: &mut Cursor<'_>,
+    ident: &dyn Fn(u64) -> R<Option<Arc<Identity>>>,
+) -> R<Entry> {
+    let id = c.u()?;
+    let stream = c.u()?;
+    let index = u32::try_from(c.u()?).map_err(|_| Corrupt("index"))?;
+    let timestamp = Timestamp(c.i()?);
+    let elapsed_time = c.i()?;
+    let protocol = *Protocol::ALL
+        .get(usize::from(c.byte()?))
+        .ok_or(Corrupt("protocol"))?;
+    let transport = if c.byte()? == 1 {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    let mut ends = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let ip = get_ip(c)?;
+        let port = u16::try_from(c.u()?).map_err(|_| Corrupt("port"))?;
+        let identity = ident(c.u()?)?;
+        ends.push(Endpoint { ip, port, identity });
+    }
+    let dst = ends.pop().ok_or(Corrupt("endpoint"))?;
+    let src = ends.pop().ok_or(Corrupt("endpoint"))?;
+    let request_size = c.u()?;
+    let response_size = c.u()?;
+    let flags = c.byte()?;
+    let status_code = c.i()?;
+    let node_name = c.s()?;
+    let detail = match c.byte()? {
+        0 => Detail::None,
+        1 => {
+            let mut h = HttpInfo {
+                method: c.s()?,
+                url: c.s()?,
+                path: c.s()?,
+                http_version: c.s()?,
+                host: c.s()?,
+                status_text: c.s()?,
+                upgrade: c.s()?,
+                gql_operation: c.s()?,
+                ..HttpInfo::default()
+            };
+            h.request_headers = c.pairs()?;
+            h.response_headers = c.pairs()?;
+            h.request_headers_size = c.u()?;
+            h.request_body_size = c.u()?;
+            h.response_headers_size = c.u()?;
+            h.response_body_size = c.u()?;
+            Detail::Http(Box::new(h))
+        }
+        2 => Detail::Dns(Box::new(DnsInfo {
+            questions: c.strings()?,
+            question_types: c.strings()?,
+            answers: c.strings()?,
+            request_length: c.u()?,
+            response_length: c.u()?,
+        })),
+        3 => Detail::Tls(Box::new(TlsInfo {
+            sni: c.s()?,
+            alpn: c.strings()?,
+            client_version: c.s()?,
+            server_version: c.s()?,
+            server_alpn: c.s()?,
+        })),
+        4 => Detail::Conn(Box::new(ConnInfo {
+            client_packets: c.u()?,
+            server_packets: c.u()?,
+            state: known(&c.s()?, &["open", "closed"]),
+            error_type: known(&c.s()?, &["reset", "gap"]),
+        })),
+        5 => {
+            let n = c.count()?;
+            let mut a = AppInfo::default();
+            for _ in 0..n {
+                let k = intern(&c.s()?);
+                let v = match c.byte()? {
+                    0 => AppVal::Str(c.s()?),
+                    1 => AppVal::Int(c.i()?),
+                    2 => AppVal::Bool(false),
+                    3 => AppVal::Bool(true),
+                    _ => return Err(Corrupt("field type")),
+                };
+                a.fields.push((k, v));
+            }
+            Detail::App(Box::new(a))
+        }
+        _ => return Err(Corrupt("detail")),
+    };
+    Ok(Entry {
+        id,
+        stream,
+        index,
+        timestamp,
+        elapsed_time,
+        protocol,
+        transport,
+        src,
+        dst,
+        request_size,
+        response_size,
+        has_response: flags & 1 != 0,
+        status_code,
+        error: flags & 2 != 0,
+        node_name,
+        detail,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> Entry {
+        let who = Arc::new(Identity {
+            kind: IdentityKind::Pod,
+            name: "cart-1".into(),
+            namespace: "shop".into(),
+            pod: "cart-1".into(),
+            workload_kind: "deployment".into(),
+            workload_name: "cart".into(),
+            labels: [("app".to_string(), "cart".to_string())].into(),
+            ..Identity::default()
+        });
+        Entry {
+            id: 7,
+            stream: 3,
+            index: 1,
+            timestamp: Timestamp::from_parts(1_700_000_000, 5),
+            elapsed_time: 1234,
+            protocol: Protocol::Redis,
+            transport: Transport::Tcp,
+            src: Endpoint {
+                ip: "10.0.0.1".parse().expect("ip"),
+                port: 40000,
+                identity: Some(who),
+            },
+            dst: Endpoint::new("fe80::1".parse().expect("ip"), 6379),
+            request_size: 30,
+            response_size: 5,
+            has_response: true,
+            status_code: 0,
+            error: true,
+            node_name: "n1".into(),
+            detail: Detail::App(Box::new(
+                AppInfo::default()
+                    .str("redis_command", "GET")
+                    .int("redis_total_size", 35)
+                    .bool("redis_error", true),
+            )),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let e = sample();
+        let mut ids: Vec<Arc<Identity>> = Vec::new();
+        let mut out = Vec::new();
+        put_entry(&mut out, &e, &mut |i| {
+            ids.push(i.clone());
+            ids.len() as u64
+        });
+        let back = get_entry(&mut Cursor::new(&out), &|n| {
+            Ok(if n == 0 {
+                None
+            } else {
+                ids.get(n as usize - 1).cloned()
+            })
+        })
+        .expect("decodes");
+        assert_eq!(back, e);
+        // Every prefix fails cleanly.
+        for cut in 0..out.len() {
+            let r = get_entry(&mut Cursor::new(&out[..cut]), &|_| Ok(None));
+            assert!(r.is_err(), "prefix {cut} decoded");
+        }
+    }
+
+    #[test]
+    fn identities_round_trip() {
+        let e = sample();
+        let id = e.src.identity.expect("identity");
+        let mut out = Vec::new();
+        put_identity(&mut out, &id);
+        assert_eq!(get_identity(&mut Cursor::new(&out)).expect("decodes"), *id);
+    }
+}

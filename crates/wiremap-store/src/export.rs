@@ -1,0 +1,122 @@
+//! Export of a window or filter as one pcapng file: the packets of the flows behind the
+//! matching entries, over the time those entries span, with the resolution history first.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::IpAddr;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use wiremap_capture::PcapngWriter;
+use wiremap_decode::{Decoder, Transport};
+use wiremap_model::Entry;
+
+use crate::{io, scan, scan_packets, seg_path, History, Scope, SegmentMeta, StoreError};
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ExportReport {
+    /// Entries that matched.
+    pub entries: u64,
+    /// Flows behind them.
+    pub flows: u64,
+    /// Packets written.
+    pub packets: u64,
+}
+
+type FlowKey = (IpAddr, u16, IpAddr, u16, bool);
+
+fn key(a: (IpAddr, u16), b: (IpAddr, u16), udp: bool) -> FlowKey {
+    let (x, y) = if a <= b { (a, b) } else { (b, a) };
+    (x.0, x.1, y.0, y.1, udp)
+}
+
+/// Packets this long before a flow's first matching request still belong to it (handshakes).
+const LEAD_NS: i64 = 1_000_000_000;
+/// And this long after its last response started (the rest of the response).
+const TAIL_NS: i64 = 200_000_000;
+
+/// Writes the packets behind the entries of `segments` that lie in `scope` and satisfy
+/// `matches` to `out` as pcapng, with their resolution history as custom blocks.
+pub fn export(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    scope: &Scope,
+    matches: &dyn Fn(&Entry) -> bool,
+    out: impl Write,
+) -> Result<ExportReport, StoreError> {
+    let mut report = ExportReport::default();
+    let mut history = History::default();
+    let mut flows: HashMap<FlowKey, (i64, i64)> = HashMap::new();
+    scan(dir, segments, scope, &mut |e| {
+        if matches(&e) {
+            report.entries += 1;
+            history.add(&e);
+            let k = key(
+                (e.src.ip, e.src.port),
+                (e.dst.ip, e.dst.port),
+                e.transport == wiremap_model::Transport::Udp,
+            );
+            let from = e.timestamp.0 - LEAD_NS;
+            let to = e.timestamp.0 + e.elapsed_time.max(0) * 1000 + TAIL_NS;
+            flows
+                .entry(k)
+                .and_modify(|s| {
+                    s.0 = s.0.min(from);
+                    s.1 = s.1.max(to);
+                })
+                .or_insert((from, to));
+        }
+        ControlFlow::Continue(())
+    })?;
+    report.flows = flows.len() as u64;
+    let target = Path::new("export");
+    let mut w = PcapngWriter::new(out).map_err(io(target))?;
+    for b in history.blocks() {
+        w.custom(&b).map_err(io(target))?;
+    }
+    let lo = flows.values().map(|s| s.0).min();
+    let hi = flows.values().map(|s| s.1).max();
+    if let (Some(lo), Some(hi)) = (lo, hi) {
+        let mut decoder = Decoder::new();
+        let mut failed = None;
+        for m in segments {
+            let (Some(f), Some(t)) = (m.from, m.to) else {
+                continue;
+            };
+            if t < lo || f > hi || m.packets == 0 {
+                continue;
+            }
+            scan_packets(
+                &seg_path(dir, m.seq, "pcapng"),
+                &mut |ts, link, data, orig| {
+                    let Ok(Some(seg)) = decoder.decode(ts, link.0, data) else {
+                        return ControlFlow::Continue(());
+                    };
+                    let k = match &seg.transport {
+                        Transport::Tcp(t) => {
+                            key((seg.src, t.src_port), (seg.dst, t.dst_port), false)
+                        }
+                        Transport::Udp {
+                            src_port, dst_port, ..
+                        } => key((seg.src, *src_port), (seg.dst, *dst_port), true),
+                        Transport::Other(_) => return ControlFlow::Continue(()),
+                    };
+                    if flows.get(&k).is_some_and(|s| s.0 <= ts.0 && ts.0 <= s.1) {
+                        if let Err(e) = w.write(ts, link, data, orig) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        report.packets += 1;
+                    }
+                    ControlFlow::Continue(())
+                },
+            )?;
+            if let Some(e) = failed.take() {
+                return Err(io(target)(e));
+            }
+        }
+    }
+    w.finish().map_err(io(target))?;
+    Ok(report)
+}
