@@ -250,7 +250,7 @@ pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identi
     for ep in [&e.src, &e.dst] {
         put_ip(out, ep.ip);
         put_u(out, u64::from(ep.port));
-        put_u(out, ep.identity.as_ref().map_or(0, |i| ident(i)));
+        put_u(out, ep.identity.as_ref().map_or(0, &mut *ident));
     }
     put_u(out, e.request_size);
     put_u(out, e.response_size);

@@ -12,10 +12,13 @@ use serde_json::{json, Map, Value};
 use wiremap_identity::Holding;
 use wiremap_model::{Entry, Identity, IdentityKind, Timestamp};
 
+/// First and last time an address was seen as an identity.
+type Span = (Timestamp, Timestamp, Arc<Identity>);
+
 /// Collects the identities entries carried, per address, with the time span they were seen.
 #[derive(Debug, Default)]
 pub struct History {
-    spans: HashMap<(IpAddr, Vec<u8>), (Timestamp, Timestamp, Arc<Identity>)>,
+    spans: HashMap<(IpAddr, Vec<u8>), Span>,
 }
 
 /// Lines per custom block (a block is at most 16 MiB).

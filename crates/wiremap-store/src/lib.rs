@@ -694,11 +694,11 @@ pub fn scan_entries(
     Ok(good)
 }
 
+/// Sees each stored packet: time, link type, bytes, length on the wire.
+pub type PacketVisitor<'a> = dyn FnMut(Timestamp, LinkType, &[u8], u32) -> ControlFlow<()> + 'a;
+
 /// Reads a segment's packets in order; returns the length of its good prefix.
-pub fn scan_packets(
-    path: &Path,
-    visit: &mut dyn FnMut(Timestamp, LinkType, &[u8], u32) -> ControlFlow<()>,
-) -> Result<u64, StoreError> {
+pub fn scan_packets(path: &Path, visit: &mut PacketVisitor<'_>) -> Result<u64, StoreError> {
     let f = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
