@@ -114,7 +114,7 @@ fn retention_by_size_drops_oldest_segments() {
         .filter_map(|d| d.ok()?.metadata().ok())
         .map(|m| m.len())
         .sum();
-    assert!(on_disk <= (200 << 10) + 64 << 10, "{on_disk}");
+    assert!(on_disk <= (200 << 10) + (64 << 10), "{on_disk}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
