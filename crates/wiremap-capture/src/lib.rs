@@ -10,6 +10,7 @@
 
 mod error;
 mod file;
+mod live;
 mod merge;
 mod pcapng_writer;
 mod readahead;
@@ -17,6 +18,7 @@ mod writer;
 
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
+pub use live::{compile_bpf, BpfInsn, Dedup, KernelStats, LiveError, LiveSource, RingConfig};
 pub use merge::Merge;
 pub use pcapng_writer::{PcapngWriter, CUSTOM_PEN};
 pub use readahead::ReadAhead;

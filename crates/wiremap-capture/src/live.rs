@@ -1,0 +1,740 @@
+//! Live capture with AF_PACKET and a TPACKET_V3 memory-mapped ring per interface: the kernel
+//! fills blocks of packets, we read them in place and hand each block back when done. No
+//! libpcap. Needs CAP_NET_RAW.
+//!
+//! The same packet crossing two captured interfaces (a pod's veth and the bridge behind it)
+//! is delivered once: [`Dedup`] drops a packet whose IP content (hop count and checksum aside)
+//! was seen on another interface within [`DEDUP_WINDOW_NS`].
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use wiremap_model::Timestamp;
+
+use crate::{LinkType, Packet};
+
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_RX_RING: libc::c_int = 5;
+const PACKET_STATISTICS: libc::c_int = 6;
+const PACKET_VERSION: libc::c_int = 10;
+const TPACKET_V3: libc::c_int = 2;
+const SO_ATTACH_FILTER: libc::c_int = 26;
+const ETH_P_ALL: u16 = 0x0003;
+const TP_STATUS_USER: u32 = 1;
+const PACKET_OUTGOING: u8 = 4;
+/// `sizeof(struct tpacket3_hdr)`, after which the kernel puts a `sockaddr_ll`.
+const HDR3: usize = 48;
+
+/// Why live capture could not start or went on.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The process may not open packet sockets.
+    #[error("capturing on {iface} needs CAP_NET_RAW (run as root, or `setcap cap_net_raw,cap_net_admin+ep` on the binary)")]
+    Permission {
+        /// Interface.
+        iface: String,
+    },
+    /// No such interface.
+    #[error("no network interface named `{iface}`")]
+    NoInterface {
+        /// Interface.
+        iface: String,
+    },
+    /// A system call failed.
+    #[error("{iface}: {what}: {source}")]
+    Os {
+        /// Interface.
+        iface: String,
+        /// Which step.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The BPF filter expression did not compile.
+    #[error("bad --bpf filter `{expr}`: {reason}")]
+    Bpf {
+        /// The expression.
+        expr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One classic BPF instruction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BpfInsn {
+    /// Opcode.
+    pub code: u16,
+    /// Jump if true.
+    pub jt: u8,
+    /// Jump if false.
+    pub jf: u8,
+    /// Constant.
+    pub k: u32,
+}
+
+/// Compiles a tcpdump filter expression for `link` with the system's `tcpdump -ddd`
+/// (the one piece borrowed from libpcap, and only when a filter is asked for).
+pub fn compile_bpf(expr: &str, link: LinkType) -> Result<Vec<BpfInsn>, LiveError> {
+    let err = |reason: String| LiveError::Bpf {
+        expr: expr.to_string(),
+        reason,
+    };
+    let dlt = match link {
+        LinkType::ETHERNET => "EN10MB",
+        _ => "RAW",
+    };
+    let out = std::process::Command::new("tcpdump")
+        .args(["-ddd", "-y", dlt, "--", expr])
+        .output()
+        .map_err(|e| err(format!("cannot run tcpdump to compile it: {e}")))?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        return Err(err(msg
+            .lines()
+            .find(|l| !l.contains("WARNING"))
+            .unwrap_or("")
+            .trim()
+            .to_string()));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let n: usize = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .ok_or_else(|| err("unexpected tcpdump output".into()))?;
+    let prog: Vec<BpfInsn> = lines
+        .filter_map(|l| {
+            let v: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match v[..] {
+                [code, jt, jf, k] => Some(BpfInsn {
+                    code: code as u16,
+                    jt: jt as u8,
+                    jf: jf as u8,
+                    k,
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    if prog.len() != n || n == 0 {
+        return Err(err("unexpected tcpdump output".into()));
+    }
+    Ok(prog)
+}
+
+/// Kernel counters of a ring, summed since it opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelStats {
+    /// Packets the kernel passed to the ring.
+    pub packets: u64,
+    /// Packets the kernel dropped because the ring was full.
+    pub drops: u64,
+}
+
+/// Ring geometry.
+#[derive(Debug, Clone, Copy)]
+pub struct RingConfig {
+    /// Bytes per block (a power of two, multiple of the page size).
+    pub block_size: u32,
+    /// Blocks per ring.
+    pub blocks: u32,
+    /// A block is handed over after this many milliseconds even when not full.
+    pub timeout_ms: u32,
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            block_size: 1 << 20,
+            blocks: 64,
+            timeout_ms: 50,
+        }
+    }
+}
+
+struct Ring {
+    iface: String,
+    fd: libc::c_int,
+    map: *mut u8,
+    map_len: usize,
+    block_size: usize,
+    blocks: usize,
+    link: LinkType,
+    loopback: bool,
+    /// Block being read, and where its next packet starts.
+    block: usize,
+    left: u32,
+    next: usize,
+    holding: bool,
+    stats: KernelStats,
+}
+
+// The mapping belongs to this ring alone; it moves with it between threads.
+unsafe impl Send for Ring {}
+
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: `map`/`map_len` come from a successful mmap; `fd` is ours.
+        unsafe {
+            libc::munmap(self.map.cast(), self.map_len);
+            libc::close(self.fd);
+        }
+    }
+}
+
+fn os(iface: &str, what: &'static str) -> LiveError {
+    LiveError::Os {
+        iface: iface.to_string(),
+        what,
+        source: std::io::Error::last_os_error(),
+    }
+}
+
+fn setopt<T>(fd: libc::c_int, level: libc::c_int, name: libc::c_int, v: &T) -> libc::c_int {
+    // SAFETY: `v` is a live value of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    }
+}
+
+#[repr(C)]
+struct Req3 {
+    block_size: u32,
+    block_nr: u32,
+    frame_size: u32,
+    frame_nr: u32,
+    retire_blk_tov: u32,
+    sizeof_priv: u32,
+    feature_req_word: u32,
+}
+
+fn link_of(iface: &str) -> (LinkType, bool) {
+    let t = std::fs::read_to_string(format!("/sys/class/net/{iface}/type")).unwrap_or_default();
+    match t.trim() {
+        // Ethernet, and loopback (which AF_PACKET shows with an Ethernet header).
+        "1" => (LinkType::ETHERNET, false),
+        "772" => (LinkType::ETHERNET, true),
+        _ => (LinkType::RAW, false),
+    }
+}
+
+impl Ring {
+    fn open(iface: &str, cfg: RingConfig, bpf: Option<&str>) -> Result<Ring, LiveError> {
+        let name = CString::new(iface).map_err(|_| LiveError::NoInterface {
+            iface: iface.to_string(),
+        })?;
+        // SAFETY: `name` is a valid C string.
+        let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        if index == 0 {
+            return Err(LiveError::NoInterface {
+                iface: iface.to_string(),
+            });
+        }
+        let (link, loopback) = link_of(iface);
+        // SAFETY: plain system call.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(ETH_P_ALL.to_be()),
+            )
+        };
+        if fd < 0 {
+            let e = std::io::Error::last_os_error();
+            if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {
+                return Err(LiveError::Permission {
+                    iface: iface.to_string(),
+                });
+            }
+            return Err(LiveError::Os {
+                iface: iface.to_string(),
+                what: "socket",
+                source: e,
+            });
+        }
+        let fail = |what| {
+            let e = os(iface, what);
+            // SAFETY: closing the socket we opened.
+            unsafe { libc::close(fd) };
+            e
+        };
+        if let Some(expr) = bpf {
+            let prog = compile_bpf(expr, link).inspect_err(|_| {
+                // SAFETY: closing the socket we opened.
+                unsafe { libc::close(fd) };
+            })?;
+            let mut filter: Vec<libc::sock_filter> = prog
+                .iter()
+                .map(|i| libc::sock_filter {
+                    code: i.code,
+                    jt: i.jt,
+                    jf: i.jf,
+                    k: i.k,
+                })
+                .collect();
+            let fprog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_mut_ptr(),
+            };
+            if setopt(fd, libc::SOL_SOCKET, SO_ATTACH_FILTER, &fprog) != 0 {
+                return Err(fail("attach BPF filter"));
+            }
+        }
+        let version: libc::c_int = TPACKET_V3;
+        if setopt(fd, SOL_PACKET, PACKET_VERSION, &version) != 0 {
+            return Err(fail("TPACKET_V3"));
+        }
+        let req = Req3 {
+            block_size: cfg.block_size,
+            block_nr: cfg.blocks,
+            frame_size: 2048,
+            frame_nr: cfg.block_size / 2048 * cfg.blocks,
+            retire_blk_tov: cfg.timeout_ms,
+            sizeof_priv: 0,
+            feature_req_word: 0,
+        };
+        if setopt(fd, SOL_PACKET, PACKET_RX_RING, &req) != 0 {
+            return Err(fail("ring"));
+        }
+        let map_len = cfg.block_size as usize * cfg.blocks as usize;
+        // SAFETY: mapping the ring the kernel just allocated for this socket.
+        let map = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_LOCKED,
+                fd,
+                0,
+            )
+        };
+        let map = if map == libc::MAP_FAILED {
+            // Without MAP_LOCKED (RLIMIT_MEMLOCK may be small).
+            // SAFETY: as above.
+            let m = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    map_len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0,
+                )
+            };
+            if m == libc::MAP_FAILED {
+                return Err(fail("mmap"));
+            }
+            m
+        } else {
+            map
+        };
+        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = index as i32;
+        let ring = Ring {
+            iface: iface.to_string(),
+            fd,
+            map: map.cast(),
+            map_len,
+            block_size: cfg.block_size as usize,
+            blocks: cfg.blocks as usize,
+            link,
+            loopback,
+            block: 0,
+            left: 0,
+            next: 0,
+            holding: false,
+            stats: KernelStats::default(),
+        };
+        // SAFETY: `sll` is a valid sockaddr_ll of the size given.
+        let rc = unsafe {
+            libc::bind(
+                fd,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(os(iface, "bind"));
+        }
+        Ok(ring)
+    }
+
+    fn status(&self, block: usize) -> &AtomicU32 {
+        // SAFETY: block_status is a 4-aligned u32 at offset 8 of a block inside the mapping,
+        // shared with the kernel; accessed atomically only.
+        unsafe { &*(self.map.add(block * self.block_size + 8) as *const AtomicU32) }
+    }
+
+    fn block_bytes(&self) -> &[u8] {
+        // SAFETY: the current block lies inside the mapping and belongs to user space while
+        // its status says so (`holding`).
+        unsafe {
+            std::slice::from_raw_parts(self.map.add(self.block * self.block_size), self.block_size)
+        }
+    }
+
+    /// Takes the next ready block, if any.
+    fn take_block(&mut self) -> bool {
+        if self.holding {
+            return true;
+        }
+        if self.status(self.block).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            return false;
+        }
+        let b = self.block_bytes();
+        let num = u32_at(b, 12);
+        let first = u32_at(b, 16) as usize;
+        self.left = num;
+        self.next = first;
+        self.holding = true;
+        true
+    }
+
+    fn release_block(&mut self) {
+        if self.holding {
+            self.status(self.block).store(0, Ordering::Release);
+            self.holding = false;
+            self.block = (self.block + 1) % self.blocks;
+        }
+    }
+
+    /// The next packet of the held block: (ts, bytes, orig_len, outgoing).
+    fn next_packet(&mut self) -> Option<(Timestamp, usize, usize, u32, bool)> {
+        while self.holding {
+            if self.left == 0 || self.next + HDR3 + 20 > self.block_size {
+                self.release_block();
+                return None;
+            }
+            let b = self.block_bytes();
+            let at = self.next;
+            let next_off = u32_at(b, at) as usize;
+            let sec = u32_at(b, at + 4);
+            let nsec = u32_at(b, at + 8);
+            let snap = u32_at(b, at + 12) as usize;
+            let len = u32_at(b, at + 16);
+            let mac = u16_at(b, at + 24) as usize;
+            let pkttype = b[at + HDR3 + 10];
+            self.left -= 1;
+            self.next = if next_off == 0 {
+                self.block_size
+            } else {
+                at + next_off
+            };
+            let start = at + mac;
+            if start + snap > self.block_size {
+                continue;
+            }
+            let ts = Timestamp::from_parts(i64::from(sec), nsec);
+            return Some((ts, start, snap, len, pkttype == PACKET_OUTGOING));
+        }
+        None
+    }
+
+    fn read_stats(&mut self) -> KernelStats {
+        let mut st = [0u32; 3];
+        let mut len = std::mem::size_of_val(&st) as libc::socklen_t;
+        // SAFETY: `st` has room for tpacket_stats_v3 (three u32s).
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd,
+                SOL_PACKET,
+                PACKET_STATISTICS,
+                st.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            // The kernel resets its counters on every read.
+            self.stats.packets += u64::from(st[0]);
+            self.stats.drops += u64::from(st[1]);
+        }
+        self.stats
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |x| u32::from_ne_bytes([x[0], x[1], x[2], x[3]]))
+}
+
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2)
+        .map_or(0, |x| u16::from_ne_bytes([x[0], x[1]]))
+}
+
+/// How long a packet seen on one interface masks the same packet on another.
+pub const DEDUP_WINDOW_NS: i64 = 50_000_000;
+
+/// Drops the copy of a packet that crossed two captured interfaces.
+#[derive(Debug, Default)]
+pub struct Dedup {
+    seen: HashMap<u64, (Timestamp, u32)>,
+    last_sweep: i64,
+    /// Copies dropped.
+    pub dropped: u64,
+}
+
+fn ip_start(link: LinkType, data: &[u8]) -> Option<usize> {
+    if link == LinkType::ETHERNET {
+        let mut at = 12;
+        let mut et = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
+        while et == 0x8100 || et == 0x88a8 {
+            at += 4;
+            et = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
+        }
+        (et == 0x0800 || et == 0x86dd).then_some(at + 2)
+    } else {
+        Some(0)
+    }
+}
+
+impl Dedup {
+    /// Whether this packet, seen on `iface`, is a copy of one seen on another interface.
+    pub fn is_copy(&mut self, ts: Timestamp, iface: u32, link: LinkType, data: &[u8]) -> bool {
+        let Some(ip) = ip_start(link, data) else {
+            return false;
+        };
+        let Some(pkt) = data.get(ip..) else {
+            return false;
+        };
+        let mut h = rustc_hash_like::Fx::default();
+        match pkt.first().map(|v| v >> 4) {
+            // IPv4 without TTL (8) and header checksum (10..12), which routing changes.
+            Some(4) if pkt.len() >= 20 => {
+                pkt[..8].hash(&mut h);
+                pkt[9..10].hash(&mut h);
+                pkt[12..].hash(&mut h);
+            }
+            // IPv6 without the hop limit (7).
+            Some(6) if pkt.len() >= 40 => {
+                pkt[..7].hash(&mut h);
+                pkt[8..].hash(&mut h);
+            }
+            _ => return false,
+        }
+        let key = h.finish();
+        if ts.0 - self.last_sweep > DEDUP_WINDOW_NS * 4 {
+            self.seen.retain(|_, (t, _)| ts.0 - t.0 <= DEDUP_WINDOW_NS);
+            self.last_sweep = ts.0;
+        }
+        match self.seen.get(&key) {
+            Some((t, i)) if *i != iface && (ts.0 - t.0).abs() <= DEDUP_WINDOW_NS => {
+                self.dropped += 1;
+                true
+            }
+            _ => {
+                self.seen.insert(key, (ts, iface));
+                false
+            }
+        }
+    }
+}
+
+mod rustc_hash_like {
+    /// A small fast hasher (FxHash's multiply-rotate) for packet fingerprints.
+    #[derive(Default)]
+    pub struct Fx(u64);
+
+    impl std::hash::Hasher for Fx {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for c in bytes.chunks(8) {
+                let mut b = [0u8; 8];
+                b[..c.len()].copy_from_slice(c);
+                self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b))
+                    .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            }
+        }
+    }
+}
+
+/// Live packets from one or more interfaces, read in place from their rings.
+pub struct LiveSource {
+    rings: Vec<Ring>,
+    /// Ring and packet position of the current packet.
+    current: Option<(usize, Timestamp, usize, usize, u32)>,
+    turn: usize,
+    dedup: Dedup,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource")
+            .field("interfaces", &self.interfaces())
+            .finish()
+    }
+}
+
+impl LiveSource {
+    /// Opens a ring on each interface, with an optional tcpdump-syntax filter.
+    pub fn open(ifaces: &[String], bpf: Option<&str>, cfg: RingConfig) -> Result<Self, LiveError> {
+        let rings = ifaces
+            .iter()
+            .map(|i| Ring::open(i, cfg, bpf))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LiveSource {
+            rings,
+            current: None,
+            turn: 0,
+            dedup: Dedup::default(),
+        })
+    }
+
+    /// Interface names.
+    pub fn interfaces(&self) -> Vec<&str> {
+        self.rings.iter().map(|r| r.iface.as_str()).collect()
+    }
+
+    /// Waits up to `timeout` for the next packet; `Ok(None)` when none came.
+    pub fn next_packet(&mut self, timeout: Duration) -> Result<Option<Packet<'_>>, LiveError> {
+        let multi = self.rings.len() > 1;
+        loop {
+            if let Some(found) = self.poll_rings(multi) {
+                self.current = Some(found);
+                return Ok(Some(self.packet_at(found)));
+            }
+            if !self.wait(timeout)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn packet_at(
+        &self,
+        (r, ts, start, len, orig): (usize, Timestamp, usize, usize, u32),
+    ) -> Packet<'_> {
+        let ring = &self.rings[r];
+        Packet {
+            ts,
+            link: ring.link,
+            data: &ring.block_bytes()[start..start + len],
+            orig_len: orig,
+            interface: r as u32,
+        }
+    }
+
+    /// The next packet from any ring that has one ready, taking rings in turn.
+    fn poll_rings(&mut self, multi: bool) -> Option<(usize, Timestamp, usize, usize, u32)> {
+        let n = self.rings.len();
+        for k in 0..n {
+            let r = (self.turn + k) % n;
+            loop {
+                let ring = &mut self.rings[r];
+                if !ring.take_block() {
+                    break;
+                }
+                let Some((ts, start, len, orig, outgoing)) = ring.next_packet() else {
+                    continue;
+                };
+                // Loopback shows every packet twice: once leaving, once arriving.
+                if ring.loopback && outgoing {
+                    continue;
+                }
+                if multi {
+                    let data = &ring.block_bytes()[start..start + len];
+                    let link = ring.link;
+                    if self.dedup.is_copy(ts, r as u32, link, data) {
+                        continue;
+                    }
+                }
+                self.turn = r;
+                return Some((r, ts, start, len, orig));
+            }
+        }
+        None
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<bool, LiveError> {
+        let mut fds: Vec<libc::pollfd> = self
+            .rings
+            .iter()
+            .map(|r| libc::pollfd {
+                fd: r.fd,
+                events: libc::POLLIN | libc::POLLERR,
+                revents: 0,
+            })
+            .collect();
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of pollfd of the length given.
+        let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(LiveError::Os {
+                iface: self.interfaces().join(","),
+                what: "poll",
+                source: e,
+            });
+        }
+        Ok(rc > 0)
+    }
+
+    /// Kernel counters per interface (packets delivered, drops for a full ring).
+    pub fn kernel_stats(&mut self) -> Vec<(String, KernelStats)> {
+        self.rings
+            .iter_mut()
+            .map(|r| (r.iface.clone(), r.read_stats()))
+            .collect()
+    }
+
+    /// Copies dropped because another interface delivered the same packet.
+    pub fn duplicates(&self) -> u64 {
+        self.dedup.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_drops_a_routed_copy_from_another_interface_only() {
+        let mut ip = vec![0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0xaa, 0xbb];
+        ip.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 53, 0, 8, 0, 0]);
+        let mut routed = ip.clone();
+        routed[8] = 63;
+        routed[10] = 0x12;
+        let mut d = Dedup::default();
+        let t = Timestamp(1_000);
+        assert!(!d.is_copy(t, 0, LinkType::RAW, &ip));
+        assert!(d.is_copy(Timestamp(2_000), 1, LinkType::RAW, &routed));
+        // Same interface again: a retransmission, kept.
+        assert!(!d.is_copy(Timestamp(3_000), 0, LinkType::RAW, &ip));
+        // Long after: kept.
+        assert!(!d.is_copy(
+            Timestamp(3_000 + DEDUP_WINDOW_NS * 2),
+            1,
+            LinkType::RAW,
+            &ip
+        ));
+        assert_eq!(d.dropped, 1);
+    }
+
+    #[test]
+    fn missing_interface_is_named() {
+        let e = LiveSource::open(&["nope0x".into()], None, RingConfig::default())
+            .expect_err("no such interface");
+        assert_eq!(e.to_string(), "no network interface named `nope0x`");
+    }
+}
