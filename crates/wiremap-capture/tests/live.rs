@@ -40,7 +40,7 @@ fn loopback_packets_arrive_once_each_and_filtered() {
         }
     }
     // Nothing more: no loopback doubles, no filtered-out noise.
-    while let Some(p) = live.next_packet(Duration::from_millis(200)).expect("reads") {
+    if let Some(p) = live.next_packet(Duration::from_millis(200)).expect("reads") {
         panic!("unexpected packet of {} bytes", p.data.len());
     }
     assert_eq!(seen, (0..100).collect::<Vec<_>>());

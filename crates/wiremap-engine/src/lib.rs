@@ -317,3 +317,22 @@ pub fn run_source(
     engine.identity = identity;
     report
 }
+
+/// The resolution history carried by capture files that wiremap exported (pcapng custom
+/// blocks ahead of the packets), as address holdings to load with cluster precedence. Files
+/// without one, unreadable files and standard input give nothing here (their errors are
+/// reported when they are read for real).
+pub fn read_history(paths: &[String]) -> Vec<wiremap_identity::Holding> {
+    let mut out = Vec::new();
+    for p in paths.iter().filter(|p| *p != "-") {
+        let Ok(mut src) = FileSource::open(p) else {
+            continue;
+        };
+        if src.format() != wiremap_capture::FileFormat::Pcapng {
+            continue;
+        }
+        let _ = src.advance();
+        out.extend(wiremap_identity::history::holdings(&src.custom_blocks()));
+    }
+    out
+}

@@ -11,6 +11,7 @@
 //! eviction counter.
 #![deny(clippy::unwrap_used)]
 
+pub mod history;
 mod k8s;
 mod zones;
 

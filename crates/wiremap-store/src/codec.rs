@@ -441,10 +441,10 @@ pub(crate) fn get_entry(
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
-    pub(crate) fn sample() -> Entry {
+    fn sample() -> Entry {
         let who = Arc::new(Identity {
             kind: IdentityKind::Pod,
             name: "cart-1".into(),

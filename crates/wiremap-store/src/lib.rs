@@ -14,7 +14,6 @@
 
 mod codec;
 mod export;
-pub mod history;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -29,7 +28,7 @@ use wiremap_model::{Entry, Identity, Protocol, Timestamp};
 
 pub use codec::Corrupt;
 pub use export::{export, ExportReport};
-pub use history::History;
+pub use wiremap_identity::history::History;
 
 const MAGIC: &[u8; 8] = b"WMSEG001";
 const REC_IDENTITY: u8 = 1;
@@ -49,6 +48,12 @@ pub enum StoreError {
         path: String,
         /// The cause.
         source: std::io::Error,
+    },
+    /// Another process has the store open for writing.
+    #[error("{path}: the data directory is in use by another wiremap process")]
+    Locked {
+        /// The directory.
+        path: String,
     },
     /// The directory holds something that is not a wiremap store.
     #[error("{path}: not a wiremap segment ({reason})")]
@@ -242,6 +247,8 @@ struct Open {
 /// The store: closed segments plus the one being written.
 pub struct Store {
     cfg: StoreConfig,
+    /// Held (locked) while the store is open for writing.
+    _lock: File,
     closed: Vec<SegmentMeta>,
     open: Option<Open>,
     next_seq: u64,
@@ -273,18 +280,21 @@ impl Store {
     /// indexing the segment that was open.
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
-        let mut seqs: Vec<u64> = fs::read_dir(&cfg.dir)
-            .map_err(io(&cfg.dir))?
-            .filter_map(|d| {
-                let name = d.ok()?.file_name().into_string().ok()?;
-                name.strip_prefix("seg-")?
-                    .strip_suffix(".entries")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        seqs.sort_unstable();
+        let lock_path = cfg.dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(StoreError::Locked {
+                path: cfg.dir.display().to_string(),
+            });
+        }
+        let seqs = list(&cfg.dir)?;
         let mut store = Store {
+            _lock: lock,
             next_seq: seqs.last().map_or(1, |s| s + 1),
             cfg,
             closed: Vec::new(),
@@ -293,7 +303,7 @@ impl Store {
             stats: StoreStats::default(),
         };
         for seq in seqs {
-            let meta = store.load(seq)?;
+            let meta = load(&store.cfg.dir, seq, true, &mut store.stats)?;
             if let Some((_, last)) = meta.ids {
                 store.next_id = store.next_id.max(last + 1);
             }
@@ -301,48 +311,6 @@ impl Store {
         }
         store.recount();
         Ok(store)
-    }
-
-    fn load(&mut self, seq: u64) -> Result<SegmentMeta, StoreError> {
-        let dir = self.cfg.dir.clone();
-        let idx = seg_path(&dir, seq, "idx");
-        if let Ok(text) = fs::read_to_string(&idx) {
-            if let Ok(meta) = serde_json::from_str::<SegmentMeta>(&text) {
-                return Ok(meta);
-            }
-        }
-        // Open at a crash: rebuild the index, cutting torn tails.
-        let mut meta = SegmentMeta {
-            seq,
-            names: Some(BTreeSet::new()),
-            ..SegmentMeta::default()
-        };
-        let epath = seg_path(&dir, seq, "entries");
-        let good = scan_entries(&epath, &mut |e| {
-            meta.add_entry(&e);
-            ControlFlow::Continue(())
-        })?;
-        self.stats.torn_bytes_truncated += truncate(&epath, good)?;
-        meta.entry_bytes = good;
-        let ppath = seg_path(&dir, seq, "pcapng");
-        if ppath.exists() {
-            let mut packets = 0;
-            let mut span = Vec::new();
-            let good = scan_packets(&ppath, &mut |ts, _, _, _| {
-                packets += 1;
-                span.push(ts);
-                ControlFlow::Continue(())
-            })?;
-            self.stats.torn_bytes_truncated += truncate(&ppath, good)?;
-            meta.packets = packets;
-            meta.packet_bytes = good;
-            for t in span {
-                meta.see(t);
-            }
-        }
-        meta.closed = true;
-        write_index(&dir, &meta)?;
-        Ok(meta)
     }
 
     fn recount(&mut self) {
@@ -374,6 +342,11 @@ impl Store {
             s.packets += o.meta.packets;
         }
         s
+    }
+
+    /// Id of the newest stored entry (0 when none).
+    pub fn last_id(&self) -> u64 {
+        self.next_id - 1
     }
 
     /// The data directory.
@@ -597,6 +570,80 @@ impl Drop for Store {
         let _ = self.close_open();
     }
 }
+
+/// Segment numbers present in `dir`, ascending.
+fn list(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut seqs: Vec<u64> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|d| {
+            let name = d.ok()?.file_name().into_string().ok()?;
+            name.strip_prefix("seg-")?
+                .strip_suffix(".entries")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The segments of a store another process may be writing, read without changing anything
+/// (the open segment is indexed by reading it up to its last whole record).
+pub fn inspect(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
+    let mut stats = StoreStats::default();
+    list(dir)?
+        .into_iter()
+        .map(|seq| load(dir, seq, false, &mut stats))
+        .collect()
+}
+
+fn load(dir: &Path, seq: u64, repair: bool, stats: &mut StoreStats) -> Result<SegmentMeta, StoreError> {
+    let idx = seg_path(dir, seq, "idx");
+    if let Ok(text) = fs::read_to_string(&idx) {
+        if let Ok(meta) = serde_json::from_str::<SegmentMeta>(&text) {
+            return Ok(meta);
+        }
+    }
+    // Open at a crash: rebuild the index, cutting torn tails.
+    let mut meta = SegmentMeta {
+        seq,
+        names: Some(BTreeSet::new()),
+        ..SegmentMeta::default()
+    };
+    let epath = seg_path(dir, seq, "entries");
+    let good = scan_entries(&epath, &mut |e| {
+        meta.add_entry(&e);
+        ControlFlow::Continue(())
+    })?;
+    if repair {
+        stats.torn_bytes_truncated += truncate(&epath, good)?;
+    }
+    meta.entry_bytes = good;
+    let ppath = seg_path(dir, seq, "pcapng");
+    if ppath.exists() {
+        let mut packets = 0;
+        let mut span = Vec::new();
+        let good = scan_packets(&ppath, &mut |ts, _, _, _| {
+            packets += 1;
+            span.push(ts);
+            ControlFlow::Continue(())
+        })?;
+        if repair {
+            stats.torn_bytes_truncated += truncate(&ppath, good)?;
+        }
+        meta.packets = packets;
+        meta.packet_bytes = good;
+        for t in span {
+            meta.see(t);
+        }
+    }
+    if repair {
+        meta.closed = true;
+        write_index(dir, &meta)?;
+    }
+    Ok(meta)
+}
+
 
 fn write_index(dir: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {
     let idx = seg_path(dir, meta.seq, "idx");

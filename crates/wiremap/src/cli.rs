@@ -24,6 +24,12 @@ enum Command {
     Map(MapArgs),
     /// List the entries (one per request/response exchange) of one or more captures.
     Entries(EntriesArgs),
+    /// Serve the API (and UI) over a data directory, importing captures into it.
+    Serve(crate::live::ServeArgs),
+    /// Capture live from network interfaces into a data directory, serving the API meanwhile.
+    Capture(crate::live::CaptureArgs),
+    /// Export stored traffic (a window, a filter) as a pcapng file with its resolution history.
+    Export(crate::live::ExportArgs),
     /// Work with KFL filters.
     Kfl {
         #[command(subcommand)]
@@ -47,11 +53,9 @@ enum KflCommand {
     Vars,
 }
 
+/// Where endpoint names come from, besides DNS answers in the traffic.
 #[derive(Debug, clap::Args)]
-struct Input {
-    /// pcap or pcapng files (`-` reads standard input); several are merged in time order.
-    #[arg(required = true, value_name = "PCAP")]
-    pcaps: Vec<String>,
+pub(crate) struct NamingArgs {
     /// File of `CIDR = name` lines naming address ranges.
     #[arg(long, value_name = "FILE")]
     zones: Option<String>,
@@ -59,6 +63,15 @@ struct Input {
     /// -A -o json`) that name the addresses; may be given several times.
     #[arg(long = "k8s", value_name = "FILE")]
     k8s: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct Input {
+    /// pcap or pcapng files (`-` reads standard input); several are merged in time order.
+    #[arg(required = true, value_name = "PCAP")]
+    pcaps: Vec<String>,
+    #[command(flatten)]
+    naming: NamingArgs,
     /// Write here instead of standard output.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: Option<String>,
@@ -111,12 +124,15 @@ struct EntriesArgs {
 }
 
 /// Exit code for bad input.
-const BAD_INPUT: u8 = 2;
+pub(crate) const BAD_INPUT: u8 = 2;
 
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Map(a) => map(a),
         Command::Entries(a) => entries(a),
+        Command::Serve(a) => crate::live::serve(a),
+        Command::Capture(a) => crate::live::capture(a),
+        Command::Export(a) => crate::live::export(a),
         Command::Kfl { command } => Ok(kfl(command)),
     }
 }
@@ -129,7 +145,7 @@ fn wall_clock() -> wiremap_model::Timestamp {
     wiremap_model::Timestamp::from_parts(d.as_secs() as i64, d.subsec_nanos())
 }
 
-fn compile_filter(expr: &str) -> Result<Filter, u8> {
+pub(crate) fn compile_filter(expr: &str) -> Result<Filter, u8> {
     Filter::compile(expr, wall_clock()).map_err(|e| {
         eprintln!("wiremap: error: invalid filter at {e}\n{}", e.caret());
         BAD_INPUT
@@ -168,8 +184,16 @@ fn kfl(cmd: KflCommand) -> u8 {
 }
 
 fn engine_for(input: &Input, lean: bool) -> Result<Engine, u8> {
-    let mut cfg = EngineConfig::default();
+    let mut cfg = engine_config(&input.naming)?;
     cfg.dissect.lean = lean;
+    // Captures exported by wiremap name their endpoints as they were named at capture time.
+    cfg.k8s.extend(wiremap_engine::read_history(&input.pcaps));
+    Ok(Engine::new(cfg))
+}
+
+/// The pipeline settings that name endpoints: zones and Kubernetes snapshots.
+pub(crate) fn engine_config(input: &NamingArgs) -> Result<EngineConfig, u8> {
+    let mut cfg = EngineConfig::default();
     if let Some(path) = &input.zones {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -205,7 +229,7 @@ fn engine_for(input: &Input, lean: bool) -> Result<Engine, u8> {
             }
         }
     }
-    Ok(Engine::new(cfg))
+    Ok(cfg)
 }
 
 /// Runs the pipeline over the inputs; `None` when nothing could be read.

@@ -4,6 +4,7 @@
 //! record), 1 on anything else.
 
 mod cli;
+mod live;
 mod output;
 
 use std::process::ExitCode;

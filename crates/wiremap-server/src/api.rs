@@ -1,0 +1,361 @@
+//! REST handlers (DESIGN §8). Every query runs on a blocking thread: it reads segment files.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use wiremap_kfl::Filter;
+use wiremap_map::{Level, MapBuilder, ServiceMap, Window};
+use wiremap_model::{Entry, Timestamp};
+use wiremap_store::Scope;
+
+use crate::live::{lock, Snapshot};
+use crate::{parse_time, App};
+
+/// Query parameters shared by the endpoints.
+#[derive(Debug, Default, Deserialize, Clone)]
+pub(crate) struct Params {
+    pub(crate) q: Option<String>,
+    pub(crate) level: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) limit: Option<usize>,
+    pub(crate) cursor: Option<u64>,
+}
+
+/// An error answer: status and JSON body.
+#[derive(Debug)]
+pub(crate) struct ApiError(StatusCode, Box<Value>);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(*self.1)).into_response()
+    }
+}
+
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, Box::new(json!({"error": msg.into()})))
+}
+
+fn internal(msg: impl std::fmt::Display) -> ApiError {
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Box::new(json!({"error": msg.to_string()})),
+    )
+}
+
+/// A parsed query: filter, window and the scope that prunes segments.
+pub(crate) struct Plan {
+    pub(crate) filter: Option<Filter>,
+    pub(crate) scope: Scope,
+    pub(crate) level: Level,
+    pub(crate) window: Window,
+}
+
+pub(crate) fn wall_now() -> Timestamp {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(d.as_nanos() as i64)
+}
+
+/// Builds the plan; relative times count back from the newest stored data.
+pub(crate) fn plan(p: &Params, snap: &Snapshot) -> Result<Plan, ApiError> {
+    let now = snap.newest().unwrap_or_else(wall_now);
+    let level = match p.level.as_deref() {
+        None | Some("") => Level::default(),
+        Some(l) => Level::parse(l).ok_or_else(|| {
+            bad(format!(
+                "unknown level `{l}` (pod, workload, service, namespace, ip)"
+            ))
+        })?,
+    };
+    let time = |v: &Option<String>, what: &str| -> Result<Option<Timestamp>, ApiError> {
+        match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(s) => parse_time(s, now).map(Some).ok_or_else(|| {
+                bad(format!(
+                    "bad `{what}` time `{s}` (RFC 3339, `now`, or relative like -5m)"
+                ))
+            }),
+        }
+    };
+    let from = time(&p.from, "from")?;
+    let to = time(&p.to, "to")?;
+    let filter = match p.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(q) => Some(Filter::compile(q, now).map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                Box::new(json!({"error": e.to_string(), "kfl": kfl_error(&e)})),
+            )
+        })?),
+    };
+    let mut scope = Scope {
+        from,
+        to,
+        ..Scope::default()
+    };
+    if let Some(f) = &filter {
+        let pr = f.prune();
+        scope.from = match (scope.from, pr.from) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        scope.to = match (scope.to, pr.to) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        scope.protocols = pr.protocols.clone();
+        scope.namespaces = pr.namespaces.clone();
+    }
+    Ok(Plan {
+        filter,
+        scope,
+        level,
+        window: Window { from, to },
+    })
+}
+
+fn kfl_error(e: &wiremap_kfl::KflError) -> Value {
+    json!({
+        "message": e.message,
+        "line": e.line,
+        "column": e.column,
+        "start": e.span.start,
+        "end": e.span.end,
+        "display": e.to_string(),
+    })
+}
+
+impl Plan {
+    pub(crate) fn matches(&self, e: &Entry) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(e))
+    }
+}
+
+/// The map of a plan over the store.
+pub(crate) fn build_map(app: &App, plan: &Plan, snap: &Snapshot) -> Result<ServiceMap, ApiError> {
+    let mut b = MapBuilder::new(plan.level);
+    wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
+        if plan.matches(&e) {
+            b.add(&e);
+        }
+        ControlFlow::Continue(())
+    })
+    .map_err(internal)?;
+    let stats = lock(&app.shared.counters).pipeline.clone();
+    let mut m = b.build(stats);
+    if plan.window.from.is_some() || plan.window.to.is_some() {
+        m.window = plan.window;
+    }
+    Ok(m)
+}
+
+async fn blocking<F>(f: F) -> Response
+where
+    F: FnOnce() -> Response + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| internal(format!("query failed: {e}")).into_response())
+}
+
+pub(crate) async fn map(State(app): State<App>, Query(p): Query<Params>) -> Response {
+    blocking(move || {
+        let snap = app.shared.segments();
+        let plan = match plan(&p, &snap) {
+            Ok(x) => x,
+            Err(r) => return r.into_response(),
+        };
+        match build_map(&app, &plan, &snap) {
+            Ok(m) => json_response(&m),
+            Err(r) => r.into_response(),
+        }
+    })
+    .await
+}
+
+fn json_response<T: serde::Serialize>(v: &T) -> Response {
+    match serde_json::to_vec(v) {
+        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
+        Err(e) => internal(e).into_response(),
+    }
+}
+
+/// Most entries a page holds.
+const MAX_PAGE: usize = 10_000;
+
+pub(crate) async fn entries(State(app): State<App>, Query(p): Query<Params>) -> Response {
+    blocking(move || {
+        let snap = app.shared.segments();
+        let plan = match plan(&p, &snap) {
+            Ok(x) => x,
+            Err(r) => return r.into_response(),
+        };
+        let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+        let cursor = p.cursor.unwrap_or(0);
+        let segs: Vec<_> = snap
+            .segments
+            .iter()
+            .filter(|m| m.ids.is_some_and(|(_, last)| last > cursor))
+            .cloned()
+            .collect();
+        let mut page: Vec<Entry> = Vec::with_capacity(limit.min(1024));
+        let mut more = false;
+        let r = wiremap_store::scan(&snap.dir, &segs, &plan.scope, &mut |e| {
+            if e.id <= cursor || !plan.matches(&e) {
+                return ControlFlow::Continue(());
+            }
+            if page.len() == limit {
+                more = true;
+                return ControlFlow::Break(());
+            }
+            page.push(e);
+            ControlFlow::Continue(())
+        });
+        if let Err(e) = r {
+            return internal(e).into_response();
+        }
+        let next = if more { page.last().map(|e| e.id) } else { None };
+        json_response(&json!({"entries": page, "next_cursor": next}))
+    })
+    .await
+}
+
+pub(crate) async fn entry(State(app): State<App>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return bad(format!("bad entry id `{id}`")).into_response();
+    };
+    blocking(move || {
+        let snap = app.shared.segments();
+        match wiremap_store::get(&snap.dir, &snap.segments, id) {
+            Ok(Some(e)) => json_response(&e),
+            Ok(None) => (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": format!("no entry {id}")})),
+            )
+                .into_response(),
+            Err(e) => internal(e).into_response(),
+        }
+    })
+    .await
+}
+
+pub(crate) async fn kfl_check(State(app): State<App>, Query(p): Query<Params>) -> Response {
+    let q = p.q.unwrap_or_default();
+    blocking(move || {
+        let snap = app.shared.segments();
+        let now = snap.newest().unwrap_or_else(wall_now);
+        if q.trim().is_empty() {
+            return json_response(&json!({"ok": true, "canonical": ""}));
+        }
+        match Filter::compile(&q, now) {
+            Ok(f) => json_response(&json!({"ok": true, "canonical": f.canonical()})),
+            Err(e) => json_response(&json!({"ok": false, "error": kfl_error(&e)})),
+        }
+    })
+    .await
+}
+
+/// Sends what the export writes, in chunks, over a bounded channel: a slow download slows
+/// the export down instead of filling memory.
+struct ChanWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 64 << 10;
+
+impl std::io::Write for ChanWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.tx
+                .blocking_send(chunk)
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client left"))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) async fn export(State(app): State<App>, Query(p): Query<Params>) -> Response {
+    let shared = Arc::clone(&app.shared);
+    let snap = {
+        let s = Arc::clone(&shared);
+        match tokio::task::spawn_blocking(move || s.segments()).await {
+            Ok(s) => s,
+            Err(e) => return internal(e).into_response(),
+        }
+    };
+    let plan = match plan(&p, &snap) {
+        Ok(x) => x,
+        Err(r) => return r.into_response(),
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChanWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let _ = wiremap_store::export(
+            &snap.dir,
+            &snap.segments,
+            &plan.scope,
+            &|e| plan.matches(e),
+            &mut w,
+        );
+        let _ = std::io::Write::flush(&mut w);
+    });
+    let body = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|o| o.map(Ok::<_, std::io::Error>))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/vnd.tcpdump.pcap"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"wiremap-export.pcapng\"",
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+pub(crate) async fn stats(State(app): State<App>) -> Response {
+    let c = lock(&app.shared.counters).clone();
+    let clients = app
+        .shared
+        .stream_clients
+        .load(std::sync::atomic::Ordering::Relaxed);
+    json_response(&json!({
+        "packets": c.pipeline.packets,
+        "bytes": c.pipeline.bytes,
+        "flows": c.pipeline.flows,
+        "entries": c.pipeline.entries,
+        "dropped": c.pipeline.dropped,
+        "kernel": c.kernel,
+        "kernel_drops": c.kernel.values().map(|k| k.drops).sum::<u64>(),
+        "duplicates": c.duplicates,
+        "store": c.store,
+        "store_errors": c.store_errors,
+        "last_store_error": c.last_store_error,
+        "capturing": c.capturing,
+        "stream_clients": clients,
+    }))
+}

@@ -1,0 +1,191 @@
+//! The live side of wiremap: [`Ingest`] feeds packets through the engine into the store, and
+//! [`router`] serves what is stored over HTTP (DESIGN §8): the map, entries, KFL checks,
+//! pcapng export, statistics, Prometheus metrics and the live map stream.
+//!
+//! Why the split: the pipeline stays synchronous and single-threaded (it owns the engine and
+//! appends to the store); the server is async and only reads. They meet in [`Shared`]: the
+//! store behind a mutex that queries hold just long enough to flush and list segments, a
+//! bounded ring of recent entries for live streams, and counters.
+#![deny(clippy::unwrap_used)]
+
+mod api;
+mod live;
+mod metrics;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use wiremap_model::Timestamp;
+
+pub use live::{
+    lock_counters, EdgeMetrics, Ingest, LiveCounters, Recent, Shared, Snapshot, FLUSH_EVERY, RECENT_CAP,
+};
+
+/// How the server is reached.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Bearer token every request must carry (header, `token` query parameter or cookie).
+    pub token: Option<String>,
+    /// Extra origins allowed to open the live stream (besides the server's own).
+    pub origins: Vec<String>,
+}
+
+/// Whether `addr` may be listened on with `access`: loopback always; anything else needs a
+/// token or an explicit `insecure`.
+pub fn check_listen(addr: SocketAddr, access: &Access, insecure: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || access.token.is_some() || insecure {
+        return Ok(());
+    }
+    Err(format!(
+        "refusing to listen on {addr} without --token (or --insecure): the API shows captured traffic"
+    ))
+}
+
+#[derive(Clone)]
+pub(crate) struct App {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) access: Arc<Access>,
+}
+
+/// The HTTP API over `shared`.
+pub fn router(shared: Arc<Shared>, access: Access) -> Router {
+    let app = App {
+        shared,
+        access: Arc::new(access),
+    };
+    Router::new()
+        .route("/api/map", get(api::map))
+        .route("/api/entries", get(api::entries))
+        .route("/api/entries/{id}", get(api::entry))
+        .route("/api/kfl/check", get(api::kfl_check))
+        .route("/api/export.pcapng", get(api::export))
+        .route("/api/stats", get(api::stats))
+        .route("/api/stream", get(stream::stream))
+        .route("/metrics", get(metrics::metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), auth))
+        .with_state(app)
+}
+
+async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
+    if let Some(token) = &app.access.token {
+        let h = req.headers();
+        let bearer = h
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let query = req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("token="))
+                .map(str::to_string)
+        });
+        let cookie = h
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|c| {
+                c.split(';')
+                    .find_map(|kv| kv.trim().strip_prefix("wiremap_token="))
+                    .map(str::to_string)
+            });
+        let ok = [bearer.map(str::to_string), query, cookie]
+            .into_iter()
+            .flatten()
+            .any(|t| constant_time_eq(t.as_bytes(), token.as_bytes()));
+        if !ok {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "missing or wrong token\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Parses a window bound: RFC 3339, `now`, or relative to `now` (`-5m`, `-1h`, `-30s`,
+/// `-2d`, `-500ms`).
+pub fn parse_time(s: &str, now: Timestamp) -> Option<Timestamp> {
+    let s = s.trim();
+    if s == "now" {
+        return Some(now);
+    }
+    if let Some(rel) = s.strip_prefix('-') {
+        let (num, unit_ns) = if let Some(n) = rel.strip_suffix("ms") {
+            (n, 1_000_000i64)
+        } else if let Some(n) = rel.strip_suffix('s') {
+            (n, 1_000_000_000)
+        } else if let Some(n) = rel.strip_suffix('m') {
+            (n, 60_000_000_000)
+        } else if let Some(n) = rel.strip_suffix('h') {
+            (n, 3_600_000_000_000)
+        } else if let Some(n) = rel.strip_suffix('d') {
+            (n, 86_400_000_000_000)
+        } else {
+            return None;
+        };
+        let n: i64 = num.parse().ok()?;
+        return Some(Timestamp(now.0.saturating_sub(n.saturating_mul(unit_ns))));
+    }
+    Timestamp::parse_rfc3339(s)
+}
+
+/// Serves `router` on `addr` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_absolute_and_relative() {
+        let now = Timestamp::from_parts(1_700_000_000, 0);
+        assert_eq!(
+            parse_time("-5m", now),
+            Some(Timestamp::from_parts(1_700_000_000 - 300, 0))
+        );
+        assert_eq!(parse_time("now", now), Some(now));
+        assert_eq!(
+            parse_time("-250ms", now),
+            Some(Timestamp(now.0 - 250_000_000))
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z", now),
+            Some(Timestamp::from_parts(1_700_000_000, 0))
+        );
+        assert_eq!(parse_time("-5x", now), None);
+        assert_eq!(parse_time("yesterday", now), None);
+    }
+
+    #[test]
+    fn listening_elsewhere_needs_a_token() {
+        let open: SocketAddr = "0.0.0.0:8899".parse().expect("addr");
+        let lo: SocketAddr = "127.0.0.1:8899".parse().expect("addr");
+        assert!(check_listen(lo, &Access::default(), false).is_ok());
+        assert!(check_listen(open, &Access::default(), false).is_err());
+        assert!(check_listen(open, &Access::default(), true).is_ok());
+        let with = Access {
+            token: Some("t".into()),
+            ..Access::default()
+        };
+        assert!(check_listen(open, &with, false).is_ok());
+    }
+}

@@ -1,0 +1,347 @@
+//! The ingest side: an engine writing into the store, and the state the API reads while it
+//! runs (recent entries for the live stream, counters, per-edge metrics).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wiremap_capture::{KernelStats, Packet};
+use wiremap_engine::{Engine, Stats};
+use wiremap_model::Entry;
+use wiremap_store::{Store, StoreStats};
+
+/// Entries kept in memory for live streams that fall behind.
+pub const RECENT_CAP: usize = 200_000;
+/// Distinct edges exported as Prometheus series (more are counted in `overflow`).
+pub const MAX_EDGE_SERIES: usize = 10_000;
+/// Latency histogram bucket bounds, seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// Recently stored entries, oldest first, ids increasing.
+#[derive(Debug, Default)]
+pub struct Recent {
+    entries: VecDeque<Arc<Entry>>,
+}
+
+impl Recent {
+    /// Entries with an id above `cursor`, or `None` when some of them already left memory.
+    pub fn since(&self, cursor: u64) -> Option<Vec<Arc<Entry>>> {
+        let first = self.entries.front().map(|e| e.id);
+        if first.is_some_and(|f| f > cursor + 1) {
+            return None;
+        }
+        let at = self.entries.partition_point(|e| e.id <= cursor);
+        Some(self.entries.range(at..).cloned().collect())
+    }
+
+    /// Id of the newest entry.
+    pub fn last_id(&self) -> Option<u64> {
+        self.entries.back().map(|e| e.id)
+    }
+}
+
+/// Counters of one edge for Prometheus.
+#[derive(Debug, Clone, Default)]
+pub struct EdgeSeries {
+    /// Requests.
+    pub requests: u64,
+    /// Errors.
+    pub errors: u64,
+    /// Latency histogram: counts per bucket of [`LATENCY_BUCKETS`] (cumulative on output).
+    pub buckets: [u64; 12],
+    /// Responses timed.
+    pub timed: u64,
+    /// Sum of latencies, seconds.
+    pub sum: f64,
+}
+
+/// Per-edge series keyed by (client, server, protocol) at workload level.
+#[derive(Debug, Default)]
+pub struct EdgeMetrics {
+    /// The series.
+    pub series: HashMap<(String, String, &'static str), EdgeSeries>,
+    /// Entries of edges beyond [`MAX_EDGE_SERIES`].
+    pub overflow: u64,
+}
+
+fn metric_name(ep: &wiremap_model::Endpoint) -> String {
+    let id = ep.identity();
+    let base = if !id.workload_name.is_empty() {
+        id.workload_name.as_str()
+    } else if !id.name.is_empty() {
+        id.name.as_str()
+    } else {
+        return ep.ip.to_string();
+    };
+    if id.namespace.is_empty() {
+        base.to_string()
+    } else {
+        format!("{}/{}", id.namespace, base)
+    }
+}
+
+impl EdgeMetrics {
+    fn add(&mut self, e: &Entry) {
+        let key = (metric_name(&e.src), metric_name(&e.dst), e.protocol.as_str());
+        if !self.series.contains_key(&key) && self.series.len() >= MAX_EDGE_SERIES {
+            self.overflow += 1;
+            return;
+        }
+        let s = self.series.entry(key).or_default();
+        s.requests += 1;
+        if e.error {
+            s.errors += 1;
+        }
+        if e.has_response {
+            let secs = e.elapsed_time.max(0) as f64 / 1e6;
+            s.timed += 1;
+            s.sum += secs;
+            if let Some(i) = LATENCY_BUCKETS.iter().position(|b| secs <= *b) {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+}
+
+/// Counters shown by `/api/stats` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LiveCounters {
+    /// Pipeline counters (packets, bytes, flows, entries, drops by reason).
+    pub pipeline: Stats,
+    /// Kernel counters per interface.
+    pub kernel: BTreeMap<String, KernelStats>,
+    /// Packets dropped as copies seen on another interface.
+    pub duplicates: u64,
+    /// Store counters.
+    pub store: StoreStats,
+    /// Writes the store refused (disk full, …).
+    pub store_errors: u64,
+    /// The last store error.
+    pub last_store_error: String,
+    /// Whether packets are still coming in.
+    pub capturing: bool,
+}
+
+/// The store as a query sees it.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Data directory.
+    pub dir: std::path::PathBuf,
+    /// Segment indexes, oldest first.
+    pub segments: Vec<wiremap_store::SegmentMeta>,
+    /// Newest entry id.
+    pub last_id: u64,
+}
+
+impl Snapshot {
+    /// Time of the newest stored data.
+    pub fn newest(&self) -> Option<wiremap_model::Timestamp> {
+        self.segments
+            .iter()
+            .filter_map(|m| m.to)
+            .max()
+            .map(wiremap_model::Timestamp)
+    }
+}
+
+/// What the API shares with the ingest loop.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store.
+    pub store: Mutex<Store>,
+    /// Recent entries.
+    pub recent: RwLock<Recent>,
+    /// Counters.
+    pub counters: Mutex<LiveCounters>,
+    /// Per-edge metrics.
+    pub edges: Mutex<EdgeMetrics>,
+    /// Set to stop ingesting.
+    pub stop: AtomicBool,
+    /// Live stream connections open.
+    pub stream_clients: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// Shares `store`.
+    pub fn new(store: Store) -> Arc<Shared> {
+        let stats = store.stats();
+        Arc::new(Shared {
+            store: Mutex::new(store),
+            recent: RwLock::new(Recent::default()),
+            counters: Mutex::new(LiveCounters {
+                store: stats,
+                ..LiveCounters::default()
+            }),
+            edges: Mutex::new(EdgeMetrics::default()),
+            stop: AtomicBool::new(false),
+            stream_clients: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Flushes the store and lists its segments (what a query reads), with the id of the
+    /// newest entry they hold.
+    pub fn segments(&self) -> Snapshot {
+        let mut s = lock(&self.store);
+        let _ = s.flush();
+        Snapshot {
+            dir: s.dir().to_path_buf(),
+            segments: s.segments(),
+            last_id: s.last_id(),
+        }
+    }
+}
+
+/// Drives an engine into the store and the shared state. Not tied to a packet source: live
+/// capture and file import both feed it packets.
+#[derive(Debug)]
+pub struct Ingest {
+    engine: Engine,
+    shared: Arc<Shared>,
+    pending: Vec<Arc<Entry>>,
+    last_tick: Instant,
+    keep_packets: bool,
+}
+
+/// How often buffered data reaches the files.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(500);
+
+impl Ingest {
+    /// An ingest loop over `engine`; `keep_packets` stores the raw packets too.
+    pub fn new(engine: Engine, shared: Arc<Shared>, keep_packets: bool) -> Self {
+        Ingest {
+            engine,
+            shared,
+            pending: Vec::new(),
+            last_tick: Instant::now(),
+            keep_packets,
+        }
+    }
+
+    /// The shared state.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    fn store_error(&self, e: &wiremap_store::StoreError) {
+        let mut c = lock(&self.shared.counters);
+        c.store_errors += 1;
+        c.last_store_error = e.to_string();
+    }
+
+    /// One packet through the pipeline and into the store.
+    pub fn packet(&mut self, p: &Packet<'_>) {
+        let Ingest {
+            engine,
+            shared,
+            pending,
+            keep_packets,
+            ..
+        } = self;
+        let mut err = None;
+        {
+            let mut store = lock(&shared.store);
+            if *keep_packets {
+                if let Err(e) = store.append_packet(p.ts, p.link, p.data, p.orig_len) {
+                    err = Some(e);
+                }
+            }
+            engine.packet(p, &mut |mut e| match store.append_entry(&mut e) {
+                Ok(()) => pending.push(Arc::new(e)),
+                Err(x) => err = Some(x),
+            });
+        }
+        if let Some(e) = err {
+            self.store_error(&e);
+        }
+        if self.last_tick.elapsed() >= FLUSH_EVERY {
+            self.tick(&[], 0);
+        }
+    }
+
+    /// Publishes what was produced, flushes the store and refreshes the counters. Call at
+    /// least every [`FLUSH_EVERY`], also when no packets come.
+    pub fn tick(&mut self, kernel: &[(String, KernelStats)], duplicates: u64) {
+        self.last_tick = Instant::now();
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            let mut m = lock(&self.shared.edges);
+            for e in &pending {
+                m.add(e);
+            }
+        }
+        let flushed = {
+            let mut store = lock(&self.shared.store);
+            store.flush().map(|()| store.stats())
+        };
+        if !pending.is_empty() {
+            let mut r = match self.shared.recent.write() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            r.entries.extend(pending);
+            while r.entries.len() > RECENT_CAP {
+                r.entries.pop_front();
+            }
+        }
+        let mut c = lock(&self.shared.counters);
+        c.pipeline = self.engine.stats();
+        for (k, v) in kernel {
+            c.kernel.insert(k.clone(), *v);
+        }
+        c.duplicates = duplicates;
+        match flushed {
+            Ok(s) => c.store = s,
+            Err(e) => {
+                c.store_errors += 1;
+                c.last_store_error = e.to_string();
+            }
+        }
+    }
+
+    /// End of input: closes every flow, stores what they held, closes the open segment.
+    pub fn finish(&mut self) {
+        let Ingest {
+            engine,
+            shared,
+            pending,
+            ..
+        } = self;
+        let mut err = None;
+        {
+            let mut store = lock(&shared.store);
+            engine.finish(&mut |mut e| match store.append_entry(&mut e) {
+                Ok(()) => pending.push(Arc::new(e)),
+                Err(x) => err = Some(x),
+            });
+        }
+        if let Some(e) = err {
+            self.store_error(&e);
+        }
+        self.tick(&[], 0);
+        if let Err(e) = lock(&self.shared.store).close_open() {
+            self.store_error(&e);
+        }
+        lock(&self.shared.counters).store = lock(&self.shared.store).stats();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn stopping(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// The counters, for front ends that set `capturing`.
+pub fn lock_counters(shared: &Shared) -> MutexGuard<'_, LiveCounters> {
+    lock(&shared.counters)
+}

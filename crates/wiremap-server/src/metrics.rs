@@ -1,0 +1,162 @@
+//! `/metrics` in the Prometheus text format, with per-edge series
+//! (`wiremap_edge_requests_total{client,server,protocol}` and a latency histogram) that
+//! Grafana's node graph can draw as the service map.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::live::{lock, LATENCY_BUCKETS};
+use crate::App;
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Renders every metric.
+pub(crate) fn render(app: &App) -> String {
+    let c = lock(&app.shared.counters).clone();
+    let mut o = String::with_capacity(4096);
+    for (name, v, help) in [
+        ("wiremap_packets_total", c.pipeline.packets, "Packets processed."),
+        ("wiremap_bytes_total", c.pipeline.bytes, "Bytes of packets processed."),
+        ("wiremap_flows_total", c.pipeline.flows, "Flows seen."),
+        ("wiremap_entries_total", c.pipeline.entries, "Entries produced."),
+        (
+            "wiremap_duplicate_packets_total",
+            c.duplicates,
+            "Packets dropped as copies seen on another interface.",
+        ),
+        (
+            "wiremap_store_errors_total",
+            c.store_errors,
+            "Writes the store refused.",
+        ),
+        (
+            "wiremap_store_segments_dropped_total",
+            c.store.segments_dropped,
+            "Segments deleted by retention.",
+        ),
+    ] {
+        head(&mut o, name, "counter", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    for (name, v, help) in [
+        ("wiremap_store_bytes", c.store.bytes, "Bytes on disk."),
+        ("wiremap_store_segments", c.store.segments, "Segments on disk."),
+        ("wiremap_store_entries", c.store.entries, "Entries on disk."),
+        ("wiremap_store_packets", c.store.packets, "Packets on disk."),
+    ] {
+        head(&mut o, name, "gauge", help);
+        let _ = writeln!(o, "{name} {v}");
+    }
+    head(
+        &mut o,
+        "wiremap_dropped_total",
+        "counter",
+        "Everything dropped or not understood, by reason.",
+    );
+    for (reason, v) in &c.pipeline.dropped {
+        let _ = writeln!(o, "wiremap_dropped_total{{reason=\"{}\"}} {v}", esc(reason));
+    }
+    head(
+        &mut o,
+        "wiremap_kernel_packets_total",
+        "counter",
+        "Packets the kernel passed to the capture ring.",
+    );
+    for (iface, k) in &c.kernel {
+        let _ = writeln!(
+            o,
+            "wiremap_kernel_packets_total{{interface=\"{}\"}} {}",
+            esc(iface),
+            k.packets
+        );
+    }
+    head(
+        &mut o,
+        "wiremap_kernel_drops_total",
+        "counter",
+        "Packets the kernel dropped because the capture ring was full.",
+    );
+    for (iface, k) in &c.kernel {
+        let _ = writeln!(
+            o,
+            "wiremap_kernel_drops_total{{interface=\"{}\"}} {}",
+            esc(iface),
+            k.drops
+        );
+    }
+    let edges = lock(&app.shared.edges);
+    let mut series: Vec<_> = edges.series.iter().collect();
+    series.sort_by(|a, b| a.0.cmp(b.0));
+    head(
+        &mut o,
+        "wiremap_edge_requests_total",
+        "counter",
+        "Requests per edge of the service map (workload level).",
+    );
+    let label = |(c, s, p): &(String, String, &str)| {
+        format!(
+            "client=\"{}\",server=\"{}\",protocol=\"{}\"",
+            esc(c),
+            esc(s),
+            p
+        )
+    };
+    for (k, s) in &series {
+        let _ = writeln!(o, "wiremap_edge_requests_total{{{}}} {}", label(k), s.requests);
+    }
+    head(
+        &mut o,
+        "wiremap_edge_errors_total",
+        "counter",
+        "Failed requests per edge.",
+    );
+    for (k, s) in &series {
+        let _ = writeln!(o, "wiremap_edge_errors_total{{{}}} {}", label(k), s.errors);
+    }
+    head(
+        &mut o,
+        "wiremap_edge_latency_seconds",
+        "histogram",
+        "Request to response latency per edge.",
+    );
+    for (k, s) in &series {
+        let l = label(k);
+        let mut acc = 0;
+        for (b, n) in LATENCY_BUCKETS.iter().zip(s.buckets) {
+            acc += n;
+            let _ = writeln!(o, "wiremap_edge_latency_seconds_bucket{{{l},le=\"{b}\"}} {acc}");
+        }
+        let _ = writeln!(
+            o,
+            "wiremap_edge_latency_seconds_bucket{{{l},le=\"+Inf\"}} {}\nwiremap_edge_latency_seconds_sum{{{l}}} {}\nwiremap_edge_latency_seconds_count{{{l}}} {}",
+            s.timed, s.sum, s.timed
+        );
+    }
+    head(
+        &mut o,
+        "wiremap_edge_series_overflow_total",
+        "counter",
+        "Entries of edges beyond the series cap.",
+    );
+    let _ = writeln!(o, "wiremap_edge_series_overflow_total {}", edges.overflow);
+    o
+}
+
+pub(crate) async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&app),
+    )
+        .into_response()
+}

@@ -1,0 +1,459 @@
+//! `wiremap serve`, `wiremap capture` and `wiremap export`: the data directory, the ingest
+//! thread and the API server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wiremap_capture::{LiveError, LiveSource, PacketSource, RingConfig};
+use wiremap_engine::{open_files, Engine};
+use wiremap_server::{check_listen, Access, Ingest, Shared, FLUSH_EVERY};
+use wiremap_store::{Store, StoreConfig, StoreError};
+
+use crate::cli::{compile_filter, engine_config, NamingArgs, BAD_INPUT};
+
+/// Where traffic is kept.
+#[derive(Debug, clap::Args)]
+pub(crate) struct StoreArgs {
+    /// Data directory (entries and packets in time segments).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Drop data older than this (relative to the newest stored): `30m`, `24h`, `7d`.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    retention: Option<i64>,
+    /// Keep the store under this size: `500MiB`, `10GiB`, `2GB`.
+    #[arg(long = "max-size", value_name = "SIZE", value_parser = parse_size)]
+    max_size: Option<u64>,
+}
+
+/// How the API is reached.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListenArgs {
+    /// Address of the API and UI.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8899")]
+    listen: SocketAddr,
+    /// Bearer token every request must carry (required to listen beyond loopback).
+    #[arg(long, value_name = "TOKEN", env = "WIREMAP_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Listen beyond loopback without a token.
+    #[arg(long)]
+    insecure: bool,
+    /// Another origin allowed to open the live stream (e.g. `https://grafana.example`).
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    origins: Vec<String>,
+    /// Header whose value is replaced before anything is stored, on top of Authorization,
+    /// Cookie and Set-Cookie; may be given several times.
+    #[arg(long = "redact", value_name = "HEADER")]
+    redact: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Capture files to import into the data directory (with their resolution history).
+    #[arg(long = "pcap", value_name = "FILE")]
+    pcaps: Vec<String>,
+    #[command(flatten)]
+    naming: NamingArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CaptureArgs {
+    /// Interfaces to capture on (comma-separated or repeated).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true, value_delimiter = ',')]
+    interfaces: Vec<String>,
+    /// Kernel filter in tcpdump syntax (e.g. `not port 22`).
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+    /// Stop capturing after this many seconds (the API keeps serving).
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+    /// Store entries only, not the raw packets (no pcapng export then).
+    #[arg(long = "no-packets")]
+    no_packets: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    naming: NamingArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// Data directory.
+    #[arg(long, value_name = "DIR", required = true)]
+    data: PathBuf,
+    /// Only the traffic behind entries this KFL filter selects.
+    #[arg(long, short = 'f', value_name = "KFL")]
+    filter: Option<String>,
+    /// Window start: RFC 3339 or relative to the newest data (`-5m`).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Window end.
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// The pcapng file to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
+    output: PathBuf,
+}
+
+fn parse_age(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1),
+        Some((i, 'm')) => (&s[..i], 60),
+        Some((i, 'h')) => (&s[..i], 3600),
+        Some((i, 'd')) => (&s[..i], 86_400),
+        _ => return Err(format!("`{s}`: expected a number with s, m, h or d (e.g. 24h)")),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a number with s, m, h or d (e.g. 24h)"))?;
+    if n <= 0 {
+        return Err(format!("`{s}`: must be positive"));
+    }
+    Ok(n.saturating_mul(mult))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a size like 500MiB or 10GiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024f64.powi(4),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`")),
+    };
+    let v = n * mult;
+    if v.is_nan() || v < 1.0 {
+        return Err(format!("`{s}`: must be positive"));
+    }
+    Ok(v as u64)
+}
+
+fn open_store(dir: PathBuf, a: &StoreArgs) -> Result<Store, u8> {
+    let mut cfg = StoreConfig::new(dir);
+    cfg.retention_secs = a.retention;
+    cfg.max_size = a.max_size;
+    Store::open(cfg).map_err(|e| {
+        eprintln!("wiremap: error: {e}");
+        match e {
+            StoreError::Io { .. } => 1,
+            _ => BAD_INPUT,
+        }
+    })
+}
+
+fn access(l: &ListenArgs) -> Result<Access, u8> {
+    let access = Access {
+        token: l.token.clone().filter(|t| !t.is_empty()),
+        origins: l.origins.clone(),
+    };
+    if let Err(msg) = check_listen(l.listen, &access, l.insecure) {
+        eprintln!("wiremap: error: {msg}");
+        return Err(BAD_INPUT);
+    }
+    Ok(access)
+}
+
+/// Runs the server on the current thread until SIGINT/SIGTERM; `stop` is set then, and the
+/// ingest thread is joined before the process exits.
+fn run_server(
+    shared: Arc<Shared>,
+    access: Access,
+    listen: SocketAddr,
+    ingest: std::thread::JoinHandle<()>,
+    what: &str,
+) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the server runtime")?;
+    let result = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let dir = wiremap_server_dir(&shared);
+        eprintln!(
+            "wiremap: {what}; API on http://{} (data in {})",
+            listener.local_addr().unwrap_or(listen),
+            dir
+        );
+        let stop = shared.clone();
+        let shutdown = async move {
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            stop.stop.store(true, Ordering::Relaxed);
+        };
+        wiremap_server::serve(listener, wiremap_server::router(shared.clone(), access), shutdown)
+            .await
+            .context("serving")
+    });
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = ingest.join();
+    result.map(|()| 0)
+}
+
+fn wiremap_server_dir(shared: &Shared) -> String {
+    match shared.store.lock() {
+        Ok(s) => s.dir().display().to_string(),
+        Err(p) => p.into_inner().dir().display().to_string(),
+    }
+}
+
+pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
+    let access = match access(&a.listen) {
+        Ok(x) => x,
+        Err(c) => return Ok(c),
+    };
+    let mut cfg = match engine_config(&a.naming) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    cfg.dissect.redact_headers = lower(&a.listen.redact);
+    cfg.k8s.extend(wiremap_engine::read_history(&a.pcaps));
+    let source = if a.pcaps.is_empty() {
+        None
+    } else {
+        match open_files(&a.pcaps) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                return Ok(BAD_INPUT);
+            }
+        }
+    };
+    let dir = match (&a.store.data, &source) {
+        (Some(d), _) => d.clone(),
+        (None, Some(_)) => std::env::temp_dir().join(format!("wiremap-serve-{}", std::process::id())),
+        (None, None) => {
+            eprintln!("wiremap: error: serve needs --data DIR, --pcap FILE, or both");
+            return Ok(BAD_INPUT);
+        }
+    };
+    let temporary = a.store.data.is_none();
+    let store = match open_store(dir.clone(), &a.store) {
+        Ok(s) => s,
+        Err(c) => return Ok(c),
+    };
+    let shared = Shared::new(store);
+    let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), true);
+    let worker = std::thread::Builder::new()
+        .name("import".into())
+        .spawn(move || {
+            if let Some(mut src) = source {
+                import(&mut ingest, &mut *src);
+            }
+        })
+        .context("starting the import thread")?;
+    let what = if a.pcaps.is_empty() {
+        "serving".to_string()
+    } else {
+        format!("importing {}", a.pcaps.join(", "))
+    };
+    let code = run_server(shared, access, a.listen.listen, worker, &what);
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    code
+}
+
+fn lower(v: &[String]) -> Vec<String> {
+    v.iter().map(|h| h.trim().to_ascii_lowercase()).collect()
+}
+
+/// Reads a capture into the store; a broken input keeps what was read before the break.
+fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
+    let started = Instant::now();
+    let mut last = Instant::now();
+    {
+        let mut c = wiremap_server::lock_counters(ingest.shared());
+        c.capturing = true;
+    }
+    loop {
+        if ingest.stopping() {
+            break;
+        }
+        match src.advance() {
+            Ok(true) => {
+                let p = src.packet();
+                if !wiremap_decode::link_supported(p.link.0) {
+                    let (record, offset) = src.location();
+                    eprintln!(
+                        "wiremap: error: {}: record {record} at byte {offset}: link type {} is not supported",
+                        src.name(),
+                        p.link.0
+                    );
+                    break;
+                }
+                ingest.packet(&p);
+            }
+            Ok(false) => break,
+            Err(e) if e.is_truncated_tail() => {
+                eprintln!("wiremap: warning: {e}; using the records before it");
+            }
+            Err(e) => eprintln!("wiremap: error: {e}; keeping what was read before it"),
+        }
+        if last.elapsed() >= FLUSH_EVERY {
+            ingest.tick(&[], 0);
+            last = Instant::now();
+        }
+    }
+    ingest.finish();
+    wiremap_server::lock_counters(ingest.shared()).capturing = false;
+    eprintln!(
+        "wiremap: import done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
+    let access = match access(&a.listen) {
+        Ok(x) => x,
+        Err(c) => return Ok(c),
+    };
+    let mut cfg = match engine_config(&a.naming) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    cfg.dissect.redact_headers = lower(&a.listen.redact);
+    cfg.dissect.node = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let live = match LiveSource::open(&a.interfaces, a.bpf.as_deref(), RingConfig::default()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wiremap: error: {e}");
+            return Ok(match e {
+                LiveError::Permission { .. } | LiveError::Os { .. } => 1,
+                LiveError::NoInterface { .. } | LiveError::Bpf { .. } => BAD_INPUT,
+            });
+        }
+    };
+    let dir = a
+        .store
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("wiremap-data"));
+    let store = match open_store(dir, &a.store) {
+        Ok(s) => s,
+        Err(c) => return Ok(c),
+    };
+    let shared = Shared::new(store);
+    let ingest = Ingest::new(Engine::new(cfg), shared.clone(), !a.no_packets);
+    let deadline = a.duration.map(|s| Instant::now() + Duration::from_secs(s));
+    let worker = std::thread::Builder::new()
+        .name("capture".into())
+        .spawn(move || capture_loop(live, ingest, deadline))
+        .context("starting the capture thread")?;
+    let what = format!("capturing on {}", a.interfaces.join(","));
+    run_server(shared, access, a.listen.listen, worker, &what)
+}
+
+fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Instant>) {
+    wiremap_server::lock_counters(ingest.shared()).capturing = true;
+    let mut last = Instant::now();
+    loop {
+        if ingest.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match live.next_packet(Duration::from_millis(100)) {
+            Ok(Some(p)) => ingest.packet(&p),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                break;
+            }
+        }
+        if last.elapsed() >= FLUSH_EVERY {
+            let k = live.kernel_stats();
+            ingest.tick(&k, live.duplicates());
+            last = Instant::now();
+        }
+    }
+    let k = live.kernel_stats();
+    ingest.tick(&k, live.duplicates());
+    ingest.finish();
+    wiremap_server::lock_counters(ingest.shared()).capturing = false;
+    eprintln!("wiremap: capture stopped");
+}
+
+pub(crate) fn export(a: ExportArgs) -> anyhow::Result<u8> {
+    let segments = match wiremap_store::inspect(&a.data) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wiremap: error: {e}");
+            return Ok(BAD_INPUT);
+        }
+    };
+    let newest = segments
+        .iter()
+        .filter_map(|m| m.to)
+        .max()
+        .map(wiremap_model::Timestamp);
+    let now = newest.unwrap_or(wiremap_model::Timestamp(0));
+    let mut scope = wiremap_store::Scope::default();
+    for (v, slot, what) in [(&a.from, &mut scope.from, "--from"), (&a.to, &mut scope.to, "--to")] {
+        if let Some(s) = v {
+            match wiremap_server::parse_time(s, now) {
+                Some(t) => *slot = Some(t),
+                None => {
+                    eprintln!("wiremap: error: {what} `{s}`: expected RFC 3339, `now` or relative like -5m");
+                    return Ok(BAD_INPUT);
+                }
+            }
+        }
+    }
+    let filter = match a.filter.as_deref().map(compile_filter).transpose() {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let out = std::fs::File::create(&a.output)
+        .with_context(|| format!("cannot create {}", a.output.display()))?;
+    let report = wiremap_store::export(
+        &a.data,
+        &segments,
+        &scope,
+        &|e| filter.as_ref().is_none_or(|f| f.matches(e)),
+        std::io::BufWriter::new(out),
+    )
+    .with_context(|| format!("exporting to {}", a.output.display()))?;
+    eprintln!(
+        "wiremap: wrote {} packets of {} entries ({} flows) to {}",
+        report.packets,
+        report.entries,
+        report.flows,
+        a.output.display()
+    );
+    Ok(0)
+}
