@@ -154,7 +154,7 @@ impl Default for RingConfig {
     fn default() -> Self {
         RingConfig {
             block_size: 1 << 20,
-            blocks: 64,
+            blocks: 16,
             timeout_ms: 50,
         }
     }
@@ -245,14 +245,10 @@ impl Ring {
             });
         }
         let (link, loopback) = link_of(iface);
+        // Protocol 0: the socket receives nothing until it is bound to the interface below,
+        // so no packet of another interface slips into the ring meanwhile.
         // SAFETY: plain system call.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(ETH_P_ALL.to_be()),
-            )
-        };
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             let e = std::io::Error::last_os_error();
             if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) {

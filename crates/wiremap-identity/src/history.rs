@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
 use crate::Holding;
+use serde_json::{json, Map, Value};
 use wiremap_model::{Entry, Identity, IdentityKind, Timestamp};
 
 /// First and last time an address was seen as an identity.

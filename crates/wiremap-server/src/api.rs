@@ -40,7 +40,10 @@ impl IntoResponse for ApiError {
 }
 
 pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, Box::new(json!({"error": msg.into()})))
+    ApiError(
+        StatusCode::BAD_REQUEST,
+        Box::new(json!({"error": msg.into()})),
+    )
 }
 
 fn internal(msg: impl std::fmt::Display) -> ApiError {
@@ -223,7 +226,11 @@ pub(crate) async fn entries(State(app): State<App>, Query(p): Query<Params>) -> 
         if let Err(e) = r {
             return internal(e).into_response();
         }
-        let next = if more { page.last().map(|e| e.id) } else { None };
+        let next = if more {
+            page.last().map(|e| e.id)
+        } else {
+            None
+        };
         json_response(&json!({"entries": page, "next_cursor": next}))
     })
     .await
@@ -321,8 +328,7 @@ pub(crate) async fn export(State(app): State<App>, Query(p): Query<Params>) -> R
         let _ = std::io::Write::flush(&mut w);
     });
     let body = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-            .map(|o| o.map(Ok::<_, std::io::Error>))
+        rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::io::Error>))
     });
     (
         [

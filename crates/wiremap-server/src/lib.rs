@@ -25,7 +25,8 @@ use axum::Router;
 use wiremap_model::Timestamp;
 
 pub use live::{
-    lock_counters, EdgeMetrics, Ingest, LiveCounters, Recent, Shared, Snapshot, FLUSH_EVERY, RECENT_CAP,
+    lock_counters, EdgeMetrics, Ingest, LiveCounters, Recent, Shared, Snapshot, FLUSH_EVERY,
+    RECENT_CAP,
 };
 
 /// How the server is reached.

@@ -93,7 +93,11 @@ fn metric_name(ep: &wiremap_model::Endpoint) -> String {
 
 impl EdgeMetrics {
     fn add(&mut self, e: &Entry) {
-        let key = (metric_name(&e.src), metric_name(&e.dst), e.protocol.as_str());
+        let key = (
+            metric_name(&e.src),
+            metric_name(&e.dst),
+            e.protocol.as_str(),
+        );
         if !self.series.contains_key(&key) && self.series.len() >= MAX_EDGE_SERIES {
             self.overflow += 1;
             return;

@@ -26,10 +26,22 @@ pub(crate) fn render(app: &App) -> String {
     let c = lock(&app.shared.counters).clone();
     let mut o = String::with_capacity(4096);
     for (name, v, help) in [
-        ("wiremap_packets_total", c.pipeline.packets, "Packets processed."),
-        ("wiremap_bytes_total", c.pipeline.bytes, "Bytes of packets processed."),
+        (
+            "wiremap_packets_total",
+            c.pipeline.packets,
+            "Packets processed.",
+        ),
+        (
+            "wiremap_bytes_total",
+            c.pipeline.bytes,
+            "Bytes of packets processed.",
+        ),
         ("wiremap_flows_total", c.pipeline.flows, "Flows seen."),
-        ("wiremap_entries_total", c.pipeline.entries, "Entries produced."),
+        (
+            "wiremap_entries_total",
+            c.pipeline.entries,
+            "Entries produced.",
+        ),
         (
             "wiremap_duplicate_packets_total",
             c.duplicates,
@@ -51,7 +63,11 @@ pub(crate) fn render(app: &App) -> String {
     }
     for (name, v, help) in [
         ("wiremap_store_bytes", c.store.bytes, "Bytes on disk."),
-        ("wiremap_store_segments", c.store.segments, "Segments on disk."),
+        (
+            "wiremap_store_segments",
+            c.store.segments,
+            "Segments on disk.",
+        ),
         ("wiremap_store_entries", c.store.entries, "Entries on disk."),
         ("wiremap_store_packets", c.store.packets, "Packets on disk."),
     ] {
@@ -113,7 +129,12 @@ pub(crate) fn render(app: &App) -> String {
         )
     };
     for (k, s) in &series {
-        let _ = writeln!(o, "wiremap_edge_requests_total{{{}}} {}", label(k), s.requests);
+        let _ = writeln!(
+            o,
+            "wiremap_edge_requests_total{{{}}} {}",
+            label(k),
+            s.requests
+        );
     }
     head(
         &mut o,
@@ -135,7 +156,10 @@ pub(crate) fn render(app: &App) -> String {
         let mut acc = 0;
         for (b, n) in LATENCY_BUCKETS.iter().zip(s.buckets) {
             acc += n;
-            let _ = writeln!(o, "wiremap_edge_latency_seconds_bucket{{{l},le=\"{b}\"}} {acc}");
+            let _ = writeln!(
+                o,
+                "wiremap_edge_latency_seconds_bucket{{{l},le=\"{b}\"}} {acc}"
+            );
         }
         let _ = writeln!(
             o,

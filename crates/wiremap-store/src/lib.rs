@@ -597,7 +597,12 @@ pub fn inspect(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
         .collect()
 }
 
-fn load(dir: &Path, seq: u64, repair: bool, stats: &mut StoreStats) -> Result<SegmentMeta, StoreError> {
+fn load(
+    dir: &Path,
+    seq: u64,
+    repair: bool,
+    stats: &mut StoreStats,
+) -> Result<SegmentMeta, StoreError> {
     let idx = seg_path(dir, seq, "idx");
     if let Ok(text) = fs::read_to_string(&idx) {
         if let Ok(meta) = serde_json::from_str::<SegmentMeta>(&text) {
@@ -643,7 +648,6 @@ fn load(dir: &Path, seq: u64, repair: bool, stats: &mut StoreStats) -> Result<Se
     }
     Ok(meta)
 }
-
 
 fn write_index(dir: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {
     let idx = seg_path(dir, meta.seq, "idx");

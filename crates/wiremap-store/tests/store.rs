@@ -80,7 +80,10 @@ fn entries_survive_reopen_and_a_torn_tail() {
     // Read-only inspection sees the good part and changes nothing.
     let seen = wiremap_store::inspect(&dir).expect("inspects");
     assert_eq!(seen[0].entries as usize, written.len());
-    assert!(std::fs::read(&seg).expect("segment") == bytes, "inspect changed the file");
+    assert!(
+        std::fs::read(&seg).expect("segment") == bytes,
+        "inspect changed the file"
+    );
     assert!(!dir.join(format!("seg-{seq:010}.idx")).exists());
     let store = Store::open(StoreConfig::new(&dir)).expect("reopens");
     assert!(matches!(

@@ -36,7 +36,12 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8899")]
     listen: SocketAddr,
     /// Bearer token every request must carry (required to listen beyond loopback).
-    #[arg(long, value_name = "TOKEN", env = "WIREMAP_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WIREMAP_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Listen beyond loopback without a token.
     #[arg(long)]
@@ -66,7 +71,13 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct CaptureArgs {
     /// Interfaces to capture on (comma-separated or repeated).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE", required = true, value_delimiter = ',')]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        required = true,
+        value_delimiter = ','
+    )]
     interfaces: Vec<String>,
     /// Kernel filter in tcpdump syntax (e.g. `not port 22`).
     #[arg(long, value_name = "EXPR")]
@@ -74,6 +85,9 @@ pub(crate) struct CaptureArgs {
     /// Stop capturing after this many seconds (the API keeps serving).
     #[arg(long, value_name = "SECS")]
     duration: Option<u64>,
+    /// Capture ring per interface, MiB (kernel memory; raise it when `kernel_drops` grows).
+    #[arg(long = "ring-mb", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    ring_mb: u32,
     /// Store entries only, not the raw packets (no pcapng export then).
     #[arg(long = "no-packets")]
     no_packets: bool,
@@ -111,7 +125,11 @@ fn parse_age(s: &str) -> Result<i64, String> {
         Some((i, 'm')) => (&s[..i], 60),
         Some((i, 'h')) => (&s[..i], 3600),
         Some((i, 'd')) => (&s[..i], 86_400),
-        _ => return Err(format!("`{s}`: expected a number with s, m, h or d (e.g. 24h)")),
+        _ => {
+            return Err(format!(
+                "`{s}`: expected a number with s, m, h or d (e.g. 24h)"
+            ))
+        }
     };
     let n: i64 = num
         .parse()
@@ -215,9 +233,13 @@ fn run_server(
             }
             stop.stop.store(true, Ordering::Relaxed);
         };
-        wiremap_server::serve(listener, wiremap_server::router(shared.clone(), access), shutdown)
-            .await
-            .context("serving")
+        wiremap_server::serve(
+            listener,
+            wiremap_server::router(shared.clone(), access),
+            shutdown,
+        )
+        .await
+        .context("serving")
     });
     shared.stop.store(true, Ordering::Relaxed);
     let _ = ingest.join();
@@ -255,7 +277,9 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     };
     let dir = match (&a.store.data, &source) {
         (Some(d), _) => d.clone(),
-        (None, Some(_)) => std::env::temp_dir().join(format!("wiremap-serve-{}", std::process::id())),
+        (None, Some(_)) => {
+            std::env::temp_dir().join(format!("wiremap-serve-{}", std::process::id()))
+        }
         (None, None) => {
             eprintln!("wiremap: error: serve needs --data DIR, --pcap FILE, or both");
             return Ok(BAD_INPUT);
@@ -350,7 +374,11 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
     cfg.dissect.node = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
-    let live = match LiveSource::open(&a.interfaces, a.bpf.as_deref(), RingConfig::default()) {
+    let ring = RingConfig {
+        blocks: a.ring_mb,
+        ..RingConfig::default()
+    };
+    let live = match LiveSource::open(&a.interfaces, a.bpf.as_deref(), ring) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("wiremap: error: {e}");
@@ -423,7 +451,10 @@ pub(crate) fn export(a: ExportArgs) -> anyhow::Result<u8> {
         .map(wiremap_model::Timestamp);
     let now = newest.unwrap_or(wiremap_model::Timestamp(0));
     let mut scope = wiremap_store::Scope::default();
-    for (v, slot, what) in [(&a.from, &mut scope.from, "--from"), (&a.to, &mut scope.to, "--to")] {
+    for (v, slot, what) in [
+        (&a.from, &mut scope.from, "--from"),
+        (&a.to, &mut scope.to, "--to"),
+    ] {
         if let Some(s) = v {
             match wiremap_server::parse_time(s, now) {
                 Some(t) => *slot = Some(t),
