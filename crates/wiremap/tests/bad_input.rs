@@ -149,3 +149,60 @@ fn every_prefix_of_a_real_capture_is_handled() {
         assert!(!stderr(&o).contains("panicked"));
     }
 }
+
+/// Bad flags of the live commands: exit 2 and a message that says what is wrong.
+#[test]
+fn live_commands_refuse_bad_flags() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["capture", "-i", "nope0wm", "--data", "/tmp/x-wm"],
+            "no network interface named `nope0wm`",
+        ),
+        (
+            &["serve", "--data", "/tmp/x-wm", "--listen", "0.0.0.0:18999"],
+            "without --token",
+        ),
+        (&["serve"], "needs --data DIR, --pcap FILE"),
+        (
+            &["serve", "--pcap", "/nonexistent/x.pcap"],
+            "/nonexistent/x.pcap",
+        ),
+        (
+            &["serve", "--data", "/tmp/x-wm", "--max-size", "lots"],
+            "expected a size",
+        ),
+        (
+            &["serve", "--data", "/tmp/x-wm", "--retention", "5y"],
+            "expected a number with s, m, h or d",
+        ),
+        (
+            &[
+                "export",
+                "--data",
+                "/nonexistent-wm",
+                "-o",
+                "/tmp/x-wm.pcapng",
+            ],
+            "/nonexistent-wm",
+        ),
+        (
+            &[
+                "export",
+                "--data",
+                "/tmp",
+                "-o",
+                "/tmp/x-wm.pcapng",
+                "--from",
+                "soon",
+            ],
+            "--from `soon`",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = wiremap(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
