@@ -4,7 +4,8 @@
 # redis-cli. `wiremap capture` runs on the bridge and on both veth ends of the client and the
 # web server (so every packet is seen two or three times and must count once), and the
 # checks go through the API: map edges and entry counts equal what the clients did, zero
-# kernel drops, secrets redacted, the live stream (tests/wsprobe.py), a pcapng export that
+# kernel drops, secrets redacted, the live stream (tests/wsprobe.py) and the live UI in
+# headless Chromium (tests/ui/e2e.mjs), a pcapng export that
 # tshark opens and that maps back to the same edges and names, `kill -9` during load with
 # nothing flushed lost, and retention under a small --max-size. Needs root (ip netns).
 set -euo pipefail
@@ -106,12 +107,17 @@ get "/api/map?from=$t0&to=$t1" > "$work/window.json"
 in_node curl -sf -o "$work/export.pcapng" "http://$api/api/export.pcapng?from=$t0&to=$t1&q=!dns"
 in_node curl -s -o /dev/null -w '%{http_code}' "http://$api/api/map?q=http%20%26%26" > "$work/badq.txt"
 
-# Phase 2: the live stream while traffic flows (bounded: 16 s of requests).
-(for _ in $(seq 160); do in_pod client curl -s -o /dev/null "http://${addr[web]}:8080/items.json?n=$RANDOM"; sleep 0.1; done) &
+# Phase 2: the live stream and the UI while traffic flows (bounded: at most 40 s of requests).
+(for _ in $(seq 400); do in_pod client curl -s -o /dev/null "http://${addr[web]}:8080/items.json?n=$RANDOM"; sleep 0.1; done) &
 load=$!
 bg+=($load)
 sleep 0.6
 in_node python3 tests/wsprobe.py "$api" "$wm" > "$work/ws.txt" 2>&1 || true
+if [ -d tests/ui/node_modules ] && command -v chromium >/dev/null; then
+  in_node node tests/ui/e2e.mjs live "http://$api" "$(realpath -m target/ui-shots)" > "$work/ui.txt" 2>&1 || true
+else
+  echo "FAIL ui: tests/ui not installed (run tests/ui.sh first)" > "$work/ui.txt"
+fi
 kill "$load" 2>/dev/null || true
 stop_capture
 
@@ -192,6 +198,11 @@ for line in open(f"{w}/ws.txt"):
     if line.startswith("ok   "): check(True, "stream: " + line[5:])
     elif line.startswith("FAIL "): check(False, "stream: " + line[5:])
     else: print("     " + line)
+
+for line in open(f"{w}/ui.txt"):
+    line = line.rstrip()
+    if line.startswith("ok   "): check(True, "ui live: " + line[5:])
+    elif line.startswith("FAIL "): check(False, "ui live: " + line[5:])
 
 em, wm = load("export-map.json"), load("window-nodns.json")
 check(int(open(f"{w}/export-tshark.txt").read()) > 20, "export opens in tshark")

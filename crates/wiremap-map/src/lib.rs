@@ -219,6 +219,11 @@ fn is_internal(ip: IpAddr) -> bool {
 }
 
 /// The node an endpoint belongs to at `level`: (id, name, kind, namespace).
+/// The id of the node an endpoint belongs to at `level` (what a map's edges refer to).
+pub fn node_id(level: Level, ep: &Endpoint) -> String {
+    node_of(level, ep).0
+}
+
 fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String) {
     let ip = ep.ip.to_string();
     if level == Level::Ip {

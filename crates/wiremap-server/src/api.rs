@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use wiremap_kfl::Filter;
-use wiremap_map::{Level, MapBuilder, ServiceMap, Window};
+use wiremap_map::{node_id, Level, MapBuilder, ServiceMap, Window};
 use wiremap_model::{Entry, Timestamp};
 use wiremap_store::Scope;
 
@@ -27,6 +27,12 @@ pub(crate) struct Params {
     pub(crate) to: Option<String>,
     pub(crate) limit: Option<usize>,
     pub(crate) cursor: Option<u64>,
+    /// Only entries with this node (at `level`) on either side.
+    pub(crate) node: Option<String>,
+    /// Only entries of this edge: `source|target|protocol` node ids at `level`.
+    pub(crate) edge: Option<String>,
+    /// `/api/map` output: `json` (default), `dot`, `mermaid`.
+    pub(crate) format: Option<String>,
 }
 
 /// An error answer: status and JSON body.
@@ -53,9 +59,16 @@ fn internal(msg: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// Entries of one node or one edge of a map.
+pub(crate) enum Part {
+    Node(String),
+    Edge(String, String, String),
+}
+
 /// A parsed query: filter, window and the scope that prunes segments.
 pub(crate) struct Plan {
     pub(crate) filter: Option<Filter>,
+    pub(crate) part: Option<Part>,
     pub(crate) scope: Scope,
     pub(crate) level: Level,
     pub(crate) window: Window,
@@ -118,8 +131,26 @@ pub(crate) fn plan(p: &Params, snap: &Snapshot) -> Result<Plan, ApiError> {
         scope.protocols = pr.protocols.clone();
         scope.namespaces = pr.namespaces.clone();
     }
+    let part = match (p.node.as_deref(), p.edge.as_deref()) {
+        (Some(n), _) if !n.is_empty() => Some(Part::Node(n.to_string())),
+        (_, Some(e)) if !e.is_empty() => {
+            let mut it = e.rsplitn(3, '|');
+            match (it.next(), it.next(), it.next()) {
+                (Some(proto), Some(t), Some(s)) => {
+                    Some(Part::Edge(s.to_string(), t.to_string(), proto.to_string()))
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "bad edge `{e}`: expected source|target|protocol"
+                    )))
+                }
+            }
+        }
+        _ => None,
+    };
     Ok(Plan {
         filter,
+        part,
         scope,
         level,
         window: Window { from, to },
@@ -139,7 +170,18 @@ fn kfl_error(e: &wiremap_kfl::KflError) -> Value {
 
 impl Plan {
     pub(crate) fn matches(&self, e: &Entry) -> bool {
-        self.filter.as_ref().is_none_or(|f| f.matches(e))
+        let part = match &self.part {
+            None => true,
+            Some(Part::Node(n)) => {
+                node_id(self.level, &e.src) == *n || node_id(self.level, &e.dst) == *n
+            }
+            Some(Part::Edge(s, t, p)) => {
+                e.protocol.as_str() == p
+                    && node_id(self.level, &e.src) == *s
+                    && node_id(self.level, &e.dst) == *t
+            }
+        };
+        part && self.filter.as_ref().is_none_or(|f| f.matches(e))
     }
 }
 
@@ -177,9 +219,19 @@ pub(crate) async fn map(State(app): State<App>, Query(p): Query<Params>) -> Resp
             Ok(x) => x,
             Err(r) => return r.into_response(),
         };
-        match build_map(&app, &plan, &snap) {
-            Ok(m) => json_response(&m),
-            Err(r) => r.into_response(),
+        let m = match build_map(&app, &plan, &snap) {
+            Ok(m) => m,
+            Err(r) => return r.into_response(),
+        };
+        match p.format.as_deref() {
+            None | Some("") | Some("json") => json_response(&m),
+            Some("dot") => {
+                ([(header::CONTENT_TYPE, "text/vnd.graphviz")], m.to_dot()).into_response()
+            }
+            Some("mermaid") => {
+                ([(header::CONTENT_TYPE, "text/plain")], m.to_mermaid()).into_response()
+            }
+            Some(f) => bad(format!("unknown format `{f}` (json, dot, mermaid)")).into_response(),
         }
     })
     .await

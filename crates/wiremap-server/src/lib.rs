@@ -12,6 +12,9 @@ mod api;
 mod live;
 mod metrics;
 mod stream;
+mod ui;
+
+pub use ui::standalone_html;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +65,11 @@ pub fn router(shared: Arc<Shared>, access: Access) -> Router {
         access: Arc::new(access),
     };
     Router::new()
+        .route("/", get(ui::index))
+        .route("/index.html", get(ui::index))
+        .route("/app.js", get(ui::app_js))
+        .route("/app.css", get(ui::app_css))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/map", get(api::map))
         .route("/api/entries", get(api::entries))
         .route("/api/entries/{id}", get(api::entry))

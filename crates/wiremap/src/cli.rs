@@ -85,6 +85,8 @@ enum MapFormat {
     Json,
     Dot,
     Mermaid,
+    /// One self-contained HTML file with the interactive map.
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -344,6 +346,11 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         MapFormat::Mermaid => w
             .write_all(m.to_mermaid().as_bytes())
             .context("writing the map")?,
+        MapFormat::Html => {
+            let json = serde_json::to_string(&m).context("writing the map")?;
+            w.write_all(wiremap_server::standalone_html(&json).as_bytes())
+                .context("writing the map")?
+        }
     }
     w.flush().context("writing the map")?;
     Ok(exit_code(&report))
