@@ -160,6 +160,13 @@ async function historic(base, shots, offlineHtml) {
   await sleep(800);
   await page.screenshot({ path: shots + "/map-dark.png" });
 
+  // Exports of what is on screen.
+  for (const [fmt, want] of [["json", "\"edges\""], ["dot", "digraph wiremap"], ["svg", "<svg"], ["png", "\u0089PNG"]]) {
+    const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 5000 }), page.selectOption("#export", fmt)]);
+    const body = fs.readFileSync(await dl.path(), "latin1");
+    check(body.includes(want) && dl.suggestedFilename().endsWith("." + fmt), `export as ${fmt.toUpperCase()} (${body.length} bytes)`);
+  }
+
   // Keyboard: "/" focuses the filter, Escape leaves it; controls are reachable by Tab.
   await page.keyboard.press("/");
   check(await page.evaluate(() => document.activeElement.id === "kfl"), "'/' focuses the KFL bar");
@@ -263,6 +270,25 @@ async function perf(shots, offlineHtml) {
     return Object.assign(s, { nodes: v.nodes.length, edges: v.edges.length });
   }, [N, E]);
   await page.screenshot({ path: shots + "/perf-2000-nodes.png" });
+  // Readability at scale: group by namespace, expand one; search focuses a node.
+  await page.click("#group");
+  let v = await until((v) => v.nodes.length === 40, "namespace groups");
+  check(v.nodes.length === 40 && v.nodes.every((n) => n.kind === "namespace"), "group by namespace: 2,000 nodes collapse into 40 namespace nodes");
+  const g = v.nodes.find((n) => n.id === "group:ns3");
+  const box = await page.locator("#graph").boundingBox();
+  await page.evaluate(() => { window.wiremap.state.frozen = true; window.wiremap.fit(); });
+  await sleep(200);
+  const gp = await page.evaluate(() => { const n = window.wiremap.state.visible.byId.get("workload:ns3/deployment/svc-3"); return window.wiremap.toScreen(n.x, n.y); });
+  await page.mouse.click(box.x + gp[0], box.y + gp[1]);
+  await page.evaluate(() => { window.wiremap.state.frozen = false; });
+  v = await until((v) => v.nodes.length === 39 + 50, "ns3 expanded");
+  check(!!g && v.nodes.length === 89, "clicking a namespace node expands it (39 groups + its 50 workloads)");
+  await page.click("#group");
+  await page.fill("#search", "ns7/svc-7");
+  await page.press("#search", "Enter");
+  await page.dispatchEvent("#search", "change");
+  const focus = await page.evaluate(() => window.wiremap.state.focus);
+  check(focus === "workload:ns7/deployment/svc-7", "search focuses the node (its neighbourhood highlighted)");
   console.log(`perf: ${result.nodes} nodes, ${result.edges} edges, deltas of 200 edges every 500 ms while panning: ` +
     `${result.fps.toFixed(1)} fps (frame gap p50 ${result.gap_p50.toFixed(1)} ms, p95 ${result.gap_p95.toFixed(1)} ms; draw p50 ${result.draw_p50.toFixed(1)} ms, p95 ${result.draw_p95.toFixed(1)} ms; layout step p50 ${result.tick_p50.toFixed(1)} ms; rebuild after a delta p50 ${result.rebuild_p50.toFixed(1)} ms) over ${result.frames} frames`);
   check(result.nodes === N && result.edges === E, "all 2,000 nodes and 10,000 edges drawn");
