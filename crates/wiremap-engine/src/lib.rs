@@ -159,6 +159,11 @@ impl Engine {
         }
     }
 
+    /// Replaces the Kubernetes holdings kept by live watches.
+    pub fn set_live_k8s(&mut self, holdings: Vec<wiremap_identity::Holding>) {
+        self.identity.set_live_k8s(holdings);
+    }
+
     /// Resolves an address at a time (for front ends that show flows without entries).
     pub fn resolve(
         &mut self,

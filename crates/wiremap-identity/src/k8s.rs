@@ -120,9 +120,16 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
         }
     }
     let all: Vec<&Value> = docs.iter().flat_map(objects).collect();
+    Ok(holdings_of(&all))
+}
+
+/// Address holdings of Kubernetes objects (Pods, Services, Nodes, with the ReplicaSets, Jobs
+/// and EndpointSlices that name their workloads and services), from their JSON as the API
+/// serves it. A `deletionTimestamp` ends an object's holding.
+pub fn holdings_of(all: &[&Value]) -> Vec<Holding> {
     // Owners: ReplicaSet and Job names to the workload that controls them.
     let mut owner: HashMap<(String, String, String), (String, String)> = HashMap::new();
-    for o in &all {
+    for o in all {
         let kind = s(o, &["kind"]);
         if matches!(kind, "ReplicaSet" | "Job") {
             if let Some(c) = controller(o) {
@@ -165,7 +172,7 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
     let mut out = Vec::new();
     let mut held: Vec<(Vec<IpAddr>, Identity)> = Vec::new();
     let epoch = Timestamp(i64::MIN / 2);
-    for o in &all {
+    for o in all {
         let kind = s(o, &["kind"]);
         let ns = s(o, &["metadata", "namespace"]).to_string();
         let name = s(o, &["metadata", "name"]).to_string();
@@ -266,5 +273,5 @@ pub fn holdings(files: &[(String, String)]) -> Result<Vec<Holding>, K8sError> {
             }));
         }
     }
-    Ok(out)
+    out
 }

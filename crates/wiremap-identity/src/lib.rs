@@ -18,7 +18,7 @@ mod zones;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use k8s::{holdings, Holding, K8sError};
+pub use k8s::{holdings, holdings_of, Holding, K8sError};
 use rustc_hash::FxHashMap as HashMap;
 use wiremap_model::{Identity, IdentityKind, Timestamp};
 pub use zones::{ZoneError, Zones};
@@ -67,6 +67,8 @@ pub struct IdentityStats {
 pub struct IdentityIndex {
     limits: IdentityLimits,
     k8s: HashMap<IpAddr, Vec<Interval>>,
+    /// Holdings from live watches, replaced as a whole on every change.
+    k8s_live: HashMap<IpAddr, Vec<Interval>>,
     dns: HashMap<IpAddr, Vec<Interval>>,
     hints: HashMap<IpAddr, Vec<Interval>>,
     names: HashMap<(IdentityKind, String), Arc<Identity>>,
@@ -158,26 +160,13 @@ impl IdentityIndex {
     /// Indexes Kubernetes address holdings (from snapshots or watches). An address held by
     /// several objects over time resolves to the one holding it at the time of the traffic.
     pub fn add_k8s(&mut self, holdings: Vec<Holding>) {
-        for h in holdings {
-            let to = h.to.unwrap_or(Timestamp(i64::MAX));
-            let list = self.k8s.entry(h.addr).or_default();
-            let iv = Interval {
-                from: h.from,
-                to,
-                who: Arc::new(h.who),
-            };
-            let at = list.partition_point(|x| x.from <= iv.from);
-            list.insert(at, iv);
-        }
-        // A later holder ends an earlier one (pod IPs are reused).
-        for list in self.k8s.values_mut() {
-            for i in 1..list.len() {
-                let next = list[i].from;
-                if list[i - 1].to > next && list[i - 1].who.kind == list[i].who.kind {
-                    list[i - 1].to = next;
-                }
-            }
-        }
+        index_holdings(&mut self.k8s, holdings);
+    }
+
+    /// Replaces the holdings that live watches maintain (snapshot holdings stay).
+    pub fn set_live_k8s(&mut self, holdings: Vec<Holding>) {
+        self.k8s_live.clear();
+        index_holdings(&mut self.k8s_live, holdings);
     }
 
     /// Indexes a DNS answer: `addr` is `name` from `ts` for `ttl` seconds plus the grace.
@@ -226,9 +215,17 @@ impl IdentityIndex {
     /// still names the address (clients cache longer than they should) but is marked `stale`.
     pub fn resolve(&mut self, addr: IpAddr, ts: Timestamp) -> Option<Arc<Identity>> {
         // Cluster objects first: a pod over a service over a node (DESIGN §4).
-        if let Some(list) = self.k8s.get(&addr) {
-            let best = list
-                .iter()
+        let fixed = self.k8s.get(&addr);
+        let live = if self.k8s_live.is_empty() {
+            None
+        } else {
+            self.k8s_live.get(&addr)
+        };
+        if fixed.is_some() || live.is_some() {
+            let best = fixed
+                .into_iter()
+                .flatten()
+                .chain(live.into_iter().flatten())
                 .filter(|iv| iv.from <= ts && ts <= iv.to)
                 .min_by_key(|iv| (iv.who.kind, std::cmp::Reverse(iv.from)));
             if let Some(iv) = best {
@@ -260,6 +257,30 @@ impl IdentityIndex {
             return Some(iv.who.clone());
         }
         self.zones.lookup(addr)
+    }
+}
+
+/// Adds holdings to an interval map; a later holder ends an earlier one of the same kind.
+fn index_holdings(map: &mut HashMap<IpAddr, Vec<Interval>>, holdings: Vec<Holding>) {
+    for h in holdings {
+        let to = h.to.unwrap_or(Timestamp(i64::MAX));
+        let list = map.entry(h.addr).or_default();
+        let iv = Interval {
+            from: h.from,
+            to,
+            who: Arc::new(h.who),
+        };
+        let at = list.partition_point(|x| x.from <= iv.from);
+        list.insert(at, iv);
+    }
+    // A later holder ends an earlier one (pod IPs are reused).
+    for list in map.values_mut() {
+        for i in 1..list.len() {
+            let next = list[i].from;
+            if list[i - 1].to > next && list[i - 1].who.kind == list[i].who.kind {
+                list[i - 1].to = next;
+            }
+        }
     }
 }
 

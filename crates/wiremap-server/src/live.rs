@@ -215,6 +215,7 @@ pub struct Ingest {
     pending: Vec<Arc<Entry>>,
     last_tick: Instant,
     keep_packets: bool,
+    k8s: Option<std::sync::mpsc::Receiver<Vec<wiremap_identity::Holding>>>,
 }
 
 /// How often buffered data reaches the files.
@@ -229,7 +230,13 @@ impl Ingest {
             pending: Vec::new(),
             last_tick: Instant::now(),
             keep_packets,
+            k8s: None,
         }
+    }
+
+    /// Takes Kubernetes holdings from live watches: each message replaces the previous.
+    pub fn watch_k8s(&mut self, rx: std::sync::mpsc::Receiver<Vec<wiremap_identity::Holding>>) {
+        self.k8s = Some(rx);
     }
 
     /// The shared state.
@@ -277,6 +284,11 @@ impl Ingest {
     /// least every [`FLUSH_EVERY`], also when no packets come.
     pub fn tick(&mut self, kernel: &[(String, KernelStats)], duplicates: u64) {
         self.last_tick = Instant::now();
+        if let Some(rx) = &self.k8s {
+            if let Some(h) = rx.try_iter().last() {
+                self.engine.set_live_k8s(h);
+            }
+        }
         let pending = std::mem::take(&mut self.pending);
         if !pending.is_empty() {
             let mut m = lock(&self.shared.edges);
