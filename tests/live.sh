@@ -7,7 +7,8 @@
 # kernel drops, secrets redacted, the live stream (tests/wsprobe.py) and the live UI in
 # headless Chromium (tests/ui/e2e.mjs), a pcapng export that
 # tshark opens and that maps back to the same edges and names, `kill -9` during load with
-# nothing flushed lost, and retention under a small --max-size. Needs root (ip netns).
+# nothing flushed lost, retention under a small --max-size, and names from the Kubernetes
+# API (the kube client watching the in-repo API double). Needs root (ip netns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wiremap=$(realpath "${WIREMAP:-target/release/wiremap}")
@@ -147,6 +148,40 @@ get /api/stats > "$work/small-stats.json"
 stop_capture
 du -sb "$work/small" | cut -f1 > "$work/small-du.txt"
 
+# Phase 5: names from the cluster's API: the real kube client of `wiremap capture --kube-url`
+# watching the in-repo API double, which serves these pods, services and owners.
+python3 - "$work/cluster.json" "${addr[client]}" "${addr[web]}" "${addr[cache]}" <<'PYJ'
+import json, sys
+out, client, web, cache = sys.argv[1:]
+t = "2020-01-01T00:00:00Z"
+def pod(name, ns, ip, kind, owner, app):
+    return {"kind": "Pod", "apiVersion": "v1", "metadata": {"name": name, "namespace": ns, "creationTimestamp": t,
+        "labels": {"app": app}, "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": owner, "controller": True}]},
+        "spec": {"nodeName": "node-1"}, "status": {"podIP": ip, "podIPs": [{"ip": ip}]}}
+def rs(name, ns, deploy):
+    return {"kind": "ReplicaSet", "apiVersion": "apps/v1", "metadata": {"name": name, "namespace": ns, "creationTimestamp": t,
+        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deploy, "controller": True}]}}
+items = [pod("front-7d9-a", "shop", client, "ReplicaSet", "front-7d9", "front"), rs("front-7d9", "shop", "front"),
+         pod("web-5f4-b", "shop", web, "ReplicaSet", "web-5f4", "web"), rs("web-5f4", "shop", "web"),
+         pod("cache-0", "payments", cache, "StatefulSet", "cache", "cache"),
+         {"kind": "Service", "apiVersion": "v1", "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": t}, "spec": {"clusterIP": "10.96.0.20"}},
+         {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1", "metadata": {"name": "web-x", "namespace": "shop", "creationTimestamp": t,
+          "labels": {"kubernetes.io/service-name": "web"}}, "endpoints": [{"addresses": [web], "targetRef": {"kind": "Pod", "name": "web-5f4-b", "namespace": "shop"}}]}]
+json.dump({"kind": "List", "apiVersion": "v1", "items": items}, open(out, "w"))
+PYJ
+ip netns exec "$node" "$(dirname "$wiremap")/examples/apidouble" 127.0.0.1:18443 "$work/cluster.json" > "$work/apidouble.log" 2>&1 &
+bg+=($!)
+sleep 0.5
+start_capture "$work/kube" --kube-url http://127.0.0.1:18443
+sleep 1.5
+for _ in 1 2 3; do in_pod client curl -s -o /dev/null "http://${addr[web]}:8080/items.json"; done
+in_pod client redis-cli -h "${addr[cache]}" PING >/dev/null
+sleep 1.2
+get "/api/map?level=workload" > "$work/kube-workload.json"
+get "/api/map?level=service" > "$work/kube-service.json"
+get "/api/map?level=namespace" > "$work/kube-namespace.json"
+stop_capture
+
 "$wiremap" map "$work/export.pcapng" > "$work/export-map.json"
 tshark -r "$work/export.pcapng" 2>/dev/null | wc -l > "$work/export-tshark.txt"
 tshark -r "$work/crash-export.pcapng" 2>/dev/null | wc -l > "$work/crash-tshark.txt"
@@ -215,6 +250,14 @@ after = load("after-entries.json")["entries"]
 check(a["store"]["entries"] >= b["store"]["entries"] > 0, f"kill -9: entries stored before the kill all there ({b['store']['entries']} -> {a['store']['entries']})")
 check(len(after) == a["store"]["entries"] and [x["id"] for x in after] == sorted(x["id"] for x in after), "restarted store reads back whole and in order")
 check(int(open(f"{w}/crash-tshark.txt").read()) > 0, "packets of the crashed store export and open in tshark")
+
+kw, ks, kn = edges(load("kube-workload.json")), edges(load("kube-service.json")), edges(load("kube-namespace.json"))
+front = "workload:shop/deployment/front"
+check(kw.get((front, "workload:shop/deployment/web", "http")) == 3, f"live watches: front -> web by Deployment (3 HTTP) {kw}")
+check(kw.get((front, "workload:payments/statefulset/cache", "redis")) == 1, "live watches: StatefulSet cache across namespaces")
+check(ks.get((front, "service:shop/web", "http")) == 3 and kn.get(("namespace:shop", "namespace:payments", "redis")) == 1, "live watches: service and namespace levels")
+wn = {n["id"]: n for n in load("kube-workload.json")["nodes"]}
+check(wn.get(front, {}).get("labels", {}).get("app") == "front" and wn.get(front, {}).get("namespace") == "shop", "live watches: workload node labels and namespace")
 
 ss = load("small-stats.json")["store"]
 du = int(open(f"{w}/small-du.txt").read())

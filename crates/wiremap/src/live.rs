@@ -88,6 +88,16 @@ pub(crate) struct CaptureArgs {
     /// Capture ring per interface, MiB (kernel memory; raise it when `kernel_drops` grows).
     #[arg(long = "ring-mb", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     ring_mb: u32,
+    /// Name endpoints from the cluster's API (live watches) with this kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Name endpoints from the cluster's API with the default kubeconfig or, inside a pod,
+    /// the service account (see deploy/rbac.yaml for the permissions).
+    #[arg(long)]
+    kube: bool,
+    /// Name endpoints from an API server reached without credentials (`kubectl proxy`).
+    #[arg(long = "kube-url", value_name = "URL")]
+    kube_url: Option<String>,
     /// Store entries only, not the raw packets (no pcapng export then).
     #[arg(long = "no-packets")]
     no_packets: bool,
@@ -201,12 +211,16 @@ fn run_server(
     listen: SocketAddr,
     ingest: std::thread::JoinHandle<()>,
     what: &str,
+    background: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
 ) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the server runtime")?;
+    if let Some(task) = background {
+        rt.spawn(task);
+    }
     let result = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -305,7 +319,7 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     } else {
         format!("importing {}", a.pcaps.join(", "))
     };
-    let code = run_server(shared, access, a.listen.listen, worker, &what);
+    let code = run_server(shared, access, a.listen.listen, worker, &what, None);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -398,14 +412,38 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         Err(c) => return Ok(c),
     };
     let shared = Shared::new(store);
-    let ingest = Ingest::new(Engine::new(cfg), shared.clone(), !a.no_packets);
+    let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), !a.no_packets);
+    let background = if a.kube || a.kubeconfig.is_some() || a.kube_url.is_some() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        ingest.watch_k8s(rx);
+        let (path, url) = (a.kubeconfig.clone(), a.kube_url.clone());
+        let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
+            Box::pin(async move {
+                let client = match url {
+                    Some(u) => wiremap_kube::client_for_url(&u),
+                    None => wiremap_kube::client(path.as_deref()).await,
+                };
+                match client {
+                    Ok(c) => {
+                        let stats = Arc::new(wiremap_kube::WatchStats::default());
+                        wiremap_kube::watch(c, tx, stats).await;
+                    }
+                    Err(e) => {
+                        eprintln!("wiremap: warning: {e}; endpoints are named without the cluster")
+                    }
+                }
+            });
+        Some(task)
+    } else {
+        None
+    };
     let deadline = a.duration.map(|s| Instant::now() + Duration::from_secs(s));
     let worker = std::thread::Builder::new()
         .name("capture".into())
         .spawn(move || capture_loop(live, ingest, deadline))
         .context("starting the capture thread")?;
     let what = format!("capturing on {}", a.interfaces.join(","));
-    run_server(shared, access, a.listen.listen, worker, &what)
+    run_server(shared, access, a.listen.listen, worker, &what, background)
 }
 
 fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Instant>) {
