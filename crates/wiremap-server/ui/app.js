@@ -825,6 +825,7 @@
     replaceAll,
     // The data behind the picture, as the tests compare it.
     view() {
+      if (S.dirty) rebuildVisible();
       return {
         nodes: S.visible.nodes.map((n) => ({ id: n.data.id, name: n.data.name, kind: n.data.kind, x: n.x, y: n.y, pinned: n.pinned })),
         edges: S.visible.edges.map((e) => ({ source: e.a.data.id, target: e.b.data.id, protocol: e.protocol, requests: e.requests })),
