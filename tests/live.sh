@@ -86,8 +86,9 @@ start_capture() { # DATA-DIR [extra args…]
 stop_capture() { kill -TERM "$wm"; wait "$wm" 2>/dev/null || true; wm=""; }
 now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 
-# Phase 1: known traffic, checked through the API.
-start_capture "$work/data" --redact x-api-key
+# Phase 1: known traffic, checked through the API, with two dissecting workers sharing the
+# interfaces by flow (kernel fanout); the later phases run the single-thread path.
+start_capture "$work/data" --redact x-api-key --workers 2
 sleep 0.5
 t0=$(now)
 for _ in 1 2 3 4 5; do in_pod client dig +short +tries=1 @"${addr[dns]}" api.shop.test A >/dev/null; done

@@ -26,6 +26,10 @@ const SO_ATTACH_FILTER: libc::c_int = 26;
 const ETH_P_ALL: u16 = 0x0003;
 const TP_STATUS_USER: u32 = 1;
 const PACKET_OUTGOING: u8 = 4;
+const PACKET_FANOUT: libc::c_int = 18;
+/// Symmetric flow hash (both directions of a flow go to one member), IP fragments reassembled
+/// before hashing.
+const FANOUT_HASH_DEFRAG: u32 = 0x8000;
 /// `sizeof(struct tpacket3_hdr)`, after which the kernel puts a `sockaddr_ll`.
 const HDR3: usize = 48;
 
@@ -233,7 +237,12 @@ fn link_of(iface: &str) -> (LinkType, bool) {
 }
 
 impl Ring {
-    fn open(iface: &str, cfg: RingConfig, bpf: Option<&str>) -> Result<Ring, LiveError> {
+    fn open(
+        iface: &str,
+        cfg: RingConfig,
+        bpf: Option<&str>,
+        fanout: Option<u16>,
+    ) -> Result<Ring, LiveError> {
         let name = CString::new(iface).map_err(|_| LiveError::NoInterface {
             iface: iface.to_string(),
         })?;
@@ -368,6 +377,12 @@ impl Ring {
         };
         if rc != 0 {
             return Err(os(iface, "bind"));
+        }
+        if let Some(group) = fanout {
+            let arg: u32 = u32::from(group) | (FANOUT_HASH_DEFRAG << 16);
+            if setopt(fd, SOL_PACKET, PACKET_FANOUT, &arg) != 0 {
+                return Err(os(iface, "fanout group"));
+            }
         }
         Ok(ring)
     }
@@ -585,7 +600,7 @@ impl LiveSource {
     pub fn open(ifaces: &[String], bpf: Option<&str>, cfg: RingConfig) -> Result<Self, LiveError> {
         let rings = ifaces
             .iter()
-            .map(|i| Ring::open(i, cfg, bpf))
+            .map(|i| Ring::open(i, cfg, bpf, None))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(LiveSource {
             rings,
@@ -593,6 +608,36 @@ impl LiveSource {
             turn: 0,
             dedup: Dedup::default(),
         })
+    }
+
+    /// `workers` sources that share the interfaces' traffic by flow: each interface gets a
+    /// kernel fanout group (symmetric flow hash), and every source joins every group in the
+    /// same order, so a flow lands on the same source on every interface, both directions.
+    pub fn open_fanout(
+        ifaces: &[String],
+        bpf: Option<&str>,
+        cfg: RingConfig,
+        workers: usize,
+    ) -> Result<Vec<Self>, LiveError> {
+        if workers <= 1 {
+            return Ok(vec![LiveSource::open(ifaces, bpf, cfg)?]);
+        }
+        let base = (std::process::id() as u16).wrapping_mul(31);
+        (0..workers)
+            .map(|_| {
+                let rings = ifaces
+                    .iter()
+                    .enumerate()
+                    .map(|(k, i)| Ring::open(i, cfg, bpf, Some(base.wrapping_add(k as u16))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(LiveSource {
+                    rings,
+                    current: None,
+                    turn: 0,
+                    dedup: Dedup::default(),
+                })
+            })
+            .collect()
     }
 
     /// Interface names.

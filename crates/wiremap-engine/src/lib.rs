@@ -164,6 +164,25 @@ impl Engine {
         self.identity.set_live_k8s(holdings);
     }
 
+    /// Decodes, reassembles and dissects one packet without naming anything: DNS answers and
+    /// unnamed entries go to `out` in the order they were produced, for a naming engine
+    /// ([`Engine::name`]) that may be fed by several dissecting ones.
+    pub fn dissect(&mut self, p: &Packet<'_>, out: &mut Vec<Item>) {
+        self.process(p);
+        self.collect(out);
+    }
+
+    /// Closes every flow of a dissecting engine; what they held goes to `out`.
+    pub fn finish_dissect(&mut self, out: &mut Vec<Item>) {
+        self.close_all();
+        self.collect(out);
+    }
+
+    /// Names one item from a dissecting engine with this engine's identity index.
+    pub fn name(&mut self, item: Item, out: &mut dyn FnMut(Entry)) {
+        apply(&mut self.identity, item, out);
+    }
+
     /// Resolves an address at a time (for front ends that show flows without entries).
     pub fn resolve(
         &mut self,

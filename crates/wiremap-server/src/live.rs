@@ -216,6 +216,8 @@ pub struct Ingest {
     last_tick: Instant,
     keep_packets: bool,
     k8s: Option<std::sync::mpsc::Receiver<Vec<wiremap_identity::Holding>>>,
+    /// Counters of dissecting workers, when they do the dissection (fanout capture).
+    workers: Option<Stats>,
 }
 
 /// How often buffered data reaches the files.
@@ -231,6 +233,7 @@ impl Ingest {
             last_tick: Instant::now(),
             keep_packets,
             k8s: None,
+            workers: None,
         }
     }
 
@@ -280,6 +283,45 @@ impl Ingest {
         }
     }
 
+    /// Names and stores what dissecting workers produced ([`Engine::dissect`]); this
+    /// ingest's engine only names.
+    pub fn items(&mut self, batch: Vec<wiremap_engine::Item>) {
+        let Ingest {
+            engine,
+            shared,
+            pending,
+            ..
+        } = self;
+        let mut err = None;
+        {
+            let mut store = lock(&shared.store);
+            for item in batch {
+                engine.name(item, &mut |mut e| match store.append_entry(&mut e) {
+                    Ok(()) => pending.push(Arc::new(e)),
+                    Err(x) => err = Some(x),
+                });
+            }
+        }
+        if let Some(e) = err {
+            self.store_error(&e);
+        }
+    }
+
+    /// The pipeline counters of dissecting workers, summed.
+    pub fn set_worker_stats(&mut self, all: &[Stats]) {
+        let mut sum = Stats::default();
+        for s in all {
+            sum.packets += s.packets;
+            sum.bytes += s.bytes;
+            sum.flows += s.flows;
+            sum.entries += s.entries;
+            for (k, v) in &s.dropped {
+                *sum.dropped.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        self.workers = Some(sum);
+    }
+
     /// Publishes what was produced, flushes the store and refreshes the counters. Call at
     /// least every [`FLUSH_EVERY`], also when no packets come.
     pub fn tick(&mut self, kernel: &[(String, KernelStats)], duplicates: u64) {
@@ -311,7 +353,10 @@ impl Ingest {
             }
         }
         let mut c = lock(&self.shared.counters);
-        c.pipeline = self.engine.stats();
+        c.pipeline = match &self.workers {
+            Some(w) => w.clone(),
+            None => self.engine.stats(),
+        };
         for (k, v) in kernel {
             c.kernel.insert(k.clone(), *v);
         }

@@ -85,6 +85,10 @@ pub(crate) struct CaptureArgs {
     /// Stop capturing after this many seconds (the API keeps serving).
     #[arg(long, value_name = "SECS")]
     duration: Option<u64>,
+    /// Dissecting threads: above 1, each interface's traffic is split by flow across this
+    /// many rings (kernel fanout), one per thread; naming and storing stay on one thread.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
     /// Capture ring per interface, MiB (kernel memory; raise it when `kernel_drops` grows).
     #[arg(long = "ring-mb", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     ring_mb: u32,
@@ -392,7 +396,12 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         blocks: a.ring_mb,
         ..RingConfig::default()
     };
-    let live = match LiveSource::open(&a.interfaces, a.bpf.as_deref(), ring) {
+    let live = match LiveSource::open_fanout(
+        &a.interfaces,
+        a.bpf.as_deref(),
+        ring,
+        usize::from(a.workers),
+    ) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("wiremap: error: {e}");
@@ -412,6 +421,7 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         Err(c) => return Ok(c),
     };
     let shared = Shared::new(store);
+    let worker_cfg = cfg.clone();
     let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), !a.no_packets);
     let background = if a.kube || a.kubeconfig.is_some() || a.kube_url.is_some() {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -438,9 +448,19 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         None
     };
     let deadline = a.duration.map(|s| Instant::now() + Duration::from_secs(s));
+    let keep_packets = !a.no_packets;
     let worker = std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || capture_loop(live, ingest, deadline))
+        .spawn(move || {
+            let mut live = live;
+            if live.len() == 1 {
+                if let Some(one) = live.pop() {
+                    capture_loop(one, ingest, deadline);
+                }
+            } else {
+                fanout_loop(live, ingest, deadline, worker_cfg, keep_packets);
+            }
+        })
         .context("starting the capture thread")?;
     let what = format!("capturing on {}", a.interfaces.join(","));
     run_server(shared, access, a.listen.listen, worker, &what, background)
@@ -469,6 +489,137 @@ fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Insta
     }
     let k = live.kernel_stats();
     ingest.tick(&k, live.duplicates());
+    ingest.finish();
+    wiremap_server::lock_counters(ingest.shared()).capturing = false;
+    eprintln!("wiremap: capture stopped");
+}
+
+/// What a dissecting worker tells the naming thread.
+enum FromWorker {
+    Items(Vec<wiremap_engine::Item>),
+    Stats(
+        usize,
+        wiremap_engine::Stats,
+        Vec<(String, wiremap_capture::KernelStats)>,
+        u64,
+    ),
+    Done,
+}
+
+/// Fanout capture: each worker reads its rings, stores the raw packets and dissects; this
+/// thread names the entries (one identity index, so a DNS answer seen by one worker names
+/// the flows of all) and stores them. Entries are produced only when their response has
+/// been seen, well after the DNS answer that named the server, so arrival order suffices.
+fn fanout_loop(
+    sources: Vec<LiveSource>,
+    mut ingest: Ingest,
+    deadline: Option<Instant>,
+    cfg: wiremap_engine::EngineConfig,
+    keep_packets: bool,
+) {
+    const BATCH: usize = 256;
+    let n = sources.len();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<FromWorker>(64);
+    let shared = ingest.shared().clone();
+    let mut handles = Vec::new();
+    for (w, mut live) in sources.into_iter().enumerate() {
+        let (tx, shared, cfg) = (tx.clone(), shared.clone(), cfg.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("dissect-{w}"))
+            .spawn(move || {
+                let mut engine = Engine::new(cfg);
+                let mut items = Vec::with_capacity(BATCH * 2);
+                let mut last = Instant::now();
+                loop {
+                    let stop = shared.stop.load(Ordering::Relaxed)
+                        || deadline.is_some_and(|d| Instant::now() >= d);
+                    if stop {
+                        break;
+                    }
+                    match live.next_packet(Duration::from_millis(100)) {
+                        Ok(Some(p)) => {
+                            if keep_packets {
+                                let mut store = match shared.store.lock() {
+                                    Ok(g) => g,
+                                    Err(e) => e.into_inner(),
+                                };
+                                let _ = store.append_packet(p.ts, p.link, p.data, p.orig_len);
+                            }
+                            engine.dissect(&p, &mut items);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            eprintln!("wiremap: error: {e}");
+                            break;
+                        }
+                    }
+                    if items.len() >= BATCH || (last.elapsed() >= FLUSH_EVERY && !items.is_empty())
+                    {
+                        let full = std::mem::replace(&mut items, Vec::with_capacity(BATCH * 2));
+                        if tx.send(FromWorker::Items(full)).is_err() {
+                            return;
+                        }
+                    }
+                    if last.elapsed() >= FLUSH_EVERY {
+                        let k = live.kernel_stats();
+                        let _ = tx.send(FromWorker::Stats(w, engine.stats(), k, live.duplicates()));
+                        last = Instant::now();
+                    }
+                }
+                engine.finish_dissect(&mut items);
+                let _ = tx.send(FromWorker::Items(items));
+                let k = live.kernel_stats();
+                let _ = tx.send(FromWorker::Stats(w, engine.stats(), k, live.duplicates()));
+                let _ = tx.send(FromWorker::Done);
+            });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => eprintln!("wiremap: error: starting a dissecting thread: {e}"),
+        }
+    }
+    drop(tx);
+    wiremap_server::lock_counters(ingest.shared()).capturing = true;
+    let mut stats = vec![wiremap_engine::Stats::default(); n];
+    let mut kernel: Vec<Vec<(String, wiremap_capture::KernelStats)>> = vec![Vec::new(); n];
+    let mut dups = vec![0u64; n];
+    let mut done = 0;
+    let mut last = Instant::now();
+    let publish = |ingest: &mut Ingest,
+                   stats: &[wiremap_engine::Stats],
+                   kernel: &[Vec<(String, wiremap_capture::KernelStats)>],
+                   dups: &[u64]| {
+        ingest.set_worker_stats(stats);
+        let mut per: std::collections::BTreeMap<String, wiremap_capture::KernelStats> =
+            std::collections::BTreeMap::new();
+        for (iface, k) in kernel.iter().flatten() {
+            let e = per.entry(iface.clone()).or_default();
+            e.packets += k.packets;
+            e.drops += k.drops;
+        }
+        let per: Vec<(String, wiremap_capture::KernelStats)> = per.into_iter().collect();
+        ingest.tick(&per, dups.iter().sum());
+    };
+    while done < handles.len() {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(FromWorker::Items(batch)) => ingest.items(batch),
+            Ok(FromWorker::Stats(w, s, k, d)) => {
+                stats[w] = s;
+                kernel[w] = k;
+                dups[w] = d;
+            }
+            Ok(FromWorker::Done) => done += 1,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if last.elapsed() >= FLUSH_EVERY {
+            publish(&mut ingest, &stats, &kernel, &dups);
+            last = Instant::now();
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    publish(&mut ingest, &stats, &kernel, &dups);
     ingest.finish();
     wiremap_server::lock_counters(ingest.shared()).capturing = false;
     eprintln!("wiremap: capture stopped");
