@@ -18,7 +18,7 @@ mod zones;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-pub use k8s::{holdings, holdings_of, Holding, K8sError};
+pub use k8s::{holdings, holdings_of, Holding, K8sError, Owners};
 use rustc_hash::FxHashMap as HashMap;
 use wiremap_model::{Identity, IdentityKind, Timestamp};
 pub use zones::{ZoneError, Zones};

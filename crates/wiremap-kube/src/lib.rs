@@ -336,15 +336,31 @@ impl ClusterState {
     }
 
     /// Holdings of everything held and remembered.
+    ///
+    /// Owners and EndpointSlices are parsed first; then each Pod, Service and Node is parsed,
+    /// turned into holdings and dropped, so a rebuild never holds every object parsed.
     pub fn holdings(&self) -> Vec<Holding> {
-        let parsed: Vec<Value> = self
+        let context: Vec<Value> = self
             .objects
-            .values()
-            .chain(self.tombstones.iter().map(|(_, t)| t))
-            .filter_map(|t| serde_json::from_str(t).ok())
+            .iter()
+            .filter(|(k, _)| matches!(KINDS[k.0].kind, "ReplicaSet" | "Job" | "EndpointSlice"))
+            .filter_map(|(_, t)| serde_json::from_str(t).ok())
             .collect();
-        let all: Vec<&Value> = parsed.iter().collect();
-        wiremap_identity::holdings_of(&all)
+        let owners = wiremap_identity::Owners::new(context.iter());
+        drop(context);
+        let mut out = Vec::new();
+        let holders = self
+            .objects
+            .iter()
+            .filter(|(k, _)| matches!(KINDS[k.0].kind, "Pod" | "Service" | "Node"))
+            .map(|(_, t)| t)
+            .chain(self.tombstones.iter().map(|(_, t)| t));
+        for t in holders {
+            if let Ok(v) = serde_json::from_str::<Value>(t) {
+                owners.holdings(&v, &mut out);
+            }
+        }
+        out
     }
 
     /// Objects held.

@@ -682,14 +682,26 @@ pub fn scan_entries(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(io(path)(e)),
     };
-    let mut r = BufReader::with_capacity(256 << 10, f);
+    read_entries(
+        path.display().to_string(),
+        BufReader::with_capacity(256 << 10, f),
+        visit,
+    )
+}
+
+/// Reads entries from a segment's bytes (see [`scan_entries`]); `name` is for messages.
+pub fn read_entries(
+    name: String,
+    mut r: impl Read,
+    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+) -> Result<u64, StoreError> {
     let mut magic = [0u8; 8];
     if r.read_exact(&mut magic).is_err() {
         return Ok(0);
     }
     if &magic != MAGIC {
         return Err(StoreError::Foreign {
-            path: path.display().to_string(),
+            path: name,
             reason: "bad magic".into(),
         });
     }
