@@ -107,3 +107,137 @@ pub(crate) fn mermaid(m: &ServiceMap) -> String {
     }
     s
 }
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+pub(crate) fn graphml(m: &ServiceMap) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<graphml xmlns=\"http://graphml.graphdrawing.org/xmlns\">\n",
+    );
+    for (id, on, name, ty) in [
+        ("name", "node", "name", "string"),
+        ("kind", "node", "kind", "string"),
+        ("namespace", "node", "namespace", "string"),
+        ("external", "node", "external", "boolean"),
+        ("protocol", "edge", "protocol", "string"),
+        ("requests", "edge", "requests", "long"),
+        ("errors", "edge", "errors", "long"),
+        ("p50", "edge", "latency_p50_us", "long"),
+        ("p99", "edge", "latency_p99_us", "long"),
+    ] {
+        let _ = writeln!(
+            s,
+            "  <key id=\"{id}\" for=\"{on}\" attr.name=\"{name}\" attr.type=\"{ty}\"/>"
+        );
+    }
+    s.push_str("  <graph id=\"wiremap\" edgedefault=\"directed\">\n");
+    for n in &m.nodes {
+        let _ = writeln!(
+            s,
+            "    <node id=\"{}\"><data key=\"name\">{}</data><data key=\"kind\">{}</data><data key=\"namespace\">{}</data><data key=\"external\">{}</data></node>",
+            xml_escape(&n.id),
+            xml_escape(&n.name),
+            n.kind,
+            xml_escape(&n.namespace),
+            n.external
+        );
+    }
+    for (i, e) in m.edges.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "    <edge id=\"e{i}\" source=\"{}\" target=\"{}\"><data key=\"protocol\">{}</data><data key=\"requests\">{}</data><data key=\"errors\">{}</data><data key=\"p50\">{}</data><data key=\"p99\">{}</data></edge>",
+            xml_escape(&e.source),
+            xml_escape(&e.target),
+            e.protocol,
+            e.requests,
+            e.errors,
+            e.latency_us.p50,
+            e.latency_us.p99
+        );
+    }
+    s.push_str("  </graph>\n</graphml>\n");
+    s
+}
+
+/// A static picture: nodes on concentric rings by kind of traffic (servers inside, pure
+/// clients outside), ordered by namespace, edges coloured by protocol with arrows.
+pub(crate) fn svg(m: &ServiceMap) -> String {
+    let n = m.nodes.len().max(1);
+    let mut order: Vec<usize> = (0..m.nodes.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&m.nodes[a], &m.nodes[b]);
+        (x.requests_in == 0, &x.namespace, &x.id).cmp(&(y.requests_in == 0, &y.namespace, &y.id))
+    });
+    let servers = m.nodes.iter().filter(|x| x.requests_in > 0).count();
+    let r_in = 60.0 + 18.0 * (servers as f64).sqrt() * 3.0;
+    let r_out = r_in + 120.0 + 10.0 * ((n - servers) as f64).sqrt();
+    let mut pos = std::collections::HashMap::new();
+    let (mut i_in, mut i_out) = (0usize, 0usize);
+    for &k in &order {
+        let node = &m.nodes[k];
+        let (r, i, total) = if node.requests_in > 0 {
+            i_in += 1;
+            (r_in, i_in - 1, servers.max(1))
+        } else {
+            i_out += 1;
+            (r_out, i_out - 1, (n - servers).max(1))
+        };
+        let a = std::f64::consts::TAU * i as f64 / total as f64;
+        pos.insert(node.id.as_str(), (r * a.cos(), r * a.sin()));
+    }
+    let size = r_out + 220.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"{:.0} {:.0} {:.0} {:.0}\" font-family=\"sans-serif\" font-size=\"11\">\n",
+        -size,
+        -size,
+        2.0 * size,
+        2.0 * size
+    );
+    s.push_str("<defs>");
+    for p in wiremap_model::Protocol::ALL {
+        let _ = write!(
+            s,
+            "<marker id=\"a-{p}\" viewBox=\"0 0 10 10\" refX=\"18\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\" orient=\"auto\"><path d=\"M0,0L10,5L0,10z\" fill=\"{}\"/></marker>",
+            protocol_color(p)
+        );
+    }
+    s.push_str("</defs>\n");
+    for e in &m.edges {
+        let (Some(a), Some(b)) = (pos.get(e.source.as_str()), pos.get(e.target.as_str())) else {
+            continue;
+        };
+        let width = 1.0 + (e.requests as f64).log10().max(0.0);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"{width:.1}\" opacity=\"0.75\" marker-end=\"url(#a-{})\"><title>{} → {} {} {}</title></line>",
+            a.0, a.1, b.0, b.1, protocol_color(e.protocol), e.protocol,
+            xml_escape(&e.source), xml_escape(&e.target), e.protocol, e.requests
+        );
+    }
+    for node in &m.nodes {
+        let Some(p) = pos.get(node.id.as_str()) else {
+            continue;
+        };
+        let dash = if node.external {
+            " stroke-dasharray=\"3 2\""
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"7\" fill=\"#4f7cff\" stroke=\"#333\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            p.0,
+            p.1,
+            p.0 + 10.0,
+            p.1 + 4.0,
+            xml_escape(&label(&node.name, &node.namespace))
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}

@@ -482,6 +482,16 @@ impl ServiceMap {
     pub fn to_mermaid(&self) -> String {
         export::mermaid(self)
     }
+
+    /// GraphML (yEd, Gephi, networkx).
+    pub fn to_graphml(&self) -> String {
+        export::graphml(self)
+    }
+
+    /// A static SVG picture (the UI draws the interactive one).
+    pub fn to_svg(&self) -> String {
+        export::svg(self)
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,8 @@ enum MapFormat {
     Json,
     Dot,
     Mermaid,
+    Graphml,
+    Svg,
     /// One self-contained HTML file with the interactive map.
     Html,
 }
@@ -345,6 +347,12 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
             .context("writing the map")?,
         MapFormat::Mermaid => w
             .write_all(m.to_mermaid().as_bytes())
+            .context("writing the map")?,
+        MapFormat::Graphml => w
+            .write_all(m.to_graphml().as_bytes())
+            .context("writing the map")?,
+        MapFormat::Svg => w
+            .write_all(m.to_svg().as_bytes())
             .context("writing the map")?,
         MapFormat::Html => {
             let json = serde_json::to_string(&m).context("writing the map")?;

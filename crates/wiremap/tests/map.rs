@@ -162,6 +162,39 @@ fn mermaid_lists_every_edge() {
 }
 
 #[test]
+fn graphml_svg_and_html_carry_every_node_and_edge() {
+    let file = pcap("http1_sanders_espn-browsing.pcapng");
+    let m = map_json(&[&file]);
+    let nodes = m["nodes"].as_array().expect("nodes").len();
+    let edges = m["edges"].as_array().expect("edges").len();
+    let out = |f: &str| {
+        let o = wiremap(&["map", &file, "--format", f]);
+        assert!(o.status.success(), "{f}");
+        stdout(&o)
+    };
+    let g = out("graphml");
+    assert!(g.starts_with("<?xml") && g.trim_end().ends_with("</graphml>"));
+    assert_eq!(
+        (g.matches("<node ").count(), g.matches("<edge ").count()),
+        (nodes, edges)
+    );
+    let svg = out("svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(
+        (svg.matches("<circle").count(), svg.matches("<line").count()),
+        (nodes, edges)
+    );
+    let html = out("html");
+    assert!(html.contains("window.WIREMAP_OFFLINE = {") && !html.contains("src=\"app.js\""));
+    let start =
+        html.find("window.WIREMAP_OFFLINE = ").expect("data") + "window.WIREMAP_OFFLINE = ".len();
+    let end = html[start..].find(";</script>").expect("end") + start;
+    let embedded: serde_json::Value =
+        serde_json::from_str(&html[start..end]).expect("embedded map");
+    assert_eq!(embedded["edges"].as_array().map(Vec::len), Some(edges));
+}
+
+#[test]
 fn stdin_and_output_file() {
     let file = std::fs::File::open(pcaps().join("dns_zeek_docker-container.pcap")).expect("open");
     let out = tmp("stdin-map.json");
