@@ -106,17 +106,20 @@
   }
   function upsert(nodes, edges) {
     for (const e of edges) S.edges.set(edgeKey(e), e);
+    let added = 0;
     for (const d of nodes) {
       const n = S.nodes.get(d.id);
       if (n) n.data = d;
-      else S.nodes.set(d.id, Object.assign({ data: d, vx: 0, vy: 0, pinned: false }, place(d.id, d)));
+      else { added++; S.nodes.set(d.id, Object.assign({ data: d, vx: 0, vy: 0, pinned: false }, place(d.id, d))); }
     }
     // Edges can name nodes a delta did not carry (not expected, but keep them drawable).
     for (const e of edges) for (const id of [e.source, e.target]) if (!S.nodes.has(id)) {
+      added++;
       S.nodes.set(id, Object.assign({ data: { id, name: id, kind: "ip", namespace: "", labels: {}, addresses: [], external: false, requests_in: 0, requests_out: 0 }, vx: 0, vy: 0, pinned: false }, place(id)));
     }
     S.dirty = true;
-    S.alpha = Math.max(S.alpha, nodes.length ? 0.3 : 0.05);
+    // Only new nodes move the layout; updated counters leave everything where it is.
+    if (added) S.alpha = Math.max(S.alpha, 0.3);
   }
   function replaceAll(map) {
     const keep = new Set(map.nodes.map((n) => n.id));
