@@ -518,3 +518,95 @@ mod tests {
         assert_eq!(get_identity(&mut Cursor::new(&out)).expect("decodes"), *id);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ./:_-]{0,12}"
+    }
+
+    fn identity() -> impl Strategy<Value = Option<Arc<Identity>>> {
+        proptest::option::of(
+            (
+                text(),
+                text(),
+                text(),
+                0usize..7,
+                proptest::collection::btree_map(text(), text(), 0..3),
+            )
+                .prop_map(|(name, namespace, workload_name, k, labels)| {
+                    Arc::new(Identity {
+                        kind: KINDS[k],
+                        name,
+                        namespace,
+                        workload_name,
+                        labels,
+                        ..Identity::default()
+                    })
+                }),
+        )
+    }
+
+    fn detail() -> impl Strategy<Value = Detail> {
+        prop_oneof![
+            Just(Detail::None),
+            (
+                text(),
+                text(),
+                proptest::collection::vec((text(), text()), 0..4),
+                any::<u64>()
+            )
+                .prop_map(|(method, url, headers, size)| Detail::Http(Box::new(
+                    HttpInfo {
+                        method,
+                        url,
+                        request_headers: headers,
+                        response_body_size: size,
+                        ..HttpInfo::default()
+                    }
+                ))),
+            proptest::collection::vec(text(), 0..4).prop_map(|q| Detail::Dns(Box::new(DnsInfo {
+                questions: q.clone(),
+                answers: q,
+                ..DnsInfo::default()
+            }))),
+            (any::<i64>(), any::<bool>(), text()).prop_map(|(i, b, s)| Detail::App(Box::new(
+                AppInfo::default()
+                    .int("kafka_api_key", i)
+                    .bool("redis_error", b)
+                    .str("postgresql_query", s)
+            ))),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_entry_round_trips(
+            id in any::<u64>(), stream in any::<u64>(), ts in any::<i64>(), elapsed in any::<i64>(),
+            p in 0usize..14, udp in any::<bool>(), a in any::<[u8; 16]>(), v4 in any::<bool>(),
+            ports in any::<(u16, u16)>(), sizes in any::<(u64, u64)>(), status in any::<i64>(),
+            flags in any::<(bool, bool)>(), src_id in identity(), dst_id in identity(), detail in detail(),
+        ) {
+            let ip = |b: &[u8; 16], flip: u8| -> std::net::IpAddr {
+                if v4 { Ipv4Addr::new(b[0], b[1], b[2], b[3] ^ flip).into() } else { Ipv6Addr::from(*b).into() }
+            };
+            let e = Entry {
+                id, stream, index: (id % 1000) as u32, timestamp: Timestamp(ts), elapsed_time: elapsed,
+                protocol: Protocol::ALL[p], transport: if udp { Transport::Udp } else { Transport::Tcp },
+                src: Endpoint { ip: ip(&a, 0), port: ports.0, identity: src_id },
+                dst: Endpoint { ip: ip(&a, 1), port: ports.1, identity: dst_id },
+                request_size: sizes.0, response_size: sizes.1, has_response: flags.0, status_code: status,
+                error: flags.1, node_name: "n".into(), detail,
+            };
+            let mut ids: Vec<Arc<Identity>> = Vec::new();
+            let mut out = Vec::new();
+            put_entry(&mut out, &e, &mut |i| { ids.push(i.clone()); ids.len() as u64 });
+            let back = get_entry(&mut Cursor::new(&out), &|n| Ok(if n == 0 { None } else { ids.get(n as usize - 1).cloned() }))
+                .expect("decodes");
+            prop_assert_eq!(back, e);
+        }
+    }
+}
