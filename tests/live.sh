@@ -181,6 +181,7 @@ sleep 1.2
 get "/api/map?level=workload" > "$work/kube-workload.json"
 get "/api/map?level=service" > "$work/kube-service.json"
 get "/api/map?level=namespace" > "$work/kube-namespace.json"
+get "/api/stats" > "$work/kube-stats.json"
 stop_capture
 
 "$wiremap" map "$work/export.pcapng" > "$work/export-map.json"
@@ -257,6 +258,8 @@ front = "workload:shop/deployment/front"
 check(kw.get((front, "workload:shop/deployment/web", "http")) == 3, f"live watches: front -> web by Deployment (3 HTTP) {kw}")
 check(kw.get((front, "workload:payments/statefulset/cache", "redis")) == 1, "live watches: StatefulSet cache across namespaces")
 check(ks.get((front, "service:shop/web", "http")) == 3 and kn.get(("namespace:shop", "namespace:payments", "redis")) == 1, "live watches: service and namespace levels")
+kst = load("kube-stats.json")["kubernetes"]
+check(kst.get("lists", 0) >= 8 and kst.get("objects", 0) == 7 and kst.get("errors", -1) == 0, f"watch counters in /api/stats {kst}")
 wn = {n["id"]: n for n in load("kube-workload.json")["nodes"]}
 check(wn.get(front, {}).get("labels", {}).get("app") == "front" and wn.get(front, {}).get("namespace") == "shop", "live watches: workload node labels and namespace")
 

@@ -124,6 +124,23 @@ pub struct WatchStats {
     pub rebuilds: AtomicU64,
 }
 
+impl WatchStats {
+    /// The counters by name, for stats pages.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        [
+            ("lists", &self.lists),
+            ("events", &self.events),
+            ("errors", &self.errors),
+            ("objects", &self.objects),
+            ("tombstones", &self.tombstones),
+            ("rebuilds", &self.rebuilds),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k, v.load(Ordering::Relaxed)))
+        .collect()
+    }
+}
+
 /// A client from `--kubeconfig FILE`, or else the usual inference (`KUBECONFIG`,
 /// `~/.kube/config`, in-cluster service account).
 pub async fn client(kubeconfig: Option<&std::path::Path>) -> Result<Client, KubeError> {

@@ -414,6 +414,7 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "store_errors": c.store_errors,
         "last_store_error": c.last_store_error,
         "capturing": c.capturing,
+        "kubernetes": c.kubernetes,
         "stream_clients": clients,
     }))
 }

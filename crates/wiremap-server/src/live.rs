@@ -135,6 +135,9 @@ pub struct LiveCounters {
     pub last_store_error: String,
     /// Whether packets are still coming in.
     pub capturing: bool,
+    /// Kubernetes watch counters (lists, events, errors, objects, tombstones, rebuilds),
+    /// when watches run.
+    pub kubernetes: BTreeMap<String, u64>,
 }
 
 /// The store as a query sees it.

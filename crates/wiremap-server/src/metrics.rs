@@ -111,6 +111,17 @@ pub(crate) fn render(app: &App) -> String {
             k.drops
         );
     }
+    if !c.kubernetes.is_empty() {
+        head(
+            &mut o,
+            "wiremap_kubernetes",
+            "gauge",
+            "Kubernetes watch counters by name (lists, events, errors, objects, tombstones, rebuilds).",
+        );
+        for (k, v) in &c.kubernetes {
+            let _ = writeln!(o, "wiremap_kubernetes{{counter=\"{}\"}} {v}", esc(k));
+        }
+    }
     let edges = lock(&app.shared.edges);
     let mut series: Vec<_> = edges.series.iter().collect();
     series.sort_by(|a, b| a.0.cmp(b.0));

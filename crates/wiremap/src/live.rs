@@ -427,6 +427,7 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         let (tx, rx) = std::sync::mpsc::channel();
         ingest.watch_k8s(rx);
         let (path, url) = (a.kubeconfig.clone(), a.kube_url.clone());
+        let counters = shared.clone();
         let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
             Box::pin(async move {
                 let client = match url {
@@ -436,6 +437,19 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
                 match client {
                     Ok(c) => {
                         let stats = Arc::new(wiremap_kube::WatchStats::default());
+                        // Counters reach /api/stats and /metrics every second.
+                        let (watched, shown) = (stats.clone(), counters);
+                        tokio::spawn(async move {
+                            loop {
+                                {
+                                    let mut c = wiremap_server::lock_counters(&shown);
+                                    for (k, v) in watched.snapshot() {
+                                        c.kubernetes.insert(k.to_string(), v);
+                                    }
+                                }
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        });
                         wiremap_kube::watch(c, tx, stats).await;
                     }
                     Err(e) => {
