@@ -124,6 +124,13 @@ fn watches_follow_the_api_through_gone_drops_and_failures() {
         ("payments".into(), "db".into(), "db-0".into())
     );
     assert_eq!(resolve(&h, "10.96.0.10", t0).2, "cart");
+    // Every kind lists once and then watches with bookmarks (the kinds start independently).
+    let end = Instant::now() + Duration::from_secs(15);
+    while (d.count("lists") < KINDS.len() as u64 || d.count("bookmarks") < KINDS.len() as u64)
+        && Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     assert_eq!(d.count("lists"), KINDS.len() as u64, "one list per kind");
     assert!(
         d.count("bookmarks") >= KINDS.len() as u64,
