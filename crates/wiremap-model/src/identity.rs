@@ -27,7 +27,7 @@ pub enum IdentityKind {
 /// Who an address is, at one point in time.
 ///
 /// Empty strings mean "not known"; the KFL contract makes absent values their type's default.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Identity {
     /// The most specific source that named this address.
     pub kind: IdentityKind,

@@ -237,11 +237,14 @@ struct Open {
     meta: SegmentMeta,
     entries: BufWriter<File>,
     packets: PcapngWriter<BufWriter<File>>,
-    by_ptr: HashMap<usize, u64>,
-    by_value: HashMap<Vec<u8>, u64>,
-    /// Keeps the pointers in `by_ptr` alive.
-    held: Vec<Arc<Identity>>,
-    scratch: Vec<u8>,
+    /// Identity numbers by pointer (a fast path for the shared `Arc`s of one run); the `Arc`
+    /// is kept so its address cannot be reused by another identity.
+    by_ptr: HashMap<usize, (Arc<Identity>, u64)>,
+    /// Identity numbers by value: equal identities behind different pointers share one.
+    by_value: HashMap<Arc<Identity>, u64>,
+    /// Reused buffers: one record's payload, and the framed records of one append.
+    payload: Vec<u8>,
+    framed: Vec<u8>,
 }
 
 /// The store: closed segments plus the one being written.
@@ -386,8 +389,8 @@ impl Store {
                 packets,
                 by_ptr: HashMap::new(),
                 by_value: HashMap::new(),
-                held: Vec::new(),
-                scratch: Vec::new(),
+                payload: Vec::new(),
+                framed: Vec::new(),
             });
         }
         match self.open.as_mut() {
@@ -416,40 +419,43 @@ impl Store {
         self.next_id += 1;
         let dir = self.cfg.dir.clone();
         let o = self.open_segment()?;
-        let mut payload = std::mem::take(&mut o.scratch);
-        let mut out = Vec::new();
+        let mut payload = std::mem::take(&mut o.payload);
+        let mut out = std::mem::take(&mut o.framed);
+        out.clear();
         // New identities are written before the entry that refers to them.
         let mut fresh: Vec<Arc<Identity>> = Vec::new();
         let (by_ptr, by_value) = (&mut o.by_ptr, &mut o.by_value);
         let mut number = |id: &Arc<Identity>| -> u64 {
             let ptr = Arc::as_ptr(id) as usize;
-            if let Some(n) = by_ptr.get(&ptr) {
+            if let Some((_, n)) = by_ptr.get(&ptr) {
                 return *n;
             }
-            let mut key = Vec::new();
-            codec::put_identity(&mut key, id);
             let next = by_value.len() as u64 + 1;
-            let n = *by_value.entry(key).or_insert_with(|| {
+            let n = *by_value.entry(id.clone()).or_insert_with(|| {
                 fresh.push(id.clone());
                 next
             });
-            by_ptr.insert(ptr, n);
+            by_ptr.insert(ptr, (id.clone(), n));
             n
         };
         payload.clear();
         payload.push(REC_ENTRY);
         codec::put_entry(&mut payload, e, &mut number);
+        let mut def = vec![REC_IDENTITY];
         for id in &fresh {
-            let mut p = vec![REC_IDENTITY];
-            codec::put_identity(&mut p, id);
-            frame(&mut out, &p);
+            def.truncate(1);
+            codec::put_identity(&mut def, id);
+            frame(&mut out, &def);
         }
-        o.held.extend(fresh);
         frame(&mut out, &payload);
-        o.scratch = payload;
+        o.payload = payload;
         let path = seg_path(&dir, o.meta.seq, "entries");
-        o.entries.write_all(&out).map_err(io(&path))?;
-        o.meta.entry_bytes += out.len() as u64;
+        let written = o.entries.write_all(&out).map_err(io(&path));
+        if written.is_ok() {
+            o.meta.entry_bytes += out.len() as u64;
+        }
+        o.framed = out;
+        written?;
         o.meta.add_entry(e);
         Ok(())
     }

@@ -210,3 +210,64 @@ fn export_carries_packets_and_history() {
     assert_eq!(http(&again), http(&written));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An identity dropped after its entry was stored may leave its address to another one; the
+/// store must not take the newcomer for the old identity.
+#[test]
+fn identities_are_told_apart_when_an_address_is_reused() {
+    use std::sync::Arc;
+    use wiremap_model::{Detail, Endpoint, Identity, Protocol, Transport};
+    let dir = tmpdir("identity-reuse");
+    let mut store = Store::open(StoreConfig::new(&dir)).expect("opens");
+    let entry = |i: u64, who: Arc<Identity>| Entry {
+        id: 0,
+        stream: i,
+        index: 0,
+        timestamp: Timestamp::from_parts(1_700_000_000 + i as i64, 0),
+        elapsed_time: 0,
+        protocol: Protocol::Tcp,
+        transport: Transport::Tcp,
+        src: Endpoint {
+            ip: "10.0.0.1".parse().expect("ip"),
+            port: 1,
+            identity: Some(who),
+        },
+        dst: Endpoint::new("10.0.0.2".parse().expect("ip"), 2),
+        request_size: 0,
+        response_size: 0,
+        has_response: false,
+        status_code: 0,
+        error: false,
+        node_name: String::new(),
+        detail: Detail::None,
+    };
+    let known = Identity {
+        name: "known".into(),
+        ..Identity::default()
+    };
+    store
+        .append_entry(&mut entry(0, Arc::new(known.clone())))
+        .expect("entry");
+    let mut names = vec!["known".to_string()];
+    for i in 1..50u64 {
+        // A second pointer to a value the segment already has; dropped right after.
+        store
+            .append_entry(&mut entry(i, Arc::new(known.clone())))
+            .expect("entry");
+        names.push("known".into());
+        // A new identity, likely at the address just freed.
+        let who = Arc::new(Identity {
+            name: format!("pod-{i}"),
+            ..Identity::default()
+        });
+        store.append_entry(&mut entry(i, who)).expect("entry");
+        names.push(format!("pod-{i}"));
+    }
+    store.flush().expect("flush");
+    let got: Vec<String> = all(&store)
+        .iter()
+        .map(|e| e.src.identity().name.clone())
+        .collect();
+    assert_eq!(got, names);
+    let _ = std::fs::remove_dir_all(&dir);
+}
