@@ -7,6 +7,8 @@
 # the same address one after the other. Needs root (ip netns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/pods.sh
+POD_PREFIX=wm- POD_VETH=w
 wiremap=${WIREMAP:-target/release/wiremap}
 work=$(mktemp -d /tmp/wiremap-cluster.XXXXXX)
 node=wm-node-$$
@@ -19,30 +21,12 @@ cleanup() {
   for p in "${bg[@]}"; do kill "$p" 2>/dev/null; done
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null
   sleep 0.3
-  for p in "${pods[@]}"; do ip netns del "wm-$p-$$" 2>/dev/null; done
-  ip netns del "$node" 2>/dev/null
+  pods_down "$node"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-ip netns add "$node"
-ip -n "$node" link add br0 type bridge
-ip -n "$node" link set br0 up
-i=0
-for p in "${pods[@]}"; do
-  i=$((i + 1))
-  ns="wm-$p-$$"
-  ip netns add "$ns"
-  ip link add "wp$i-$$" type veth peer name "wb$i-$$"
-  ip link set "wp$i-$$" netns "$ns"
-  ip link set "wb$i-$$" netns "$node"
-  ip -n "$node" link set "wb$i-$$" master br0
-  ip -n "$node" link set "wb$i-$$" up
-  ip -n "$ns" addr add "${addr[$p]}/24" dev "wp$i-$$"
-  ip -n "$ns" link set "wp$i-$$" up
-  ip -n "$ns" link set lo up
-done
-in_pod() { local p=$1; shift; ip netns exec "wm-$p-$$" "$@"; }
+pods_up "$node"
 
 mkdir -p "$work/www" && echo '{"items": []}' > "$work/www/items.json"
 (cd "$work/www" && in_pod cart python3 -m http.server 8080 --bind "${addr[cart]}" >/dev/null 2>&1) &

@@ -11,6 +11,8 @@
 # API (the kube client watching the in-repo API double). Needs root (ip netns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/pods.sh
+POD_PREFIX=wm-l POD_VETH=l
 wiremap=$(realpath "${WIREMAP:-target/release/wiremap}")
 work=$(mktemp -d /tmp/wiremap-live.XXXXXX)
 chmod 755 "$work"
@@ -26,31 +28,12 @@ cleanup() {
   for p in "${bg[@]}"; do kill "$p" 2>/dev/null; done
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null
   sleep 0.3
-  for p in "${pods[@]}"; do ip netns del "wm-l$p-$$" 2>/dev/null; done
-  ip netns del "$node" 2>/dev/null
+  pods_down "$node"
   rm -rf "/etc/netns/wm-lclient-$$" "$work"
 }
 trap cleanup EXIT
 
-ip netns add "$node"
-ip -n "$node" link set lo up
-ip -n "$node" link add br0 type bridge
-ip -n "$node" link set br0 up
-i=0
-for p in "${pods[@]}"; do
-  i=$((i + 1))
-  ns="wm-l$p-$$"
-  ip netns add "$ns"
-  ip link add "lp$i-$$" type veth peer name "lb$i-$$"
-  ip link set "lp$i-$$" netns "$ns"
-  ip link set "lb$i-$$" netns "$node"
-  ip -n "$node" link set "lb$i-$$" master br0
-  ip -n "$node" link set "lb$i-$$" up
-  ip -n "$ns" addr add "${addr[$p]}/24" dev "lp$i-$$"
-  ip -n "$ns" link set "lp$i-$$" up
-  ip -n "$ns" link set lo up
-done
-in_pod() { local p=$1; shift; ip netns exec "wm-l$p-$$" "$@"; }
+pods_up "$node"
 in_node() { ip netns exec "$node" "$@"; }
 # The client resolves through the DNS pod.
 mkdir -p "/etc/netns/wm-lclient-$$"

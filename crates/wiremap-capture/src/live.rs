@@ -525,7 +525,7 @@ impl Dedup {
         let Some(pkt) = data.get(ip..) else {
             return false;
         };
-        let mut h = rustc_hash_like::Fx::default();
+        let mut h = rustc_hash::FxHasher::default();
         match pkt.first().map(|v| v >> 4) {
             // IPv4 without TTL (8) and header checksum (10..12), which routing changes.
             Some(4) if pkt.len() >= 20 => {
@@ -558,31 +558,9 @@ impl Dedup {
     }
 }
 
-mod rustc_hash_like {
-    /// A small fast hasher (FxHash's multiply-rotate) for packet fingerprints.
-    #[derive(Default)]
-    pub struct Fx(u64);
-
-    impl std::hash::Hasher for Fx {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for c in bytes.chunks(8) {
-                let mut b = [0u8; 8];
-                b[..c.len()].copy_from_slice(c);
-                self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b))
-                    .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-            }
-        }
-    }
-}
-
 /// Live packets from one or more interfaces, read in place from their rings.
 pub struct LiveSource {
     rings: Vec<Ring>,
-    /// Ring and packet position of the current packet.
-    current: Option<(usize, Timestamp, usize, usize, u32)>,
     turn: usize,
     dedup: Dedup,
 }
@@ -602,12 +580,15 @@ impl LiveSource {
             .iter()
             .map(|i| Ring::open(i, cfg, bpf, None))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(LiveSource {
+        Ok(LiveSource::from_rings(rings))
+    }
+
+    fn from_rings(rings: Vec<Ring>) -> Self {
+        LiveSource {
             rings,
-            current: None,
             turn: 0,
             dedup: Dedup::default(),
-        })
+        }
     }
 
     /// `workers` sources that share the interfaces' traffic by flow: each interface gets a
@@ -630,12 +611,7 @@ impl LiveSource {
                     .enumerate()
                     .map(|(k, i)| Ring::open(i, cfg, bpf, Some(base.wrapping_add(k as u16))))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok(LiveSource {
-                    rings,
-                    current: None,
-                    turn: 0,
-                    dedup: Dedup::default(),
-                })
+                Ok(LiveSource::from_rings(rings))
             })
             .collect()
     }
@@ -650,7 +626,6 @@ impl LiveSource {
         let multi = self.rings.len() > 1;
         loop {
             if let Some(found) = self.poll_rings(multi) {
-                self.current = Some(found);
                 return Ok(Some(self.packet_at(found)));
             }
             if !self.wait(timeout)? {

@@ -12,13 +12,11 @@ use crate::Holding;
 use serde_json::{json, Map, Value};
 use wiremap_model::{Entry, Identity, IdentityKind, Timestamp};
 
-/// First and last time an address was seen as an identity.
-type Span = (Timestamp, Timestamp, Arc<Identity>);
-
 /// Collects the identities entries carried, per address, with the time span they were seen.
 #[derive(Debug, Default)]
 pub struct History {
-    spans: HashMap<(IpAddr, String), Span>,
+    /// First and last time each address was seen as each identity.
+    spans: HashMap<(IpAddr, Arc<Identity>), (Timestamp, Timestamp)>,
 }
 
 /// Lines per custom block (a block is at most 16 MiB).
@@ -29,16 +27,14 @@ impl History {
     pub fn add(&mut self, e: &Entry) {
         for ep in [&e.src, &e.dst] {
             let Some(id) = &ep.identity else { continue };
-            // Debug output lists every field in a fixed order: a faithful key.
-            let key = format!("{id:?}");
             let t = e.timestamp;
             self.spans
-                .entry((ep.ip, key))
+                .entry((ep.ip, id.clone()))
                 .and_modify(|s| {
                     s.0 = s.0.min(t);
                     s.1 = s.1.max(t);
                 })
-                .or_insert_with(|| (t, t, id.clone()));
+                .or_insert((t, t));
         }
     }
 
@@ -57,7 +53,7 @@ impl History {
         let mut lines: Vec<(IpAddr, Timestamp, String)> = self
             .spans
             .iter()
-            .map(|((ip, _), (from, to, id))| {
+            .map(|((ip, id), (from, to))| {
                 let v = json!({
                     "wiremap_history": 1,
                     "ip": ip.to_string(),

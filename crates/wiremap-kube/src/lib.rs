@@ -255,13 +255,6 @@ fn key(kind: usize, v: &Value) -> Key {
     (kind, get("namespace"), get("name"))
 }
 
-fn rfc3339_now() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    wiremap_model::Timestamp::from_parts(d.as_secs() as i64, d.subsec_nanos()).to_string()
-}
-
 /// The objects held, and the deleted ones still remembered, each as its trimmed JSON text
 /// (a few hundred bytes a pod; a parsed tree would take ten times that).
 #[derive(Debug, Default)]
@@ -285,7 +278,9 @@ impl ClusterState {
             return;
         };
         if s(&v, &["metadata", "deletionTimestamp"]).is_none() {
-            v["metadata"]["deletionTimestamp"] = Value::String(rfc3339_now());
+            v["metadata"]["deletionTimestamp"] = Value::String(
+                wiremap_model::Timestamp::from(std::time::SystemTime::now()).to_string(),
+            );
         }
         self.tombstones.push((Instant::now(), text(&v)));
         if self.tombstones.len() > MAX_TOMBSTONES {

@@ -112,6 +112,14 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+impl From<std::time::SystemTime> for Timestamp {
+    /// A wall-clock reading, for front ends (the pipeline itself reads only packet time).
+    fn from(t: std::time::SystemTime) -> Self {
+        let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Timestamp::from_parts(d.as_secs() as i64, d.subsec_nanos())
+    }
+}
+
 impl fmt::Display for Timestamp {
     /// RFC 3339 in UTC with microseconds: `2026-03-14T22:00:00.123456Z`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

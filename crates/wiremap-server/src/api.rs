@@ -74,16 +74,9 @@ pub(crate) struct Plan {
     pub(crate) window: Window,
 }
 
-pub(crate) fn wall_now() -> Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp(d.as_nanos() as i64)
-}
-
 /// Builds the plan; relative times count back from the newest stored data.
 pub(crate) fn plan(p: &Params, snap: &Snapshot) -> Result<Plan, ApiError> {
-    let now = snap.newest().unwrap_or_else(wall_now);
+    let now = snap.now();
     let level = match p.level.as_deref() {
         None | Some("") => Level::default(),
         Some(l) => Level::parse(l).ok_or_else(|| {
@@ -311,7 +304,7 @@ pub(crate) async fn kfl_check(State(app): State<App>, Query(p): Query<Params>) -
     let q = p.q.unwrap_or_default();
     blocking(move || {
         let snap = app.shared.segments();
-        let now = snap.newest().unwrap_or_else(wall_now);
+        let now = snap.now();
         if q.trim().is_empty() {
             return json_response(&json!({"ok": true, "canonical": ""}));
         }

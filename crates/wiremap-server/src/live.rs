@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use wiremap_capture::{KernelStats, Packet};
@@ -160,6 +160,12 @@ impl Snapshot {
             .max()
             .map(wiremap_model::Timestamp)
     }
+
+    /// What relative times count back from: the newest stored data, else the wall clock.
+    pub fn now(&self) -> wiremap_model::Timestamp {
+        self.newest()
+            .unwrap_or_else(|| std::time::SystemTime::now().into())
+    }
 }
 
 /// What the API shares with the ingest loop.
@@ -216,7 +222,6 @@ pub struct Ingest {
     engine: Engine,
     shared: Arc<Shared>,
     pending: Vec<Arc<Entry>>,
-    last_tick: Instant,
     keep_packets: bool,
     k8s: Option<std::sync::mpsc::Receiver<Vec<wiremap_identity::Holding>>>,
     /// Counters of dissecting workers, when they do the dissection (fanout capture).
@@ -233,7 +238,6 @@ impl Ingest {
             engine,
             shared,
             pending: Vec::new(),
-            last_tick: Instant::now(),
             keep_packets,
             k8s: None,
             workers: None,
@@ -256,24 +260,19 @@ impl Ingest {
         c.last_store_error = e.to_string();
     }
 
-    /// One packet through the pipeline and into the store.
-    pub fn packet(&mut self, p: &Packet<'_>) {
+    /// Runs `f` with a sink that stores each entry it produces and queues it for the live
+    /// streams; a store that refuses is counted, not fatal.
+    fn store_entries(&mut self, f: impl FnOnce(&mut Engine, &mut dyn FnMut(Entry))) {
         let Ingest {
             engine,
             shared,
             pending,
-            keep_packets,
             ..
         } = self;
         let mut err = None;
         {
             let mut store = lock(&shared.store);
-            if *keep_packets {
-                if let Err(e) = store.append_packet(p.ts, p.link, p.data, p.orig_len) {
-                    err = Some(e);
-                }
-            }
-            engine.packet(p, &mut |mut e| match store.append_entry(&mut e) {
+            f(engine, &mut |mut e| match store.append_entry(&mut e) {
                 Ok(()) => pending.push(Arc::new(e)),
                 Err(x) => err = Some(x),
             });
@@ -281,33 +280,27 @@ impl Ingest {
         if let Some(e) = err {
             self.store_error(&e);
         }
-        if self.last_tick.elapsed() >= FLUSH_EVERY {
-            self.tick(&[], 0);
+    }
+
+    /// One packet through the pipeline and into the store.
+    pub fn packet(&mut self, p: &Packet<'_>) {
+        if self.keep_packets {
+            let r = lock(&self.shared.store).append_packet(p.ts, p.link, p.data, p.orig_len);
+            if let Err(e) = r {
+                self.store_error(&e);
+            }
         }
+        self.store_entries(|engine, sink| engine.packet(p, sink));
     }
 
     /// Names and stores what dissecting workers produced ([`Engine::dissect`]); this
     /// ingest's engine only names.
     pub fn items(&mut self, batch: Vec<wiremap_engine::Item>) {
-        let Ingest {
-            engine,
-            shared,
-            pending,
-            ..
-        } = self;
-        let mut err = None;
-        {
-            let mut store = lock(&shared.store);
+        self.store_entries(|engine, sink| {
             for item in batch {
-                engine.name(item, &mut |mut e| match store.append_entry(&mut e) {
-                    Ok(()) => pending.push(Arc::new(e)),
-                    Err(x) => err = Some(x),
-                });
+                engine.name(item, sink);
             }
-        }
-        if let Some(e) = err {
-            self.store_error(&e);
-        }
+        });
     }
 
     /// The pipeline counters of dissecting workers, summed.
@@ -328,7 +321,6 @@ impl Ingest {
     /// Publishes what was produced, flushes the store and refreshes the counters. Call at
     /// least every [`FLUSH_EVERY`], also when no packets come.
     pub fn tick(&mut self, kernel: &[(String, KernelStats)], duplicates: u64) {
-        self.last_tick = Instant::now();
         if let Some(rx) = &self.k8s {
             if let Some(h) = rx.try_iter().last() {
                 self.engine.set_live_k8s(h);
@@ -375,23 +367,7 @@ impl Ingest {
 
     /// End of input: closes every flow, stores what they held, closes the open segment.
     pub fn finish(&mut self) {
-        let Ingest {
-            engine,
-            shared,
-            pending,
-            ..
-        } = self;
-        let mut err = None;
-        {
-            let mut store = lock(&shared.store);
-            engine.finish(&mut |mut e| match store.append_entry(&mut e) {
-                Ok(()) => pending.push(Arc::new(e)),
-                Err(x) => err = Some(x),
-            });
-        }
-        if let Some(e) = err {
-            self.store_error(&e);
-        }
+        self.store_entries(|engine, sink| engine.finish(sink));
         self.tick(&[], 0);
         if let Err(e) = lock(&self.shared.store).close_open() {
             self.store_error(&e);

@@ -8,8 +8,8 @@ use std::ops::ControlFlow;
 use std::path::Path;
 
 use wiremap_capture::PcapngWriter;
-use wiremap_decode::{Decoder, Transport};
-use wiremap_model::Entry;
+use wiremap_decode::{Decoder, Transport as L4};
+use wiremap_model::{Entry, FlowKey, Transport};
 
 use crate::{io, scan, scan_packets, seg_path, History, Scope, SegmentMeta, StoreError};
 
@@ -24,11 +24,16 @@ pub struct ExportReport {
     pub packets: u64,
 }
 
-type FlowKey = (IpAddr, u16, IpAddr, u16, bool);
-
-fn key(a: (IpAddr, u16), b: (IpAddr, u16), udp: bool) -> FlowKey {
-    let (x, y) = if a <= b { (a, b) } else { (b, a) };
-    (x.0, x.1, y.0, y.1, udp)
+/// Both directions of a flow under one key.
+fn key(a: (IpAddr, u16), b: (IpAddr, u16), transport: Transport) -> FlowKey {
+    FlowKey {
+        transport,
+        a_ip: a.0,
+        a_port: a.1,
+        b_ip: b.0,
+        b_port: b.1,
+    }
+    .canonical()
 }
 
 /// Packets this long before a flow's first matching request still belong to it (handshakes).
@@ -52,11 +57,7 @@ pub fn export(
         if matches(&e) {
             report.entries += 1;
             history.add(&e);
-            let k = key(
-                (e.src.ip, e.src.port),
-                (e.dst.ip, e.dst.port),
-                e.transport == wiremap_model::Transport::Udp,
-            );
+            let k = key((e.src.ip, e.src.port), (e.dst.ip, e.dst.port), e.transport);
             let from = e.timestamp.0 - LEAD_NS;
             let to = e.timestamp.0 + e.elapsed_time.max(0) * 1000 + TAIL_NS;
             flows
@@ -94,13 +95,13 @@ pub fn export(
                         return ControlFlow::Continue(());
                     };
                     let k = match &seg.transport {
-                        Transport::Tcp(t) => {
-                            key((seg.src, t.src_port), (seg.dst, t.dst_port), false)
+                        L4::Tcp(t) => {
+                            key((seg.src, t.src_port), (seg.dst, t.dst_port), Transport::Tcp)
                         }
-                        Transport::Udp {
+                        L4::Udp {
                             src_port, dst_port, ..
-                        } => key((seg.src, *src_port), (seg.dst, *dst_port), true),
-                        Transport::Other(_) => return ControlFlow::Continue(()),
+                        } => key((seg.src, *src_port), (seg.dst, *dst_port), Transport::Udp),
+                        L4::Other(_) => return ControlFlow::Continue(()),
                     };
                     if flows.get(&k).is_some_and(|s| s.0 <= ts.0 && ts.0 <= s.1) {
                         if let Err(e) = w.write(ts, link, data, orig) {

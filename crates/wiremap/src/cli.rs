@@ -141,16 +141,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// The wall clock, for `now()` in filters (the pipeline itself only reads packet time).
-fn wall_clock() -> wiremap_model::Timestamp {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    wiremap_model::Timestamp::from_parts(d.as_secs() as i64, d.subsec_nanos())
-}
-
+/// Compiles a filter; `now()` in it is the wall clock (the pipeline itself reads packet time).
 pub(crate) fn compile_filter(expr: &str) -> Result<Filter, u8> {
-    Filter::compile(expr, wall_clock()).map_err(|e| {
+    Filter::compile(expr, std::time::SystemTime::now().into()).map_err(|e| {
         eprintln!("wiremap: error: invalid filter at {e}\n{}", e.caret());
         BAD_INPUT
     })

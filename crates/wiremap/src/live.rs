@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use wiremap_capture::{LiveError, LiveSource, PacketSource, RingConfig};
-use wiremap_engine::{open_files, Engine};
+use wiremap_capture::{KernelStats, LiveError, LiveSource, PacketSource, RingConfig};
+use wiremap_engine::{open_files, Engine, EngineConfig, Item, Stats};
 use wiremap_server::{check_listen, Access, Ingest, Shared, FLUSH_EVERY};
 use wiremap_store::{Store, StoreConfig, StoreError};
 
@@ -271,16 +271,24 @@ fn wiremap_server_dir(shared: &Shared) -> String {
     }
 }
 
+/// What `serve` and `capture` check and set up alike: who may connect, and the pipeline
+/// settings (names from zones and snapshots, headers to redact).
+fn prepare(listen: &ListenArgs, naming: &NamingArgs) -> Result<(Access, EngineConfig), u8> {
+    let access = access(listen)?;
+    let mut cfg = engine_config(naming)?;
+    cfg.dissect.redact_headers = listen
+        .redact
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    Ok((access, cfg))
+}
+
 pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
-    let access = match access(&a.listen) {
+    let (access, mut cfg) = match prepare(&a.listen, &a.naming) {
         Ok(x) => x,
         Err(c) => return Ok(c),
     };
-    let mut cfg = match engine_config(&a.naming) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    cfg.dissect.redact_headers = lower(&a.listen.redact);
     cfg.k8s.extend(wiremap_engine::read_history(&a.pcaps));
     let source = if a.pcaps.is_empty() {
         None
@@ -330,10 +338,6 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     code
 }
 
-fn lower(v: &[String]) -> Vec<String> {
-    v.iter().map(|h| h.trim().to_ascii_lowercase()).collect()
-}
-
 /// Reads a capture into the store; a broken input keeps what was read before the break.
 fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
     let started = Instant::now();
@@ -380,15 +384,10 @@ fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
 }
 
 pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
-    let access = match access(&a.listen) {
+    let (access, mut cfg) = match prepare(&a.listen, &a.naming) {
         Ok(x) => x,
         Err(c) => return Ok(c),
     };
-    let mut cfg = match engine_config(&a.naming) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    cfg.dissect.redact_headers = lower(&a.listen.redact);
     cfg.dissect.node = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_default();
@@ -510,13 +509,8 @@ fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Insta
 
 /// What a dissecting worker tells the naming thread.
 enum FromWorker {
-    Items(Vec<wiremap_engine::Item>),
-    Stats(
-        usize,
-        wiremap_engine::Stats,
-        Vec<(String, wiremap_capture::KernelStats)>,
-        u64,
-    ),
+    Items(Vec<Item>),
+    Stats(usize, Stats, Vec<(String, KernelStats)>, u64),
     Done,
 }
 
@@ -528,7 +522,7 @@ fn fanout_loop(
     sources: Vec<LiveSource>,
     mut ingest: Ingest,
     deadline: Option<Instant>,
-    cfg: wiremap_engine::EngineConfig,
+    cfg: EngineConfig,
     keep_packets: bool,
 ) {
     const BATCH: usize = 256;
@@ -593,24 +587,24 @@ fn fanout_loop(
     }
     drop(tx);
     wiremap_server::lock_counters(ingest.shared()).capturing = true;
-    let mut stats = vec![wiremap_engine::Stats::default(); n];
-    let mut kernel: Vec<Vec<(String, wiremap_capture::KernelStats)>> = vec![Vec::new(); n];
+    let mut stats = vec![Stats::default(); n];
+    let mut kernel: Vec<Vec<(String, KernelStats)>> = vec![Vec::new(); n];
     let mut dups = vec![0u64; n];
     let mut done = 0;
     let mut last = Instant::now();
     let publish = |ingest: &mut Ingest,
-                   stats: &[wiremap_engine::Stats],
-                   kernel: &[Vec<(String, wiremap_capture::KernelStats)>],
+                   stats: &[Stats],
+                   kernel: &[Vec<(String, KernelStats)>],
                    dups: &[u64]| {
         ingest.set_worker_stats(stats);
-        let mut per: std::collections::BTreeMap<String, wiremap_capture::KernelStats> =
+        let mut per: std::collections::BTreeMap<String, KernelStats> =
             std::collections::BTreeMap::new();
         for (iface, k) in kernel.iter().flatten() {
             let e = per.entry(iface.clone()).or_default();
             e.packets += k.packets;
             e.drops += k.drops;
         }
-        let per: Vec<(String, wiremap_capture::KernelStats)> = per.into_iter().collect();
+        let per: Vec<(String, KernelStats)> = per.into_iter().collect();
         ingest.tick(&per, dups.iter().sum());
     };
     while done < handles.len() {
