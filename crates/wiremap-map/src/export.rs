@@ -26,6 +26,11 @@ pub fn protocol_color(p: Protocol) -> &'static str {
     }
 }
 
+/// Stroke width of an edge: one more per tenfold requests (the UI's log scale too).
+fn edge_width(requests: u64) -> f64 {
+    1.0 + (requests as f64).log10().max(0.0)
+}
+
 fn dot_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
@@ -56,7 +61,7 @@ pub(crate) fn dot(m: &ServiceMap) -> String {
         );
     }
     for e in &m.edges {
-        let width = 1.0 + (e.requests as f64).log10().max(0.0);
+        let width = edge_width(e.requests);
         let _ = writeln!(
             s,
             "  \"{}\" -> \"{}\" [label=\"{} {}\", color=\"{}\", penwidth={:.1}];",
@@ -211,7 +216,7 @@ pub(crate) fn svg(m: &ServiceMap) -> String {
         let (Some(a), Some(b)) = (pos.get(e.source.as_str()), pos.get(e.target.as_str())) else {
             continue;
         };
-        let width = 1.0 + (e.requests as f64).log10().max(0.0);
+        let width = edge_width(e.requests);
         let _ = writeln!(
             s,
             "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{}\" stroke-width=\"{width:.1}\" opacity=\"0.75\" marker-end=\"url(#a-{})\"><title>{} → {} {} {}</title></line>",
