@@ -84,7 +84,11 @@ impl Timestamp {
         };
         let days = days_from_civil(y, mo, d);
         let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset;
-        Some(Timestamp(secs * 1_000_000_000 + nanos))
+        // Nanoseconds in an i64 span 1677-09-21 to 2262-04-11: outside that, no timestamp
+        // (a wrapped one would select the wrong data).
+        secs.checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos))
+            .map(Timestamp)
     }
 }
 
@@ -150,6 +154,14 @@ impl serde::Serialize for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_outside_i64_nanoseconds_do_not_parse() {
+        assert_eq!(Timestamp::parse_rfc3339("9999-12-31T23:59:59Z"), None);
+        assert_eq!(Timestamp::parse_rfc3339("1000-01-01T00:00:00Z"), None);
+        assert!(Timestamp::parse_rfc3339("2262-04-11T23:47:16Z").is_some());
+        assert!(Timestamp::parse_rfc3339("1677-09-21T00:12:44Z").is_some());
+    }
 
     #[test]
     fn formats_and_parses_round_trip() {
