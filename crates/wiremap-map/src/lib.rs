@@ -9,16 +9,18 @@
 //! and Mermaid.
 #![deny(clippy::unwrap_used)]
 
+mod builder;
 mod export;
 mod sketch;
 
-use std::collections::{BTreeMap, BTreeSet};
+pub use builder::{MapBuilder, DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES};
+
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 pub use sketch::Sketch;
-use wiremap_model::{Endpoint, Entry, IdentityKind, Protocol, Timestamp};
+use wiremap_model::{Endpoint, IdentityKind, Protocol, Timestamp};
 
 /// How far nodes are merged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,6 +99,13 @@ pub struct Node {
     pub requests_out: u64,
     /// Requests this node received.
     pub requests_in: u64,
+    /// For an "other" node: how many endpoints folded into it (absent otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub folded: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Bytes of an edge, each way.
@@ -173,30 +182,7 @@ pub struct ServiceMap {
 /// Addresses listed per node.
 pub const MAX_ADDRESSES: usize = 64;
 
-#[derive(Debug, Clone)]
-struct NodeAgg {
-    name: String,
-    kind: &'static str,
-    namespace: String,
-    labels: BTreeMap<String, String>,
-    addresses: BTreeSet<IpAddr>,
-    external: bool,
-    out: u64,
-    inn: u64,
-}
-
-#[derive(Debug, Clone)]
-struct EdgeAgg {
-    requests: u64,
-    responses: u64,
-    errors: u64,
-    bytes: Bytes,
-    latency: Sketch,
-    first: Timestamp,
-    last: Timestamp,
-}
-
-fn is_internal(ip: IpAddr) -> bool {
+pub(crate) fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
             a.is_private()
@@ -224,7 +210,7 @@ pub fn node_id(level: Level, ep: &Endpoint) -> String {
     node_of(level, ep).0
 }
 
-fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String) {
+pub(crate) fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String) {
     let ip = ep.ip.to_string();
     if level == Level::Ip {
         return (format!("ip:{ip}"), ip, "ip", String::new());
@@ -280,193 +266,6 @@ fn node_of(level: Level, ep: &Endpoint) -> (String, String, &'static str, String
     }
 }
 
-/// An endpoint's identity compared by address: the same `Arc` is the same identity. Holding
-/// the `Arc` keeps its address from being reused.
-#[derive(Debug, Clone)]
-struct IdentityRef(Option<std::sync::Arc<wiremap_model::Identity>>);
-
-impl PartialEq for IdentityRef {
-    fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-}
-
-impl Eq for IdentityRef {}
-
-impl std::hash::Hash for IdentityRef {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.0
-            .as_ref()
-            .map_or(0, |a| std::sync::Arc::as_ptr(a) as usize)
-            .hash(h);
-    }
-}
-
-/// Folds entries into a map.
-#[derive(Debug, Default)]
-pub struct MapBuilder {
-    level: Level,
-    /// Nodes in order of first sight, with their ids.
-    nodes: Vec<(String, NodeAgg)>,
-    ids: HashMap<String, u32>,
-    /// An endpoint seen before goes straight to its node: no id to format, no string to hash.
-    seen: HashMap<(std::net::IpAddr, IdentityRef), u32>,
-    edges: HashMap<(u32, u32, Protocol), EdgeAgg>,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
-}
-
-impl MapBuilder {
-    /// An empty map at `level`.
-    pub fn new(level: Level) -> Self {
-        MapBuilder {
-            level,
-            ..MapBuilder::default()
-        }
-    }
-
-    fn node(&mut self, ep: &Endpoint) -> u32 {
-        let key = (ep.ip, IdentityRef(ep.identity.clone()));
-        if let Some(&i) = self.seen.get(&key) {
-            return i;
-        }
-        let (id, name, kind, namespace) = node_of(self.level, ep);
-        let i = match self.ids.get(&id) {
-            Some(&i) => i,
-            None => {
-                let i = self.nodes.len() as u32;
-                let identity = ep.identity();
-                self.nodes.push((
-                    id.clone(),
-                    NodeAgg {
-                        name,
-                        kind,
-                        namespace,
-                        labels: identity.labels.clone(),
-                        addresses: BTreeSet::new(),
-                        external: matches!(kind, "dns" | "ip") && !is_internal(ep.ip),
-                        out: 0,
-                        inn: 0,
-                    },
-                ));
-                self.ids.insert(id, i);
-                i
-            }
-        };
-        if let Some((_, n)) = self.nodes.get_mut(i as usize) {
-            if n.addresses.len() < MAX_ADDRESSES {
-                n.addresses.insert(ep.ip);
-            }
-        }
-        self.seen.insert(key, i);
-        i
-    }
-
-    /// Adds one entry.
-    pub fn add(&mut self, e: &Entry) {
-        let src = self.node(&e.src);
-        let dst = self.node(&e.dst);
-        if let Some((_, n)) = self.nodes.get_mut(src as usize) {
-            n.out += 1;
-        }
-        if let Some((_, n)) = self.nodes.get_mut(dst as usize) {
-            n.inn += 1;
-        }
-        self.from = Some(self.from.map_or(e.timestamp, |f| f.min(e.timestamp)));
-        self.to = Some(self.to.map_or(e.timestamp, |t| t.max(e.timestamp)));
-        let edge = self
-            .edges
-            .entry((src, dst, e.protocol))
-            .or_insert_with(|| EdgeAgg {
-                requests: 0,
-                responses: 0,
-                errors: 0,
-                bytes: Bytes::default(),
-                latency: Sketch::default(),
-                first: e.timestamp,
-                last: e.timestamp,
-            });
-        edge.requests += 1;
-        if e.has_response {
-            edge.responses += 1;
-            edge.latency.add(e.elapsed_time.max(0) as u64);
-        }
-        if e.error {
-            edge.errors += 1;
-        }
-        edge.bytes.request += e.request_size;
-        edge.bytes.response += e.response_size;
-        edge.first = edge.first.min(e.timestamp);
-        edge.last = edge.last.max(e.timestamp);
-    }
-
-    /// The map so far.
-    pub fn build(&self, stats: Stats) -> ServiceMap {
-        let mut nodes: Vec<Node> = self
-            .nodes
-            .iter()
-            .map(|(id, n)| Node {
-                id: id.clone(),
-                name: n.name.clone(),
-                kind: n.kind,
-                namespace: n.namespace.clone(),
-                labels: n.labels.clone(),
-                addresses: n.addresses.iter().map(|a| a.to_string()).collect(),
-                external: n.external,
-                requests_out: n.out,
-                requests_in: n.inn,
-            })
-            .collect();
-        nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut edges: Vec<Edge> = self
-            .edges
-            .iter()
-            .map(|((s, t, p), e)| Edge {
-                source: self
-                    .nodes
-                    .get(*s as usize)
-                    .map(|n| n.0.clone())
-                    .unwrap_or_default(),
-                target: self
-                    .nodes
-                    .get(*t as usize)
-                    .map(|n| n.0.clone())
-                    .unwrap_or_default(),
-                protocol: *p,
-                requests: e.requests,
-                responses: e.responses,
-                errors: e.errors,
-                bytes: e.bytes,
-                latency_us: Latency {
-                    p50: e.latency.quantile(0.5),
-                    p90: e.latency.quantile(0.9),
-                    p99: e.latency.quantile(0.99),
-                },
-                first_seen: e.first,
-                last_seen: e.last,
-            })
-            .collect();
-        edges.sort_by(|a, b| {
-            (&a.source, &a.target, a.protocol).cmp(&(&b.source, &b.target, b.protocol))
-        });
-        ServiceMap {
-            version: 1,
-            level: self.level.as_str(),
-            window: Window {
-                from: self.from,
-                to: self.to,
-            },
-            nodes,
-            edges,
-            stats,
-        }
-    }
-}
-
 impl ServiceMap {
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
@@ -498,7 +297,7 @@ impl ServiceMap {
 mod tests {
     use std::sync::Arc;
 
-    use wiremap_model::{Detail, Identity, Transport};
+    use wiremap_model::{Detail, Entry, Identity, Transport};
 
     use super::*;
 
@@ -567,5 +366,57 @@ mod tests {
         assert_eq!(dst.addresses, vec!["93.184.216.34", "93.184.216.35"]);
         assert!(dst.external);
         assert_eq!(ip.build(Stats::default()).edges.len(), 2);
+    }
+
+    #[test]
+    fn a_flood_folds_into_other_nodes_and_is_counted() {
+        // 1,000 spoofed clients of one server, a map that keeps 10 nodes and 5 edges.
+        let mut m = MapBuilder::with_limits(Level::Workload, 10, 5);
+        for i in 0..1000u32 {
+            let src = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+            m.add(&entry(&src, "93.184.216.34", Some("example.com"), 200, 10));
+        }
+        let map = m.build(Stats::default());
+        let others: Vec<_> = map.nodes.iter().filter(|n| n.kind == "other").collect();
+        assert_eq!(others.len(), 1, "{:?}", map.nodes);
+        assert_eq!(others[0].id, "other:internal");
+        assert!(map
+            .edges
+            .iter()
+            .any(|e| e.source == "other:internal" && e.target == "dns:example.com"));
+        assert!(map.nodes.len() <= 11);
+        assert!(map.edges.len() <= 6, "{}", map.edges.len());
+        let total: u64 = map.edges.iter().map(|e| e.requests).sum();
+        let folded = map.stats.dropped["map_entries_folded"];
+        assert_eq!(total, 1000, "every entry is on some edge");
+        // 9 clients kept their node (the server is the 10th); of those, 5 edges fit.
+        assert_eq!(folded, 1000 - 5);
+        assert_eq!(others[0].folded, 1000 - 9);
+        assert!(!map.stats.dropped.contains_key("map_entries_dropped"));
+    }
+
+    #[test]
+    fn other_edges_have_bounded_room_too() {
+        // Each entry between two new namespaces' pods: past the budget, their "other" edges
+        // fill the extra room and the rest are dropped and counted.
+        let mut m = MapBuilder::with_limits(Level::Pod, 4, 2);
+        for i in 0..200u32 {
+            let mut e = entry("10.0.0.1", "10.0.0.2", None, 200, 10);
+            for (ep, side) in [(&mut e.src, "a"), (&mut e.dst, "b")] {
+                ep.identity = Some(Arc::new(Identity {
+                    kind: IdentityKind::Pod,
+                    namespace: format!("ns{side}{i}"),
+                    pod: format!("p{i}"),
+                    ..Identity::default()
+                }));
+            }
+            m.add(&e);
+        }
+        let map = m.build(Stats::default());
+        assert!(map.edges.len() <= 2 + 2 / 10 + 16, "{}", map.edges.len());
+        let mapped: u64 = map.edges.iter().map(|e| e.requests).sum();
+        let dropped = map.stats.dropped["map_entries_dropped"];
+        assert_eq!(mapped + dropped, 200);
+        assert!(dropped > 0);
     }
 }

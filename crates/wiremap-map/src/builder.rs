@@ -1,0 +1,363 @@
+//! [`MapBuilder`]: entries folded into nodes and edges, within a node and an edge budget.
+//!
+//! Why a budget: node ids come from traffic, so a spoofed SYN flood names a node per source
+//! address, and a map nobody can load is no map. Past `max_nodes`, a new node folds into an
+//! "other" node of its namespace (or `other:external` / `other:internal` for bare addresses
+//! and DNS names); past `max_edges`, a new edge folds into the edge between its ends' "other"
+//! nodes. The busiest nodes come first in any real traffic, so they keep their names. What
+//! folded is counted: per "other" node (`folded`), and in the map's `stats.dropped`
+//! (`map_entries_folded`, `map_entries_dropped` once even the "other" edges are full).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap as HashMap;
+use wiremap_model::{Endpoint, Entry, Protocol, Timestamp};
+
+use crate::{
+    is_internal, node_of, Bytes, Edge, Latency, Level, Node, ServiceMap, Sketch, Stats, Window,
+    MAX_ADDRESSES,
+};
+
+/// Nodes a map holds by default before the rest fold into "other" nodes.
+pub const DEFAULT_MAX_NODES: usize = 10_000;
+/// Edges a map holds by default before the rest fold into edges between "other" nodes.
+pub const DEFAULT_MAX_EDGES: usize = 50_000;
+
+#[derive(Debug, Clone)]
+struct NodeAgg {
+    /// Endpoints folded into this ("other") node.
+    folded: u64,
+    name: String,
+    kind: &'static str,
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    addresses: BTreeSet<IpAddr>,
+    external: bool,
+    out: u64,
+    inn: u64,
+}
+
+#[derive(Debug, Clone)]
+struct EdgeAgg {
+    requests: u64,
+    responses: u64,
+    errors: u64,
+    bytes: Bytes,
+    latency: Sketch,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+/// An endpoint's identity compared by address: the same `Arc` is the same identity. Holding
+/// the `Arc` keeps its address from being reused.
+#[derive(Debug, Clone)]
+struct IdentityRef(Option<std::sync::Arc<wiremap_model::Identity>>);
+
+impl PartialEq for IdentityRef {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for IdentityRef {}
+
+impl std::hash::Hash for IdentityRef {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0
+            .as_ref()
+            .map_or(0, |a| std::sync::Arc::as_ptr(a) as usize)
+            .hash(h);
+    }
+}
+
+/// Folds entries into a map.
+#[derive(Debug)]
+pub struct MapBuilder {
+    level: Level,
+    /// Nodes in order of first sight, with their ids.
+    nodes: Vec<(String, NodeAgg)>,
+    ids: HashMap<String, u32>,
+    /// An endpoint seen before goes straight to its node: no id to format, no string to hash.
+    seen: HashMap<(IpAddr, IdentityRef), u32>,
+    edges: HashMap<(u32, u32, Protocol), EdgeAgg>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    max_nodes: usize,
+    max_edges: usize,
+    /// "Other" nodes made past `max_nodes` (they do not count against it).
+    others: usize,
+    /// Entries with an end or an edge folded into an "other" node.
+    folded_entries: u64,
+    /// Entries not mapped at all: even their "other" edge had no room.
+    dropped_entries: u64,
+}
+
+impl Default for MapBuilder {
+    fn default() -> Self {
+        MapBuilder::new(Level::default())
+    }
+}
+
+impl MapBuilder {
+    /// An empty map at `level`, within [`DEFAULT_MAX_NODES`] and [`DEFAULT_MAX_EDGES`].
+    pub fn new(level: Level) -> Self {
+        MapBuilder::with_limits(level, DEFAULT_MAX_NODES, DEFAULT_MAX_EDGES)
+    }
+
+    /// An empty map at `level` holding at most `max_nodes` named nodes and `max_edges` edges
+    /// (plus the "other" nodes and edges the rest fold into).
+    pub fn with_limits(level: Level, max_nodes: usize, max_edges: usize) -> Self {
+        MapBuilder {
+            level,
+            nodes: Vec::new(),
+            ids: HashMap::default(),
+            seen: HashMap::default(),
+            edges: HashMap::default(),
+            from: None,
+            to: None,
+            max_nodes: max_nodes.max(1),
+            max_edges: max_edges.max(1),
+            others: 0,
+            folded_entries: 0,
+            dropped_entries: 0,
+        }
+    }
+
+    /// The node of `ep`, and whether it was folded into an "other" node.
+    fn node(&mut self, ep: &Endpoint) -> (u32, bool) {
+        let key = (ep.ip, IdentityRef(ep.identity.clone()));
+        if let Some(&i) = self.seen.get(&key) {
+            return (i, false);
+        }
+        let (id, name, kind, namespace) = node_of(self.level, ep);
+        let (i, folded) = match self.ids.get(&id) {
+            Some(&i) => (i, false),
+            None if self.nodes.len() - self.others >= self.max_nodes => {
+                let external = matches!(kind, "dns" | "ip") && !is_internal(ep.ip);
+                let o = self.other(&namespace, external);
+                if let Some((_, n)) = self.nodes.get_mut(o as usize) {
+                    n.folded += 1;
+                }
+                // Not remembered in `seen`: a flood of new endpoints must not grow it.
+                return (o, true);
+            }
+            None => {
+                let identity = ep.identity();
+                let agg = NodeAgg {
+                    folded: 0,
+                    name,
+                    kind,
+                    namespace,
+                    labels: identity.labels.clone(),
+                    addresses: BTreeSet::new(),
+                    external: matches!(kind, "dns" | "ip") && !is_internal(ep.ip),
+                    out: 0,
+                    inn: 0,
+                };
+                (self.push(id, agg), false)
+            }
+        };
+        if let Some((_, n)) = self.nodes.get_mut(i as usize) {
+            if n.addresses.len() < MAX_ADDRESSES {
+                n.addresses.insert(ep.ip);
+            }
+        }
+        // One node can have many addresses (a DNS name, a namespace): the shortcut map is
+        // bounded too, past which endpoints are looked up by id.
+        if self.seen.len() < 4 * self.max_nodes {
+            self.seen.insert(key, i);
+        }
+        (i, folded)
+    }
+
+    fn push(&mut self, id: String, agg: NodeAgg) -> u32 {
+        let i = self.nodes.len() as u32;
+        self.nodes.push((id.clone(), agg));
+        self.ids.insert(id, i);
+        i
+    }
+
+    /// The "other" node that folded nodes of `namespace` (or outside any) go to.
+    fn other(&mut self, namespace: &str, external: bool) -> u32 {
+        let (id, name) = if !namespace.is_empty() {
+            (
+                format!("other:{namespace}"),
+                format!("other in {namespace}"),
+            )
+        } else if external {
+            ("other:external".to_string(), "other external".to_string())
+        } else {
+            ("other:internal".to_string(), "other internal".to_string())
+        };
+        if let Some(&i) = self.ids.get(&id) {
+            return i;
+        }
+        self.others += 1;
+        let agg = NodeAgg {
+            folded: 0,
+            name,
+            kind: "other",
+            namespace: namespace.to_string(),
+            labels: Default::default(),
+            addresses: BTreeSet::new(),
+            external,
+            out: 0,
+            inn: 0,
+        };
+        self.push(id, agg)
+    }
+
+    /// The "other" node a node folds into when its edges have no room.
+    fn other_of(&mut self, i: u32) -> u32 {
+        let Some((_, n)) = self.nodes.get(i as usize) else {
+            return i;
+        };
+        if n.kind == "other" {
+            return i;
+        }
+        let (ns, ext) = (n.namespace.clone(), n.external);
+        self.other(&ns, ext)
+    }
+
+    /// Adds one entry.
+    pub fn add(&mut self, e: &Entry) {
+        let (mut src, fs) = self.node(&e.src);
+        let (mut dst, fd) = self.node(&e.dst);
+        let mut folded = fs || fd;
+        if !self.edges.contains_key(&(src, dst, e.protocol)) && self.edges.len() >= self.max_edges {
+            // Fold the client side first (a server with many clients keeps its name), then
+            // the server side, then both; an edge that exists is taken, else the first is
+            // made while "other" edges have room (a tenth more); past that, nothing.
+            let (os, od) = (self.other_of(src), self.other_of(dst));
+            let tries = [(os, dst), (src, od), (os, od)];
+            let p = e.protocol;
+            let pick = tries
+                .iter()
+                .find(|(s, d)| self.edges.contains_key(&(*s, *d, p)))
+                .copied()
+                .or_else(|| {
+                    (self.edges.len() < self.max_edges + self.max_edges / 10 + 16)
+                        .then_some(tries[0])
+                });
+            let Some((s, d)) = pick else {
+                self.dropped_entries += 1;
+                return;
+            };
+            (src, dst) = (s, d);
+            folded = true;
+        }
+        if folded {
+            self.folded_entries += 1;
+        }
+        if let Some((_, n)) = self.nodes.get_mut(src as usize) {
+            n.out += 1;
+        }
+        if let Some((_, n)) = self.nodes.get_mut(dst as usize) {
+            n.inn += 1;
+        }
+        self.from = Some(self.from.map_or(e.timestamp, |f| f.min(e.timestamp)));
+        self.to = Some(self.to.map_or(e.timestamp, |t| t.max(e.timestamp)));
+        let edge = self
+            .edges
+            .entry((src, dst, e.protocol))
+            .or_insert_with(|| EdgeAgg {
+                requests: 0,
+                responses: 0,
+                errors: 0,
+                bytes: Bytes::default(),
+                latency: Sketch::default(),
+                first: e.timestamp,
+                last: e.timestamp,
+            });
+        edge.requests += 1;
+        if e.has_response {
+            edge.responses += 1;
+            edge.latency.add(e.elapsed_time.max(0) as u64);
+        }
+        if e.error {
+            edge.errors += 1;
+        }
+        edge.bytes.request += e.request_size;
+        edge.bytes.response += e.response_size;
+        edge.first = edge.first.min(e.timestamp);
+        edge.last = edge.last.max(e.timestamp);
+    }
+
+    /// The map so far; what folded is added to `stats.dropped`.
+    pub fn build(&self, mut stats: Stats) -> ServiceMap {
+        for (k, v) in [
+            ("map_entries_folded", self.folded_entries),
+            ("map_entries_dropped", self.dropped_entries),
+        ] {
+            if v > 0 {
+                stats.dropped.insert(k.to_string(), v);
+            }
+        }
+        let mut nodes: Vec<Node> = self
+            .nodes
+            .iter()
+            // An "other" node made as a fold candidate and never used is no node.
+            .filter(|(_, n)| n.kind != "other" || n.out + n.inn + n.folded > 0)
+            .map(|(id, n)| Node {
+                id: id.clone(),
+                name: n.name.clone(),
+                kind: n.kind,
+                namespace: n.namespace.clone(),
+                labels: n.labels.clone(),
+                addresses: n.addresses.iter().map(|a| a.to_string()).collect(),
+                external: n.external,
+                requests_out: n.out,
+                requests_in: n.inn,
+                folded: n.folded,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut edges: Vec<Edge> = self
+            .edges
+            .iter()
+            .map(|((s, t, p), e)| Edge {
+                source: self
+                    .nodes
+                    .get(*s as usize)
+                    .map(|n| n.0.clone())
+                    .unwrap_or_default(),
+                target: self
+                    .nodes
+                    .get(*t as usize)
+                    .map(|n| n.0.clone())
+                    .unwrap_or_default(),
+                protocol: *p,
+                requests: e.requests,
+                responses: e.responses,
+                errors: e.errors,
+                bytes: e.bytes,
+                latency_us: Latency {
+                    p50: e.latency.quantile(0.5),
+                    p90: e.latency.quantile(0.9),
+                    p99: e.latency.quantile(0.99),
+                },
+                first_seen: e.first,
+                last_seen: e.last,
+            })
+            .collect();
+        edges.sort_by(|a, b| {
+            (&a.source, &a.target, a.protocol).cmp(&(&b.source, &b.target, b.protocol))
+        });
+        ServiceMap {
+            version: 1,
+            level: self.level.as_str(),
+            window: Window {
+                from: self.from,
+                to: self.to,
+            },
+            nodes,
+            edges,
+            stats,
+        }
+    }
+}
