@@ -413,7 +413,7 @@ mod tests {
             m.add(&e);
         }
         let map = m.build(Stats::default());
-        assert!(map.edges.len() <= 2 + 2 / 10 + 16, "{}", map.edges.len());
+        assert!(map.edges.len() <= 2 + 16, "{}", map.edges.len());
         let mapped: u64 = map.edges.iter().map(|e| e.requests).sum();
         let dropped = map.stats.dropped["map_entries_dropped"];
         assert_eq!(mapped + dropped, 200);
