@@ -1,7 +1,8 @@
 //! Segment files as a crash or a disk could leave them. Half the inputs are raw bytes after
-//! the magic (framing, torn tails); the other half are cut into records that get a valid
-//! length and CRC, so the record decoder itself (entries, identities, references) sees
-//! arbitrary payloads. Either way: a run of entries and a good-prefix length, never a panic.
+//! the magic (framing, torn tails, resynchronisation); the other half are cut into records
+//! that get a valid length and CRC, so the record decoder itself (entries, identities,
+//! references) sees arbitrary payloads. The same raw bytes also go to the packets-file
+//! reader. Either way: entries, damage spans inside the file, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -23,12 +24,37 @@ fuzz_target!(|data: &[u8]| {
         }
     } else {
         bytes.extend_from_slice(data);
+        let mut damaged = 0;
+        let read = wiremap_store::read_packets(
+            "fuzz",
+            data,
+            data.first().is_some_and(|b| b & 2 == 2),
+            &mut |_, _, d, _| {
+                assert!(d.len() <= data.len());
+                std::ops::ControlFlow::Continue(())
+            },
+            &mut |s| {
+                assert!(s.offset + s.len <= data.len() as u64);
+                damaged += s.len;
+            },
+        );
+        if let Ok(s) = read {
+            assert!(s.good as usize <= data.len() && s.damaged_bytes == damaged);
+        }
     }
-    let good = wiremap_store::read_entries("fuzz".into(), &bytes[..], &mut |e| {
-        let _ = serde_json::to_string(&e);
-        std::ops::ControlFlow::Continue(())
-    });
-    if let Ok(g) = good {
-        assert!(g as usize <= bytes.len());
+    let complete = data.first().is_some_and(|b| b & 2 == 2);
+    let len = bytes.len() as u64;
+    let read = wiremap_store::read_entries(
+        "fuzz",
+        &bytes[..],
+        complete,
+        &mut |e| {
+            let _ = serde_json::to_string(&e);
+            std::ops::ControlFlow::Continue(())
+        },
+        &mut |s| assert!(s.offset >= 8 && s.offset + s.len <= len),
+    );
+    if let Ok(s) = read {
+        assert!(s.good <= len);
     }
 });

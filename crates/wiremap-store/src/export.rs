@@ -88,33 +88,33 @@ pub fn export(
             if t < lo || f > hi || m.packets == 0 {
                 continue;
             }
-            scan_packets(
-                &seg_path(dir, m.seq, "pcapng"),
-                &mut |ts, link, data, orig| {
-                    let Ok(Some(seg)) = decoder.decode(ts, link.0, data) else {
-                        return ControlFlow::Continue(());
-                    };
-                    let k = match &seg.transport {
-                        L4::Tcp(t) => {
-                            key((seg.src, t.src_port), (seg.dst, t.dst_port), Transport::Tcp)
-                        }
-                        L4::Udp {
-                            src_port, dst_port, ..
-                        } => key((seg.src, *src_port), (seg.dst, *dst_port), Transport::Udp),
-                        L4::Other(_) => return ControlFlow::Continue(()),
-                    };
-                    if flows.get(&k).is_some_and(|s| s.0 <= ts.0 && ts.0 <= s.1) {
-                        if let Err(e) = w.write(ts, link, data, orig) {
-                            failed = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                        report.packets += 1;
+            let path = seg_path(dir, m.seq, "pcapng");
+            // Damaged blocks are skipped inside; a file that cannot be read is skipped whole.
+            let read = scan_packets(&path, m.closed, &mut |ts, link, data, orig| {
+                let Ok(Some(seg)) = decoder.decode(ts, link.0, data) else {
+                    return ControlFlow::Continue(());
+                };
+                let k = match &seg.transport {
+                    L4::Tcp(t) => key((seg.src, t.src_port), (seg.dst, t.dst_port), Transport::Tcp),
+                    L4::Udp {
+                        src_port, dst_port, ..
+                    } => key((seg.src, *src_port), (seg.dst, *dst_port), Transport::Udp),
+                    L4::Other(_) => return ControlFlow::Continue(()),
+                };
+                if flows.get(&k).is_some_and(|s| s.0 <= ts.0 && ts.0 <= s.1) {
+                    if let Err(e) = w.write(ts, link, data, orig) {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
                     }
-                    ControlFlow::Continue(())
-                },
-            )?;
+                    report.packets += 1;
+                }
+                ControlFlow::Continue(())
+            });
             if let Some(e) = failed.take() {
                 return Err(io(target)(e));
+            }
+            if let Err(e) = read {
+                crate::damage::unreadable(&path, &e);
             }
         }
     }

@@ -10,26 +10,42 @@
 //! segment (found by the framing and cut off at the next start), and retention deletes whole
 //! files, oldest first, with no compaction. Time comes from the data, never the wall clock,
 //! so an imported capture ages by its own timestamps.
+//!
+//! Every byte read back is untrusted. A damaged record or packet block is skipped and the
+//! reader resynchronises on the next intact one ([`read_entries`], [`read_packets`]); the loss
+//! is counted in [`StoreStats::damaged_records`] / [`StoreStats::damaged_bytes`] and logged
+//! with file and offset. At start-up a segment whose entries file is not this store's or
+//! cannot be read is moved into `quarantine/` ([`QUARANTINE_DIR`]) and the rest is served;
+//! only a torn tail (bytes after the last intact record holding no intact record) is cut.
 #![deny(clippy::unwrap_used)]
 
 mod codec;
+mod damage;
 mod export;
+mod packets;
+mod read;
+mod segments;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::ops::ControlFlow;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wiremap_capture::{FileSource, LinkType, PacketSource, PcapngWriter};
+use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::{Entry, Identity, Protocol, Timestamp};
 
 pub use codec::Corrupt;
+pub use damage::{FileScan, Span};
 pub use export::{export, ExportReport};
+pub use packets::{read_packets, scan_packets, PacketVisitor};
+pub use read::{read_entries, scan_entries};
+pub use segments::{get, inspect, scan, QUARANTINE_DIR};
 pub use wiremap_identity::history::History;
 
+/// The segment format this binary writes and reads (the last three digits of the magic).
+const FORMAT_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"WMSEG001";
 const REC_IDENTITY: u8 = 1;
 const REC_ENTRY: u8 = 2;
@@ -55,7 +71,17 @@ pub enum StoreError {
         /// The directory.
         path: String,
     },
-    /// The directory holds something that is not a wiremap store.
+    /// A later wiremap wrote the store in a format this binary does not know.
+    #[error("{path}: written by a newer wiremap (segment format {found}; this binary reads up to {supported}); use that version or move the data directory aside")]
+    NewerFormat {
+        /// The file.
+        path: String,
+        /// Its format version.
+        found: u32,
+        /// The newest this binary reads.
+        supported: u32,
+    },
+    /// A file that is not a wiremap segment.
     #[error("{path}: not a wiremap segment ({reason})")]
     Foreign {
         /// The file.
@@ -231,6 +257,14 @@ pub struct StoreStats {
     pub segments_dropped: u64,
     /// Bytes of torn tails cut off at start-up.
     pub torn_bytes_truncated: u64,
+    /// Records skipped as damaged (bad length, CRC or body; a stretch whose record
+    /// boundaries were damaged counts as one; packets count too), each counted once per
+    /// process, when a reader first passes it.
+    pub damaged_records: u64,
+    /// Bytes of those records.
+    pub damaged_bytes: u64,
+    /// Segments moved into `quarantine/` at start-up (not this store's magic, unreadable).
+    pub quarantined_segments: u64,
 }
 
 struct Open {
@@ -272,7 +306,7 @@ fn seg_path(dir: &Path, seq: u64, ext: &str) -> PathBuf {
     dir.join(format!("seg-{seq:010}.{ext}"))
 }
 
-fn frame(out: &mut Vec<u8>, payload: &[u8]) {
+pub(crate) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
@@ -280,7 +314,11 @@ fn frame(out: &mut Vec<u8>, payload: &[u8]) {
 
 impl Store {
     /// Opens (or creates) the store in `cfg.dir`, cutting off torn tails a crash left and
-    /// indexing the segment that was open.
+    /// indexing the segment that was open. A segment that is not this store's or cannot be
+    /// read is moved into `quarantine/` and the rest is served; files and directories that
+    /// are not segments are ignored. Refused: a directory another process writes
+    /// ([`StoreError::Locked`]), one whose newest segment a later wiremap wrote
+    /// ([`StoreError::NewerFormat`]), and one that cannot be created, listed or written.
     pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
         fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
         let lock_path = cfg.dir.join("lock");
@@ -295,7 +333,10 @@ impl Store {
                 path: cfg.dir.display().to_string(),
             });
         }
-        let seqs = list(&cfg.dir)?;
+        let seqs = segments::list(&cfg.dir)?;
+        if let Some(e) = segments::newer_format(&cfg.dir, &seqs) {
+            return Err(e);
+        }
         let mut store = Store {
             _lock: lock,
             next_seq: seqs.last().map_or(1, |s| s + 1),
@@ -306,7 +347,9 @@ impl Store {
             stats: StoreStats::default(),
         };
         for seq in seqs {
-            let meta = load(&store.cfg.dir, seq, true, &mut store.stats)?;
+            let Some(meta) = segments::load(&store.cfg.dir, seq, true, &mut store.stats)? else {
+                continue;
+            };
             if let Some((_, last)) = meta.ids {
                 store.next_id = store.next_id.max(last + 1);
             }
@@ -320,6 +363,7 @@ impl Store {
         let mut s = StoreStats {
             segments_dropped: self.stats.segments_dropped,
             torn_bytes_truncated: self.stats.torn_bytes_truncated,
+            quarantined_segments: self.stats.quarantined_segments,
             ..StoreStats::default()
         };
         for m in self
@@ -335,9 +379,10 @@ impl Store {
         self.stats = s;
     }
 
-    /// Counters.
+    /// Counters (damage found by queries since the last call included).
     pub fn stats(&self) -> StoreStats {
         let mut s = self.stats.clone();
+        (s.damaged_records, s.damaged_bytes) = damage::totals(&self.cfg.dir);
         if let Some(o) = &self.open {
             s.segments += 1;
             s.bytes += o.meta.bytes();
@@ -508,7 +553,7 @@ impl Store {
                 .flush()
                 .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
             o.meta.closed = true;
-            write_index(&dir, &o.meta)?;
+            segments::write_index(&dir, &o.meta)?;
             self.closed.push(o.meta);
             self.recount();
         }
@@ -549,6 +594,7 @@ impl Store {
             // The index goes first: a crash in between leaves files that reload as a segment.
             for ext in ["idx", "entries", "pcapng"] {
                 let p = seg_path(&self.cfg.dir, m.seq, ext);
+                damage::forget(&p);
                 match fs::remove_file(&p) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -575,271 +621,6 @@ impl Drop for Store {
     fn drop(&mut self) {
         let _ = self.close_open();
     }
-}
-
-/// Segment numbers present in `dir`, ascending.
-fn list(dir: &Path) -> Result<Vec<u64>, StoreError> {
-    let mut seqs: Vec<u64> = fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|d| {
-            let name = d.ok()?.file_name().into_string().ok()?;
-            name.strip_prefix("seg-")?
-                .strip_suffix(".entries")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    seqs.sort_unstable();
-    Ok(seqs)
-}
-
-/// The segments of a store another process may be writing, read without changing anything
-/// (the open segment is indexed by reading it up to its last whole record).
-pub fn inspect(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
-    let mut stats = StoreStats::default();
-    list(dir)?
-        .into_iter()
-        .map(|seq| load(dir, seq, false, &mut stats))
-        .collect()
-}
-
-fn load(
-    dir: &Path,
-    seq: u64,
-    repair: bool,
-    stats: &mut StoreStats,
-) -> Result<SegmentMeta, StoreError> {
-    let idx = seg_path(dir, seq, "idx");
-    if let Ok(text) = fs::read_to_string(&idx) {
-        if let Ok(meta) = serde_json::from_str::<SegmentMeta>(&text) {
-            return Ok(meta);
-        }
-    }
-    // Open at a crash: rebuild the index, cutting torn tails.
-    let mut meta = SegmentMeta {
-        seq,
-        names: Some(BTreeSet::new()),
-        ..SegmentMeta::default()
-    };
-    let epath = seg_path(dir, seq, "entries");
-    let good = scan_entries(&epath, &mut |e| {
-        meta.add_entry(&e);
-        ControlFlow::Continue(())
-    })?;
-    if repair {
-        stats.torn_bytes_truncated += truncate(&epath, good)?;
-    }
-    meta.entry_bytes = good;
-    let ppath = seg_path(dir, seq, "pcapng");
-    if ppath.exists() {
-        let mut packets = 0;
-        let mut span = Vec::new();
-        let good = scan_packets(&ppath, &mut |ts, _, _, _| {
-            packets += 1;
-            span.push(ts);
-            ControlFlow::Continue(())
-        })?;
-        if repair {
-            stats.torn_bytes_truncated += truncate(&ppath, good)?;
-        }
-        meta.packets = packets;
-        meta.packet_bytes = good;
-        for t in span {
-            meta.see(t);
-        }
-    }
-    if repair {
-        meta.closed = true;
-        write_index(dir, &meta)?;
-    }
-    Ok(meta)
-}
-
-fn write_index(dir: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {
-    let idx = seg_path(dir, meta.seq, "idx");
-    let tmp = seg_path(dir, meta.seq, "idx.tmp");
-    let text = serde_json::to_string(meta).map_err(|e| io(&idx)(e.into()))?;
-    fs::write(&tmp, text).map_err(io(&tmp))?;
-    fs::rename(&tmp, &idx).map_err(io(&idx))
-}
-
-fn truncate(path: &Path, good: u64) -> Result<u64, StoreError> {
-    let len = fs::metadata(path).map_err(io(path))?.len();
-    if len > good {
-        let f = OpenOptions::new()
-            .write(true)
-            .open(path)
-            .map_err(io(path))?;
-        f.set_len(good).map_err(io(path))?;
-        return Ok(len - good);
-    }
-    Ok(0)
-}
-
-/// Reads a segment's entries in order; returns the length of its good prefix (a torn or
-/// corrupt tail ends the scan there).
-pub fn scan_entries(
-    path: &Path,
-    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
-) -> Result<u64, StoreError> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        // Deleted by retention after the query listed it.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io(path)(e)),
-    };
-    read_entries(
-        path.display().to_string(),
-        BufReader::with_capacity(256 << 10, f),
-        visit,
-    )
-}
-
-/// Reads entries from a segment's bytes (see [`scan_entries`]); `name` is for messages.
-pub fn read_entries(
-    name: String,
-    mut r: impl Read,
-    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
-) -> Result<u64, StoreError> {
-    let mut magic = [0u8; 8];
-    if r.read_exact(&mut magic).is_err() {
-        return Ok(0);
-    }
-    if &magic != MAGIC {
-        return Err(StoreError::Foreign {
-            path: name,
-            reason: "bad magic".into(),
-        });
-    }
-    let mut good = MAGIC.len() as u64;
-    let mut idents: Vec<Arc<Identity>> = Vec::new();
-    let mut buf = Vec::new();
-    loop {
-        let mut head = [0u8; 8];
-        if r.read_exact(&mut head).is_err() {
-            break;
-        }
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if len == 0 || len > MAX_RECORD {
-            break;
-        }
-        buf.resize(len as usize, 0);
-        if r.read_exact(&mut buf).is_err() || crc32fast::hash(&buf) != crc {
-            break;
-        }
-        let mut c = codec::Cursor::new(&buf[1..]);
-        match buf[0] {
-            REC_IDENTITY => match codec::get_identity(&mut c) {
-                Ok(id) => idents.push(Arc::new(id)),
-                Err(_) => break,
-            },
-            REC_ENTRY => {
-                let lookup = |n: u64| -> Result<Option<Arc<Identity>>, Corrupt> {
-                    if n == 0 {
-                        return Ok(None);
-                    }
-                    idents
-                        .get(n as usize - 1)
-                        .cloned()
-                        .map(Some)
-                        .ok_or(Corrupt("identity reference"))
-                };
-                match codec::get_entry(&mut c, &lookup) {
-                    Ok(e) => {
-                        good += 8 + u64::from(len);
-                        if visit(e).is_break() {
-                            return Ok(good);
-                        }
-                        continue;
-                    }
-                    Err(_) => break,
-                }
-            }
-            _ => break,
-        }
-        good += 8 + u64::from(len);
-    }
-    Ok(good)
-}
-
-/// Sees each stored packet: time, link type, bytes, length on the wire.
-pub type PacketVisitor<'a> = dyn FnMut(Timestamp, LinkType, &[u8], u32) -> ControlFlow<()> + 'a;
-
-/// Reads a segment's packets in order; returns the length of its good prefix.
-pub fn scan_packets(path: &Path, visit: &mut PacketVisitor<'_>) -> Result<u64, StoreError> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io(path)(e)),
-    };
-    let name = path.display().to_string();
-    let mut src = match FileSource::new(name, Box::new(BufReader::with_capacity(1 << 20, f))) {
-        Ok(s) => s,
-        // Not even a whole section header: nothing good.
-        Err(_) => return Ok(0),
-    };
-    let mut good = src.position();
-    loop {
-        match src.advance() {
-            Ok(true) => {
-                let p = src.packet();
-                good = src.position();
-                if visit(p.ts, p.link, p.data, p.orig_len).is_break() {
-                    break;
-                }
-            }
-            Ok(false) => {
-                good = src.position();
-                break;
-            }
-            Err(_) => break,
-        }
-    }
-    Ok(good)
-}
-
-/// Visits the entries of `segments` (from [`Store::segments`]) that lie in `scope`, oldest
-/// first, skipping segments their index rules out.
-pub fn scan(
-    dir: &Path,
-    segments: &[SegmentMeta],
-    scope: &Scope,
-    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
-) -> Result<(), StoreError> {
-    for m in segments.iter().filter(|m| m.may_match(scope)) {
-        let mut stop = false;
-        scan_entries(&seg_path(dir, m.seq, "entries"), &mut |e| {
-            if !scope.contains(e.timestamp) {
-                return ControlFlow::Continue(());
-            }
-            let r = visit(e);
-            stop = r.is_break();
-            r
-        })?;
-        if stop {
-            break;
-        }
-    }
-    Ok(())
-}
-
-/// Finds one entry by id.
-pub fn get(dir: &Path, segments: &[SegmentMeta], id: u64) -> Result<Option<Entry>, StoreError> {
-    let mut found = None;
-    for m in segments {
-        if !m.ids.is_some_and(|(a, b)| a <= id && id <= b) {
-            continue;
-        }
-        scan_entries(&seg_path(dir, m.seq, "entries"), &mut |e| {
-            if e.id == id {
-                found = Some(e);
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        })?;
-    }
-    Ok(found)
 }
 
 /// Path of a segment's packets file.

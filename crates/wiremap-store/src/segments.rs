@@ -1,0 +1,302 @@
+//! The segments of a data directory: listing them, loading their indexes (rebuilding one a
+//! crash left out, cutting torn tails), setting bad ones aside, and the queries over them.
+//!
+//! Nothing in the directory can stop the store: a name that only looks like a segment (a
+//! directory, a differently padded number) is ignored, and a segment whose entries file is not
+//! this store's (bad magic) or cannot be read is moved into `quarantine/` by the writer, or
+//! skipped and counted by a read-only reader. Queries skip what they cannot read.
+
+use std::collections::BTreeSet;
+use std::fs::{self, OpenOptions};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use wiremap_model::Entry;
+
+use crate::damage;
+use crate::read::{self, Magic};
+use crate::{io, scan_entries, scan_packets, seg_path, Scope, SegmentMeta, StoreError, StoreStats};
+
+/// Where the writer moves segments it cannot use, inside the data directory.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Segment numbers of the regular files named exactly like a segment's entries file,
+/// ascending. Only an unreadable directory is an error.
+pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, StoreError> {
+    let mut seqs = Vec::new();
+    for d in fs::read_dir(dir).map_err(io(dir))? {
+        let Ok(d) = d else { continue };
+        let Ok(name) = d.file_name().into_string() else {
+            continue;
+        };
+        let Some(seq) = name
+            .strip_prefix("seg-")
+            .and_then(|n| n.strip_suffix(".entries"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let path = seg_path(dir, seq, "entries");
+        if path.file_name() != Some(d.file_name().as_os_str()) {
+            continue;
+        }
+        // Follows a link: a link to a segment file is one.
+        if !fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            eprintln!(
+                "wiremap: warning: {}: not a regular file, ignored",
+                path.display()
+            );
+            continue;
+        }
+        seqs.push(seq);
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The magic of the newest segment when a later wiremap wrote it: this binary must not
+/// append to that store.
+pub(crate) fn newer_format(dir: &Path, seqs: &[u64]) -> Option<StoreError> {
+    let path = seg_path(dir, *seqs.last()?, "entries");
+    match read::magic_of(&path) {
+        Ok(Some(m @ Magic::Newer(_))) => Some(read::magic_error(&path.display().to_string(), m)),
+        _ => None,
+    }
+}
+
+/// A free name for `name` in the quarantine directory (a segment number can come back once
+/// the store was emptied).
+fn free_name(qdir: &Path, name: &str) -> PathBuf {
+    let mut dest = qdir.join(name);
+    let mut n = 1;
+    while dest.symlink_metadata().is_ok() {
+        dest = qdir.join(format!("{name}.{n}"));
+        n += 1;
+    }
+    dest
+}
+
+/// Moves every file of segment `seq` into `quarantine/`.
+fn quarantine(dir: &Path, seq: u64, why: &StoreError) {
+    let qdir = dir.join(QUARANTINE_DIR);
+    let mut moved = Vec::new();
+    let made = fs::create_dir_all(&qdir);
+    for ext in ["idx", "entries", "pcapng"] {
+        let src = seg_path(dir, seq, ext);
+        if src.symlink_metadata().is_err() {
+            continue;
+        }
+        let Some(name) = src.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let r = made
+            .as_ref()
+            .map_err(|e| e.to_string())
+            .and_then(|()| fs::rename(&src, free_name(&qdir, name)).map_err(|e| e.to_string()));
+        match r {
+            Ok(()) => moved.push(name.to_string()),
+            Err(e) => eprintln!(
+                "wiremap: warning: {}: cannot move into {}: {e}",
+                src.display(),
+                qdir.display()
+            ),
+        }
+        damage::forget(&src);
+    }
+    eprintln!(
+        "wiremap: warning: {why}: segment set aside (moved to {}: {})",
+        qdir.display(),
+        moved.join(", ")
+    );
+}
+
+/// A segment that cannot be used: the writer (`repair`) sets it aside, a reader counts it.
+fn unusable(dir: &Path, seq: u64, repair: bool, stats: &mut StoreStats, why: &StoreError) {
+    if repair {
+        quarantine(dir, seq, why);
+        stats.quarantined_segments += 1;
+    } else {
+        damage::unreadable(&seg_path(dir, seq, "entries"), why);
+    }
+}
+
+/// Loads segment `seq`: its index, or (open at a crash) an index rebuilt by reading it, which
+/// with `repair` cuts its torn tails and is written. `None`: the segment is unusable (set
+/// aside with `repair`). Errors: writes that fail.
+pub(crate) fn load(
+    dir: &Path,
+    seq: u64,
+    repair: bool,
+    stats: &mut StoreStats,
+) -> Result<Option<SegmentMeta>, StoreError> {
+    let epath = seg_path(dir, seq, "entries");
+    // The magic first: a file that is not this store's is set aside whatever its index says.
+    match read::magic_of(&epath) {
+        Ok(None | Some(Magic::Current)) => {}
+        Ok(Some(m)) => {
+            let e = read::magic_error(&epath.display().to_string(), m);
+            unusable(dir, seq, repair, stats, &e);
+            return Ok(None);
+        }
+        Err(e) => {
+            unusable(dir, seq, repair, stats, &io(&epath)(e));
+            return Ok(None);
+        }
+    }
+    let idx = seg_path(dir, seq, "idx");
+    if let Ok(text) = fs::read_to_string(&idx) {
+        if let Ok(meta) = serde_json::from_str::<SegmentMeta>(&text) {
+            if meta.seq == seq {
+                return Ok(Some(meta));
+            }
+        }
+    }
+    let mut meta = SegmentMeta {
+        seq,
+        names: Some(BTreeSet::new()),
+        ..SegmentMeta::default()
+    };
+    let scanned = scan_entries(&epath, false, &mut |e| {
+        meta.add_entry(&e);
+        ControlFlow::Continue(())
+    });
+    let good = match scanned {
+        Ok(s) => s.good,
+        Err(e) => {
+            unusable(dir, seq, repair, stats, &e);
+            return Ok(None);
+        }
+    };
+    if repair {
+        stats.torn_bytes_truncated += truncate(&epath, good)?;
+    }
+    meta.entry_bytes = good;
+    let ppath = seg_path(dir, seq, "pcapng");
+    if ppath.exists() {
+        let mut packets = 0;
+        let (mut from, mut to) = (None::<i64>, None::<i64>);
+        let scanned = scan_packets(&ppath, false, &mut |ts, _, _, _| {
+            packets += 1;
+            from = Some(from.map_or(ts.0, |f| f.min(ts.0)));
+            to = Some(to.map_or(ts.0, |t| t.max(ts.0)));
+            ControlFlow::Continue(())
+        });
+        let good = match scanned {
+            Ok(s) => s.good,
+            Err(e) => {
+                unusable(dir, seq, repair, stats, &e);
+                return Ok(None);
+            }
+        };
+        if repair {
+            stats.torn_bytes_truncated += truncate(&ppath, good)?;
+        }
+        meta.packets = packets;
+        meta.packet_bytes = good;
+        for t in [from, to].into_iter().flatten() {
+            meta.see(wiremap_model::Timestamp(t));
+        }
+    }
+    if repair {
+        meta.closed = true;
+        write_index(dir, &meta)?;
+    }
+    Ok(Some(meta))
+}
+
+pub(crate) fn write_index(dir: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {
+    let idx = seg_path(dir, meta.seq, "idx");
+    let tmp = seg_path(dir, meta.seq, "idx.tmp");
+    let text = serde_json::to_string(meta).map_err(|e| io(&idx)(e.into()))?;
+    fs::write(&tmp, text).map_err(io(&tmp))?;
+    fs::rename(&tmp, &idx).map_err(io(&idx))
+}
+
+/// Cuts `path` to `good` bytes (a torn tail); returns the bytes cut.
+fn truncate(path: &Path, good: u64) -> Result<u64, StoreError> {
+    let len = fs::metadata(path).map_err(io(path))?.len();
+    if len > good {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(io(path))?;
+        f.set_len(good).map_err(io(path))?;
+        eprintln!(
+            "wiremap: {}: cut a torn tail of {} bytes at offset {good}",
+            path.display(),
+            len - good
+        );
+        return Ok(len - good);
+    }
+    Ok(0)
+}
+
+/// The segments of a store another process may be writing, read without changing anything:
+/// a segment without index (the open one) is indexed by reading it, and a segment that cannot
+/// be used is skipped and counted as damage. Only an unreadable directory is an error.
+pub fn inspect(dir: &Path) -> Result<Vec<SegmentMeta>, StoreError> {
+    let mut stats = StoreStats::default();
+    let mut v = Vec::new();
+    for seq in list(dir)? {
+        if let Some(m) = load(dir, seq, false, &mut stats)? {
+            v.push(m);
+        }
+    }
+    Ok(v)
+}
+
+/// Visits the entries of `segments` (from [`crate::Store::segments`]) that lie in `scope`,
+/// oldest first, skipping segments their index rules out. Damaged records are skipped and
+/// counted, a segment that cannot be read is skipped and counted: the query answers from the
+/// rest.
+pub fn scan(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    scope: &Scope,
+    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    for m in segments.iter().filter(|m| m.may_match(scope)) {
+        let mut stop = false;
+        let path = seg_path(dir, m.seq, "entries");
+        let r = scan_entries(&path, m.closed, &mut |e| {
+            if !scope.contains(e.timestamp) {
+                return ControlFlow::Continue(());
+            }
+            let r = visit(e);
+            stop = r.is_break();
+            r
+        });
+        if let Err(e) = r {
+            damage::unreadable(&path, &e);
+        }
+        if stop {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Finds one entry by id (segments that cannot be read are skipped and counted).
+pub fn get(dir: &Path, segments: &[SegmentMeta], id: u64) -> Result<Option<Entry>, StoreError> {
+    let mut found = None;
+    for m in segments {
+        if !m.ids.is_some_and(|(a, b)| a <= id && id <= b) {
+            continue;
+        }
+        let path = seg_path(dir, m.seq, "entries");
+        let r = scan_entries(&path, m.closed, &mut |e| {
+            if e.id == id {
+                found = Some(e);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        });
+        if let Err(e) = r {
+            damage::unreadable(&path, &e);
+        }
+        if found.is_some() {
+            break;
+        }
+    }
+    Ok(found)
+}
