@@ -389,7 +389,9 @@ pub(crate) async fn export(State(app): State<App>, Query(p): Query<Params>) -> R
 }
 
 pub(crate) async fn stats(State(app): State<App>) -> Response {
-    let c = lock(&app.shared.counters).clone();
+    let mut c = lock(&app.shared.counters).clone();
+    // Queries find store damage the ingest loop never sees (and `serve --data` has none).
+    c.store = lock(&app.shared.store).stats();
     let clients = app
         .shared
         .stream_clients

@@ -23,7 +23,9 @@ fn head(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// Renders every metric.
 pub(crate) fn render(app: &App) -> String {
-    let c = lock(&app.shared.counters).clone();
+    let mut c = lock(&app.shared.counters).clone();
+    // Queries find store damage the ingest loop never sees.
+    c.store = lock(&app.shared.store).stats();
     let mut o = String::with_capacity(4096);
     for (name, v, help) in [
         (
@@ -56,6 +58,21 @@ pub(crate) fn render(app: &App) -> String {
             "wiremap_store_segments_dropped_total",
             c.store.segments_dropped,
             "Segments deleted by retention.",
+        ),
+        (
+            "wiremap_store_damaged_records_total",
+            c.store.damaged_records,
+            "Stored records and packets skipped as damaged.",
+        ),
+        (
+            "wiremap_store_damaged_bytes_total",
+            c.store.damaged_bytes,
+            "Bytes of stored records and packets skipped as damaged.",
+        ),
+        (
+            "wiremap_store_quarantined_segments_total",
+            c.store.quarantined_segments,
+            "Segments moved into quarantine/ at start-up.",
         ),
     ] {
         head(&mut o, name, "counter", help);
