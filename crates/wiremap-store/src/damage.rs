@@ -156,7 +156,11 @@ impl<R: Read> Window<R> {
     /// Makes `[at, at + n)` available (`at` not before [`Window::base`]); false when the file
     /// ends first.
     pub(crate) fn have(&mut self, at: u64, n: usize) -> std::io::Result<bool> {
-        let need = (at - self.base) as usize + n;
+        let Some(rel) = at.checked_sub(self.base) else {
+            // A reader bug, not bad input: an error rather than a panic.
+            return Err(std::io::Error::other("read before the window"));
+        };
+        let need = rel as usize + n;
         while self.buf.len() < need {
             if self.eof {
                 return Ok(false);
