@@ -2,25 +2,17 @@
 //! `Upgrade`/101 and CONNECT hand-off, resynchronisation after gaps and mid-stream joins.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-
 use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
 
+use crate::redact::{percent_decode, Redactor};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 /// Largest message head kept while waiting for its end.
 const MAX_HEAD: usize = 64 * 1024;
 /// Headers parsed per message.
 const MAX_HEADERS: usize = 128;
-/// Headers whose values never leave the dissector.
-const ALWAYS_REDACTED: [&str; 4] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
 /// The value stored in place of a secret.
-pub const REDACTED: &str = "[REDACTED]";
+pub use crate::redact::REDACTED;
 
 const METHODS: [&[u8]; 54] = [
     b"GET",
@@ -268,7 +260,7 @@ pub struct Http {
     client: Option<Direction>,
     pending: VecDeque<Req>,
     resp: Option<Resp>,
-    redact: Arc<[String]>,
+    redact: Redactor,
     lean: bool,
     /// The response just parsed switched protocols.
     switch_now: bool,
@@ -346,31 +338,6 @@ fn json_string(text: &str, key: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or(())
-            {
-                Ok(v) => {
-                    out.push(v);
-                    i += 2;
-                }
-                Err(_) => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The GraphQL operation of a request, from its JSON or `application/graphql` body or its
@@ -464,14 +431,12 @@ fn framing(raw: &[httparse::Header<'_>], is_response: bool) -> Framing {
 impl Http {
     /// A dissector with the configured redactions.
     pub fn new(cfg: &DissectConfig) -> Self {
-        let mut redact: Vec<String> = ALWAYS_REDACTED.iter().map(|s| s.to_string()).collect();
-        redact.extend(cfg.redact_headers.iter().map(|h| h.to_ascii_lowercase()));
         Http {
             half: [Half::new(), Half::new()],
             client: None,
             pending: VecDeque::new(),
             resp: None,
-            redact: redact.into(),
+            redact: Redactor::new(cfg),
             lean: cfg.lean,
             switch_now: false,
             deferred: None,
@@ -488,11 +453,8 @@ impl Http {
         raw.iter()
             .map(|h| {
                 let k = h.name.to_ascii_lowercase();
-                let v = if self.redact.contains(&k) {
-                    REDACTED.to_string()
-                } else {
-                    String::from_utf8_lossy(h.value).into_owned()
-                };
+                let raw = String::from_utf8_lossy(h.value).into_owned();
+                let v = self.redact.header_owned(&k, raw);
                 (k, v)
             })
             .collect()
@@ -582,12 +544,16 @@ impl Http {
             // A lean entry keeps the target only when it may be GraphQL (which names the edge).
             let keep_target = !self.lean || url.to_ascii_lowercase().contains("graphql");
             let (url, version) = if keep_target {
-                (url.to_string(), version)
+                (self.redact.target(url).into_owned(), version)
             } else {
                 (String::new(), "")
             };
             let host = header(raw, "host")
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .map(|v| {
+                    self.redact
+                        .authority(&String::from_utf8_lossy(v))
+                        .into_owned()
+                })
                 .unwrap_or_default();
             let upgrade =
                 header(raw, "upgrade").map(|v| String::from_utf8_lossy(v).to_ascii_lowercase());

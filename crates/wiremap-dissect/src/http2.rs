@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
 
 use crate::hpack::Hpack;
+use crate::redact::Redactor;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -80,8 +81,8 @@ impl Probe for Http2Probe {
             v => v,
         }
     }
-    fn build(&self, _cfg: &DissectConfig) -> Box<dyn Dissector> {
-        Box::new(Http2::default())
+    fn build(&self, cfg: &DissectConfig) -> Box<dyn Dissector> {
+        Box::new(Http2::new(cfg))
     }
 }
 
@@ -119,6 +120,7 @@ pub struct Http2 {
     client: Option<Direction>,
     lost: [bool; 2],
     started_clean: bool,
+    redact: Redactor,
 }
 
 fn strip_padding(payload: &[u8], flags: u8, priority: bool) -> Option<&[u8]> {
@@ -135,6 +137,14 @@ fn strip_padding(payload: &[u8], flags: u8, priority: bool) -> Option<&[u8]> {
 }
 
 impl Http2 {
+    /// A dissector with the configured redactions.
+    pub fn new(cfg: &DissectConfig) -> Self {
+        Http2 {
+            redact: Redactor::new(cfg),
+            ..Http2::default()
+        }
+    }
+
     fn emit(&mut self, cx: &mut Cx<'_>, sid: u32) {
         let Some(s) = self.streams.remove(&sid) else {
             return;
@@ -245,15 +255,15 @@ impl Http2 {
         if self.client.is_none() && (is_request || is_response) {
             self.client = Some(if is_request { dir } else { dir.flip() });
         }
-        let keep = |n: &str| {
-            !matches!(
-                n,
-                "authorization" | "proxy-authorization" | "cookie" | "set-cookie"
-            )
-        };
         for (n, v) in fields {
             let (Some(n), v) = (n, v) else { continue };
             let v = v.unwrap_or_default();
+            // Secrets go before anything is kept (gRPC metadata names are lowercase already).
+            let v = match n.as_str() {
+                ":path" => self.redact.target(&v).into_owned(),
+                ":authority" => self.redact.authority(&v).into_owned(),
+                _ => self.redact.header_owned(&n, v),
+            };
             match n.as_str() {
                 ":method" => s.method = v.clone(),
                 ":path" => s.path = v.clone(),
@@ -264,11 +274,6 @@ impl Http2 {
                 "grpc-message" => s.grpc_message = v.clone(),
                 _ => {}
             }
-            let v = if keep(&n) {
-                v
-            } else {
-                crate::http::REDACTED.to_string()
-            };
             if from_client {
                 s.request_headers.push((n, v));
             } else {

@@ -26,8 +26,10 @@ pub mod mongo;
 pub mod mysql;
 pub mod postgres;
 pub mod quic;
+pub mod redact;
 pub mod redis;
 mod session;
+mod sql_redact;
 pub mod tls;
 pub mod ws;
 

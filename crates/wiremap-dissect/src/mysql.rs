@@ -4,6 +4,7 @@
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::sql_redact::Dialect;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const CLIENT_SSL: u32 = 0x0800;
@@ -237,7 +238,9 @@ impl Dissector for Mysql {
             let body = &m[5..];
             let query = match m[4] {
                 0x03 | 0x16 | 0x02 => {
-                    String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned()
+                    let q = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+                    // Password literals never leave (a literal cut at 4096 bytes included).
+                    crate::sql_redact::sql(&q, Dialect::Mysql).into_owned()
                 }
                 _ => String::new(),
             };

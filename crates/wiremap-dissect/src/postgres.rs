@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::sql_redact::Dialect;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const SSL_REQUEST: i32 = 80_877_103;
@@ -168,6 +169,14 @@ pub struct Postgres {
     acc: u64,
 }
 
+/// The query with its password literals replaced (see [`crate::sql_redact`]).
+fn redact_sql(q: String) -> String {
+    match crate::sql_redact::sql(&q, Dialect::Postgres) {
+        std::borrow::Cow::Borrowed(_) => q,
+        std::borrow::Cow::Owned(r) => r,
+    }
+}
+
 fn command_of(query: &str) -> String {
     query
         .split_whitespace()
@@ -212,10 +221,14 @@ impl Postgres {
             }
         }
         let (query, extended) = match m[0] {
-            b'Q' => (cstr(m, 5).map(|(q, _)| q).unwrap_or_default(), false),
+            b'Q' => (
+                cstr(m, 5).map(|(q, _)| redact_sql(q)).unwrap_or_default(),
+                false,
+            ),
             b'P' => {
                 if let Some((name, q)) = cstr(m, 5) {
                     if let Some((query, _)) = cstr(m, q) {
+                        let query = redact_sql(query);
                         self.last_parse = query.clone();
                         self.statements.insert(name, query);
                     }

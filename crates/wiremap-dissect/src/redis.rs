@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::redact::REDACTED;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const MAX_DEPTH: usize = 32;
@@ -88,13 +89,38 @@ fn frame(d: &[u8]) -> Frame {
     }
 }
 
+/// The words of an inline command; a quoted argument (`AUTH "my pass"`) is one word, quotes
+/// included, so a password with spaces is replaced whole.
+fn inline_words(d: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < d.len() {
+        let c = d[i];
+        if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            i += 1;
+            continue;
+        }
+        let s = i;
+        if c == b'"' || c == b'\'' {
+            i += 1;
+            while i < d.len() && d[i] != c && d[i] != b'\n' {
+                i += if d[i] == b'\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(d.len());
+        } else {
+            while i < d.len() && !matches!(d[i], b' ' | b'\t' | b'\r' | b'\n') {
+                i += 1;
+            }
+        }
+        out.push(&d[s..i]);
+    }
+    out
+}
+
 /// The bulk strings of a command array.
 fn words(d: &[u8]) -> Vec<&[u8]> {
     if d.first() != Some(&b'*') {
-        return d
-            .split(|&c| c == b' ' || c == b'\r' || c == b'\n')
-            .filter(|w| !w.is_empty())
-            .collect();
+        return inline_words(d);
     }
     let mut out = Vec::new();
     let Some((_, e)) = line(d, 1) else { return out };
@@ -108,6 +134,75 @@ fn words(d: &[u8]) -> Vec<&[u8]> {
         out.push(w);
         p = end + 2;
     }
+    out
+}
+
+fn is(w: &[u8], name: &str) -> bool {
+    w.eq_ignore_ascii_case(name.as_bytes())
+}
+
+/// Indexes of the arguments of a command that are credentials: `AUTH [user] pw`,
+/// `HELLO v AUTH user pw`, `MIGRATE … AUTH pw | AUTH2 user pw`, `CONFIG SET` and
+/// `SENTINEL SET`/`SENTINEL CONFIG SET` values of `*pass*`/`*auth*` parameters
+/// (`requirepass`, `masterauth`, `auth-pass`), and the `>pw`, `<pw`, `#hash`, `!hash` rules
+/// of `ACL SETUSER`.
+fn secret_args(w: &[&[u8]]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let Some(verb) = w.first() else {
+        return out;
+    };
+    let secret_param = |p: &[u8]| {
+        let l = p.to_ascii_lowercase();
+        [&b"pass"[..], b"auth", b"secret"]
+            .iter()
+            .any(|k| l.windows(k.len()).any(|x| x == *k))
+    };
+    if is(verb, "AUTH") {
+        // The last argument is the password (the one before it, if any, is the user).
+        if w.len() >= 2 {
+            out.push(w.len() - 1);
+        }
+    } else if is(verb, "HELLO") || is(verb, "MIGRATE") {
+        let mut i = 1;
+        while i < w.len() {
+            if is(w[i], "AUTH") {
+                // HELLO's AUTH takes a user and a password; MIGRATE's only a password.
+                let at = if is(verb, "HELLO") { i + 2 } else { i + 1 };
+                out.push(at);
+                i = at;
+            } else if is(w[i], "AUTH2") {
+                out.push(i + 2);
+                i += 2;
+            }
+            i += 1;
+        }
+    } else if (is(verb, "CONFIG") && w.get(1).is_some_and(|s| is(s, "SET")))
+        || (is(verb, "SENTINEL") && w.get(1).is_some_and(|s| is(s, "CONFIG")))
+    {
+        let from = if is(verb, "CONFIG") { 2 } else { 3 };
+        let mut i = from;
+        while i + 1 < w.len() {
+            if secret_param(w[i]) {
+                out.push(i + 1);
+            }
+            i += 2;
+        }
+    } else if is(verb, "SENTINEL") && w.get(1).is_some_and(|s| is(s, "SET")) {
+        let mut i = 3;
+        while i + 1 < w.len() {
+            if secret_param(w[i]) {
+                out.push(i + 1);
+            }
+            i += 2;
+        }
+    } else if is(verb, "ACL") && w.get(1).is_some_and(|s| is(s, "SETUSER")) {
+        for (i, a) in w.iter().enumerate().skip(3) {
+            if matches!(a.first(), Some(b'>' | b'<' | b'#' | b'!')) {
+                out.push(i);
+            }
+        }
+    }
+    out.retain(|&i| i < w.len());
     out
 }
 
@@ -181,7 +276,11 @@ impl Dissector for Redis {
                     *client = Some(if command { dir } else { dir.flip() });
                 }
                 if Some(dir) == *client {
-                    let w = words(msg);
+                    let mut w = words(msg);
+                    // Credentials are replaced before any field is made of the arguments.
+                    for i in secret_args(&w) {
+                        w[i] = REDACTED.as_bytes();
+                    }
                     let verb = w
                         .first()
                         .map(|v| String::from_utf8_lossy(v).to_ascii_uppercase())

@@ -24,8 +24,12 @@ pub struct DissectConfig {
     /// Capture node stamped on entries.
     pub node: String,
     /// Header names (lowercase) whose values are replaced before anything is stored, on top
-    /// of `authorization`, `proxy-authorization`, `cookie` and `set-cookie`.
+    /// of [`crate::redact::ALWAYS_REDACTED`] and the names that look like secrets.
     pub redact_headers: Vec<String>,
+    /// URL parameter name patterns whose values are replaced in request targets and URL
+    /// headers (matched case-insensitively within the name; see [`crate::redact`]).
+    /// Defaults to [`crate::redact::DEFAULT_QUERY_PARAMS`].
+    pub redact_query_params: Vec<String>,
     /// Bytes per direction buffered while detecting the protocol.
     pub detect_bytes: usize,
     /// Chunks per direction looked at before a flow is declared opaque.
@@ -41,6 +45,10 @@ impl Default for DissectConfig {
         DissectConfig {
             node: String::new(),
             redact_headers: Vec::new(),
+            redact_query_params: crate::redact::DEFAULT_QUERY_PARAMS
+                .iter()
+                .map(|p| p.to_string())
+                .collect(),
             detect_bytes: 4096,
             detect_chunks: 8,
             lean: false,

@@ -72,8 +72,11 @@ impl Probe for WsProbe {
     fn probe(&self, _dir: Direction, _d: &[u8]) -> Verdict {
         Verdict::No
     }
-    fn build(&self, _cfg: &DissectConfig) -> Box<dyn Dissector> {
-        Box::new(Ws::default())
+    fn build(&self, cfg: &DissectConfig) -> Box<dyn Dissector> {
+        Box::new(Ws {
+            redact: crate::redact::Redactor::new(cfg),
+            ..Ws::default()
+        })
     }
 }
 
@@ -93,6 +96,8 @@ pub struct Ws {
     framer: Framer,
     client: Option<Direction>,
     pending: Option<Pending>,
+    /// Client text is kept only with secret-looking JSON values replaced.
+    redact: crate::redact::Redactor,
 }
 
 impl Ws {
@@ -148,7 +153,8 @@ impl Dissector for Ws {
                         .enumerate()
                         .map(|(i, b)| b ^ mask.map_or(0, |k| k[i % 4]))
                         .collect();
-                    String::from_utf8_lossy(&clear).into_owned()
+                    let text = String::from_utf8_lossy(&clear);
+                    crate::redact::json_text(&self.redact, &text).into_owned()
                 } else {
                     String::new()
                 };
