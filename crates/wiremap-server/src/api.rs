@@ -1,9 +1,11 @@
 //! REST handlers (DESIGN §8). Every query runs on a blocking thread: it reads segment files.
 
 use std::ops::ControlFlow;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +18,7 @@ use wiremap_model::{Entry, Timestamp};
 use wiremap_store::Scope;
 
 use crate::live::{lock, Snapshot};
+use crate::query::{self, Run};
 use crate::{parse_time, App};
 
 /// Query parameters shared by the endpoints.
@@ -39,6 +42,21 @@ pub(crate) struct Params {
 #[derive(Debug)]
 pub(crate) struct ApiError(StatusCode, Box<Value>);
 
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
+        ApiError(status, Box::new(json!({"error": msg.into()})))
+    }
+}
+
+/// The query string, or a JSON 400 naming what is wrong with it (axum's own rejection is
+/// plain text).
+pub(crate) fn params(q: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
+    match q {
+        Ok(Query(p)) => Ok(p),
+        Err(e) => Err(bad(format!("bad query string: {}", e.body_text()))),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(*self.1)).into_response()
@@ -52,7 +70,7 @@ pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     )
 }
 
-fn internal(msg: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(msg: impl std::fmt::Display) -> ApiError {
     ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
         Box::new(json!({"error": msg.to_string()})),
@@ -74,6 +92,9 @@ pub(crate) struct Plan {
     pub(crate) window: Window,
 }
 
+/// The times a timestamp can hold (nanoseconds in an i64).
+pub(crate) const TIME_RANGE: &str = "1677-09-21T00:12:44Z to 2262-04-11T23:47:16Z";
+
 /// Builds the plan; relative times count back from the newest stored data.
 pub(crate) fn plan(p: &Params, snap: &Snapshot) -> Result<Plan, ApiError> {
     let now = snap.now();
@@ -90,7 +111,7 @@ pub(crate) fn plan(p: &Params, snap: &Snapshot) -> Result<Plan, ApiError> {
             None | Some("") => Ok(None),
             Some(s) => parse_time(s, now).map(Some).ok_or_else(|| {
                 bad(format!(
-                    "bad `{what}` time `{s}` (RFC 3339, `now`, or relative like -5m)"
+                    "bad `{what}` time `{s}`: RFC 3339 from {TIME_RANGE}, `now`, or relative like -5m"
                 ))
             }),
         }
@@ -178,16 +199,27 @@ impl Plan {
     }
 }
 
-/// The map of a plan over the store.
-pub(crate) fn build_map(app: &App, plan: &Plan, snap: &Snapshot) -> Result<ServiceMap, ApiError> {
-    let mut b = MapBuilder::new(plan.level);
+/// The map of a plan over the store, folded into at most the server's node and edge limits.
+pub(crate) fn build_map(
+    app: &App,
+    plan: &Plan,
+    snap: &Snapshot,
+    run: &Run,
+) -> Result<ServiceMap, ApiError> {
+    let mut b = new_builder(app, plan.level);
     wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
+        if run.stop() {
+            return ControlFlow::Break(());
+        }
         if plan.matches(&e) {
             b.add(&e);
         }
         ControlFlow::Continue(())
     })
     .map_err(internal)?;
+    if run.stopped().is_some() {
+        return Err(run.error(app.limits.query_timeout));
+    }
     let stats = lock(&app.shared.counters).pipeline.clone();
     let mut m = b.build(stats);
     if plan.window.from.is_some() || plan.window.to.is_some() {
@@ -196,35 +228,48 @@ pub(crate) fn build_map(app: &App, plan: &Plan, snap: &Snapshot) -> Result<Servi
     Ok(m)
 }
 
-async fn blocking<F>(f: F) -> Response
-where
-    F: FnOnce() -> Response + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| internal(format!("query failed: {e}")).into_response())
+/// A map builder within the server's limits.
+pub(crate) fn new_builder(app: &App, level: Level) -> MapBuilder {
+    MapBuilder::with_limits(level, app.limits.map_nodes, app.limits.map_edges)
 }
 
-pub(crate) async fn map(State(app): State<App>, Query(p): Query<Params>) -> Response {
-    blocking(move || {
-        let snap = app.shared.segments();
+pub(crate) async fn map(
+    State(app): State<App>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let p = match params(q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    if !matches!(
+        p.format.as_deref(),
+        None | Some("" | "json" | "dot" | "mermaid")
+    ) {
+        return bad(format!(
+            "unknown format `{}` (json, dot, mermaid)",
+            p.format.unwrap_or_default()
+        ))
+        .into_response();
+    }
+    let a = app.clone();
+    query::run(&app, move |run| {
+        let snap = a.shared.segments();
         let plan = match plan(&p, &snap) {
             Ok(x) => x,
             Err(r) => return r.into_response(),
         };
-        let m = match build_map(&app, &plan, &snap) {
+        let m = match build_map(&a, &plan, &snap, run) {
             Ok(m) => m,
             Err(r) => return r.into_response(),
         };
         match p.format.as_deref() {
-            None | Some("") | Some("json") => json_response(&m),
             Some("dot") => {
                 ([(header::CONTENT_TYPE, "text/vnd.graphviz")], m.to_dot()).into_response()
             }
             Some("mermaid") => {
                 ([(header::CONTENT_TYPE, "text/plain")], m.to_mermaid()).into_response()
             }
-            Some(f) => bad(format!("unknown format `{f}` (json, dot, mermaid)")).into_response(),
+            _ => json_response(&m),
         }
     })
     .await
@@ -240,14 +285,25 @@ fn json_response<T: serde::Serialize>(v: &T) -> Response {
 /// Most entries a page holds.
 const MAX_PAGE: usize = 10_000;
 
-pub(crate) async fn entries(State(app): State<App>, Query(p): Query<Params>) -> Response {
-    blocking(move || {
-        let snap = app.shared.segments();
+pub(crate) async fn entries(
+    State(app): State<App>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let p = match params(q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return bad(format!("bad `limit` {limit}: from 1 to {MAX_PAGE}")).into_response();
+    }
+    let a = app.clone();
+    query::run(&app, move |run| {
+        let snap = a.shared.segments();
         let plan = match plan(&p, &snap) {
             Ok(x) => x,
             Err(r) => return r.into_response(),
         };
-        let limit = p.limit.unwrap_or(100).clamp(1, MAX_PAGE);
         let cursor = p.cursor.unwrap_or(0);
         let segs: Vec<_> = snap
             .segments
@@ -258,6 +314,9 @@ pub(crate) async fn entries(State(app): State<App>, Query(p): Query<Params>) -> 
         let mut page: Vec<Entry> = Vec::with_capacity(limit.min(1024));
         let mut more = false;
         let r = wiremap_store::scan(&snap.dir, &segs, &plan.scope, &mut |e| {
+            if run.stop() {
+                return ControlFlow::Break(());
+            }
             if e.id <= cursor || !plan.matches(&e) {
                 return ControlFlow::Continue(());
             }
@@ -271,6 +330,9 @@ pub(crate) async fn entries(State(app): State<App>, Query(p): Query<Params>) -> 
         if let Err(e) = r {
             return internal(e).into_response();
         }
+        if run.stopped().is_some() {
+            return run.error(a.limits.query_timeout).into_response();
+        }
         let next = if more {
             page.last().map(|e| e.id)
         } else {
@@ -281,12 +343,21 @@ pub(crate) async fn entries(State(app): State<App>, Query(p): Query<Params>) -> 
     .await
 }
 
+/// An entry id: decimal digits only (no sign, no spaces), within u64.
+fn entry_id(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 pub(crate) async fn entry(State(app): State<App>, Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<u64>() else {
-        return bad(format!("bad entry id `{id}`")).into_response();
+    let Some(id) = entry_id(&id) else {
+        return bad(format!("bad entry id `{id}`: a positive decimal number")).into_response();
     };
-    blocking(move || {
-        let snap = app.shared.segments();
+    let a = app.clone();
+    query::run(&app, move |_| {
+        let snap = a.shared.segments();
         match wiremap_store::get(&snap.dir, &snap.segments, id) {
             Ok(Some(e)) => json_response(&e),
             Ok(None) => (
@@ -300,9 +371,18 @@ pub(crate) async fn entry(State(app): State<App>, Path(id): Path<String>) -> Res
     .await
 }
 
-pub(crate) async fn kfl_check(State(app): State<App>, Query(p): Query<Params>) -> Response {
+pub(crate) async fn kfl_check(
+    State(app): State<App>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let p = match params(q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let q = p.q.unwrap_or_default();
-    blocking(move || {
+    // Checking reads no store and is bounded by the filter's own limits: no gate, so typing
+    // in the filter bar is never refused while big queries run.
+    tokio::task::spawn_blocking(move || {
         let snap = app.shared.segments();
         let now = snap.now();
         if q.trim().is_empty() {
@@ -314,12 +394,13 @@ pub(crate) async fn kfl_check(State(app): State<App>, Query(p): Query<Params>) -
         }
     })
     .await
+    .unwrap_or_else(|e| internal(format!("check failed: {e}")).into_response())
 }
 
 /// Sends what the export writes, in chunks, over a bounded channel: a slow download slows
 /// the export down instead of filling memory.
 struct ChanWriter {
-    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
     buf: Vec<u8>,
 }
 
@@ -337,43 +418,78 @@ impl std::io::Write for ChanWriter {
         if !self.buf.is_empty() {
             let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
             self.tx
-                .blocking_send(chunk)
+                .blocking_send(Ok(chunk))
                 .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client left"))?;
         }
         Ok(())
     }
 }
 
-pub(crate) async fn export(State(app): State<App>, Query(p): Query<Params>) -> Response {
-    let shared = Arc::clone(&app.shared);
-    let snap = {
-        let s = Arc::clone(&shared);
-        match tokio::task::spawn_blocking(move || s.segments()).await {
-            Ok(s) => s,
-            Err(e) => return internal(e).into_response(),
-        }
+pub(crate) async fn export(
+    State(app): State<App>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> Response {
+    let p = match params(q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
-    let plan = match plan(&p, &snap) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    tokio::task::spawn_blocking(move || {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let gone = Arc::new(AtomicBool::new(false));
+    let a = app.clone();
+    // The export runs while the body streams: the gate's place and the query's stop
+    // conditions go with it; the answer's status is known once the plan is.
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), ApiError>>();
+    let work = query::run_with(app.clone(), Arc::clone(&gone), move |run| {
+        let snap = a.shared.segments();
+        let plan = match plan(&p, &snap) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                return;
+            }
+        };
+        let _ = ready_tx.send(Ok(()));
         let mut w = ChanWriter {
-            tx,
+            tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let _ = wiremap_store::export(
+        let r = wiremap_store::export(
             &snap.dir,
             &snap.segments,
             &plan.scope,
-            &|e| plan.matches(e),
+            &|e| !run.stop() && plan.matches(e),
             &mut w,
         );
-        let _ = std::io::Write::flush(&mut w);
+        let r = r
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|_| std::io::Write::flush(&mut w));
+        // A failed or stopped export ends the body with an error, so the client sees a cut
+        // transfer, never a complete-looking file that is missing data.
+        let failed = match (r, run.stopped()) {
+            (Err(e), _) => Some(e),
+            (Ok(()), Some(_)) => Some(std::io::Error::other("export stopped")),
+            (Ok(()), None) => None,
+        };
+        if let Some(e) = failed {
+            let _ = tx.blocking_send(Err(e));
+        }
     });
+    let task = tokio::spawn(work);
+    match ready_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            // The work never started: the gate refused it or it failed.
+            return match task.await {
+                Ok(Err(e)) => e.into_response(),
+                _ => internal("export failed").into_response(),
+            };
+        }
+    }
+    let guard = query::GoneOnDrop(gone);
     let body = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| o.map(Ok::<_, std::io::Error>))
+        let _ = &guard;
+        rx.poll_recv(cx)
     });
     (
         [
@@ -411,5 +527,6 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "capturing": c.capturing,
         "kubernetes": c.kubernetes,
         "stream_clients": clients,
+        "queries": app.shared.queries.values().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }

@@ -11,9 +11,11 @@
 mod api;
 mod live;
 mod metrics;
+mod query;
 mod stream;
 mod ui;
 
+pub use query::{Limits, QueryCounters};
 pub use ui::standalone_html;
 
 use std::net::SocketAddr;
@@ -56,13 +58,25 @@ pub fn check_listen(addr: SocketAddr, access: &Access, insecure: bool) -> Result
 pub(crate) struct App {
     pub(crate) shared: Arc<Shared>,
     pub(crate) access: Arc<Access>,
+    pub(crate) limits: Arc<Limits>,
+    /// Places for queries that read the store.
+    pub(crate) gate: Arc<tokio::sync::Semaphore>,
+}
+
+/// The HTTP API over `shared`, with the default [`Limits`].
+pub fn router(shared: Arc<Shared>, access: Access) -> Router {
+    router_with(shared, access, Limits::default())
 }
 
 /// The HTTP API over `shared`.
-pub fn router(shared: Arc<Shared>, access: Access) -> Router {
+pub fn router_with(shared: Arc<Shared>, access: Access, limits: Limits) -> Router {
     let app = App {
         shared,
         access: Arc::new(access),
+        gate: Arc::new(tokio::sync::Semaphore::new(
+            limits.concurrent_queries.max(1),
+        )),
+        limits: Arc::new(limits),
     };
     Router::new()
         .route("/", get(ui::index))
@@ -78,6 +92,7 @@ pub fn router(shared: Arc<Shared>, access: Access) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/stream", get(stream::stream))
         .route("/metrics", get(metrics::metrics))
+        .fallback(|| async { query::refuse(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn_with_state(app.clone(), auth))
         .with_state(app)
 }
@@ -110,7 +125,7 @@ async fn auth(State(app): State<App>, req: Request, next: Next) -> Response {
             return (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                "missing or wrong token\n",
+                axum::Json(serde_json::json!({"error": "missing or wrong token"})),
             )
                 .into_response();
         }
@@ -143,8 +158,15 @@ pub fn parse_time(s: &str, now: Timestamp) -> Option<Timestamp> {
         } else {
             return None;
         };
+        // Digits only (no sign, no `+`), and nothing that leaves the timestamp range.
+        if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
         let n: i64 = num.parse().ok()?;
-        return Some(Timestamp(now.0.saturating_sub(n.saturating_mul(unit_ns))));
+        return n
+            .checked_mul(unit_ns)
+            .and_then(|d| now.0.checked_sub(d))
+            .map(Timestamp);
     }
     Timestamp::parse_rfc3339(s)
 }
@@ -181,6 +203,10 @@ mod tests {
             Some(Timestamp::from_parts(1_700_000_000, 0))
         );
         assert_eq!(parse_time("-5x", now), None);
+        assert_eq!(parse_time("--5m", now), None);
+        assert_eq!(parse_time("-+5m", now), None);
+        assert_eq!(parse_time("-999999999999d", now), None);
+        assert_eq!(parse_time("9999-12-31T23:59:59Z", now), None);
         assert_eq!(parse_time("yesterday", now), None);
     }
 

@@ -183,6 +183,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Live stream connections open.
     pub stream_clients: std::sync::atomic::AtomicU64,
+    /// Queries stopped early or refused, by why.
+    pub queries: crate::QueryCounters,
 }
 
 impl Shared {
@@ -199,6 +201,7 @@ impl Shared {
             edges: Mutex::new(EdgeMetrics::default()),
             stop: AtomicBool::new(false),
             stream_clients: std::sync::atomic::AtomicU64::new(0),
+            queries: crate::QueryCounters::default(),
         })
     }
 

@@ -128,6 +128,18 @@ pub(crate) fn render(app: &App) -> String {
             k.drops
         );
     }
+    head(
+        &mut o,
+        "wiremap_queries_stopped_total",
+        "counter",
+        "Queries stopped early or refused, by reason (client_gone, shutdown, timeout, busy, stream_slow_clients, stream_refused).",
+    );
+    for (reason, v) in app.shared.queries.values() {
+        let _ = writeln!(
+            o,
+            "wiremap_queries_stopped_total{{reason=\"{reason}\"}} {v}"
+        );
+    }
     if !c.kubernetes.is_empty() {
         head(
             &mut o,

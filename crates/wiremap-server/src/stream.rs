@@ -10,9 +10,12 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::ops::ControlFlow;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -21,8 +24,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use wiremap_map::{MapBuilder, ServiceMap};
 
-use crate::api::{plan, Params, Plan};
+use crate::api::{new_builder, params, plan, Params, Plan};
 use crate::live::lock;
+use crate::query::{self, refuse, Run};
 use crate::App;
 
 /// Interval between deltas.
@@ -49,14 +53,32 @@ fn origin_ok(headers: &HeaderMap, allowed: &[String]) -> bool {
     !host.is_empty() && bare == host
 }
 
+/// Largest message a client may send (they are a few bytes of JSON).
+const MAX_CLIENT_MESSAGE: usize = 4 << 10;
+
 pub(crate) async fn stream(
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
     State(app): State<App>,
-    Query(mut p): Query<Params>,
+    q: Result<Query<Params>, QueryRejection>,
 ) -> Response {
     if !origin_ok(&headers, &app.access.origins) {
-        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+        return refuse(StatusCode::FORBIDDEN, "origin not allowed");
+    }
+    let mut p = match params(q) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let open = app.shared.stream_clients.load(Ordering::Relaxed);
+    if open >= app.limits.stream_clients as u64 {
+        app.shared
+            .queries
+            .stream_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("too many live streams open ({open})"),
+        );
     }
     if p.from.as_deref().is_none_or(str::is_empty) {
         p.from = Some(DEFAULT_FROM.to_string());
@@ -66,31 +88,78 @@ pub(crate) async fn stream(
     let shared = app.shared.clone();
     let snap = match tokio::task::spawn_blocking(move || shared.segments()).await {
         Ok(s) => s,
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let plan = match plan(&p, &snap) {
         Ok(x) => x,
         Err(r) => return r.into_response(),
     };
-    ws.on_upgrade(move |socket| async move {
-        app.shared.stream_clients.fetch_add(1, Ordering::Relaxed);
-        run(socket, app.clone(), plan).await;
-        app.shared.stream_clients.fetch_sub(1, Ordering::Relaxed);
-    })
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                &format!("expected a WebSocket upgrade: {}", e.body_text()),
+            )
+        }
+    };
+    ws.max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            app.shared.stream_clients.fetch_add(1, Ordering::Relaxed);
+            run(socket, app.clone(), plan).await;
+            app.shared.stream_clients.fetch_sub(1, Ordering::Relaxed);
+        })
 }
 
 /// Folds the stored entries of the plan's window into a fresh map; returns it with the id of
-/// the newest entry it covers.
-fn initial(app: &App, plan: &Plan) -> (MapBuilder, u64) {
+/// the newest entry it covers, or `None` when the run was stopped.
+fn initial(app: &App, plan: &Plan, run: &Run) -> Option<(MapBuilder, u64)> {
     let snap = app.shared.segments();
-    let mut b = MapBuilder::new(plan.level);
+    let mut b = new_builder(app, plan.level);
     let _ = wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
+        if run.stop() {
+            return ControlFlow::Break(());
+        }
         if plan.matches(&e) {
             b.add(&e);
         }
         ControlFlow::Continue(())
     });
-    (b, snap.last_id)
+    match run.stopped() {
+        Some(_) => None,
+        None => Some((b, snap.last_id)),
+    }
+}
+
+/// Starts over from the store, through the query gate.
+async fn fresh(app: &App, plan: &Arc<Plan>, gone: &Arc<AtomicBool>) -> Option<(MapBuilder, u64)> {
+    let (a, p) = (app.clone(), Arc::clone(plan));
+    query::run_with(app.clone(), Arc::clone(gone), move |run| {
+        initial(&a, &p, run)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Sends one message, or gives up on a client that has not taken the previous ones in time.
+async fn send(
+    app: &App,
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    msg: Message,
+) -> bool {
+    match tokio::time::timeout(app.limits.stream_send_timeout, tx.send(msg)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            app.shared
+                .queries
+                .stream_slow_clients
+                .fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 fn digest<T: serde::Serialize>(v: &T) -> u64 {
@@ -144,12 +213,11 @@ impl Sent {
 
 async fn run(socket: WebSocket, app: App, plan: Plan) {
     let (mut tx, mut rx) = socket.split();
-    let plan = std::sync::Arc::new(plan);
-    let start = {
-        let (app, plan) = (app.clone(), plan.clone());
-        tokio::task::spawn_blocking(move || initial(&app, &plan)).await
-    };
-    let Ok((mut builder, mut cursor)) = start else {
+    let plan = Arc::new(plan);
+    // Set when this function returns (the socket closed): a snapshot still being read stops.
+    let gone = Arc::new(AtomicBool::new(false));
+    let _guard = query::GoneOnDrop(Arc::clone(&gone));
+    let Some((mut builder, mut cursor)) = fresh(&app, &plan, &gone).await else {
         return;
     };
     let mut seq: u64 = 0;
@@ -166,7 +234,7 @@ async fn run(socket: WebSocket, app: App, plan: Plan) {
         )
     };
     seq += 1;
-    if tx.send(snapshot(&builder, seq, &mut sent)).await.is_err() {
+    if !send(&app, &mut tx, snapshot(&builder, seq, &mut sent)).await {
         return;
     }
     let mut tick = tokio::time::interval(TICK);
@@ -190,14 +258,13 @@ async fn run(socket: WebSocket, app: App, plan: Plan) {
                     }
                     None => {
                         // Fell behind what memory holds: start over from the store.
-                        let (app2, plan2) = (app.clone(), plan.clone());
-                        let Ok((b, c)) = tokio::task::spawn_blocking(move || initial(&app2, &plan2)).await else {
+                        let Some((b, c)) = fresh(&app, &plan, &gone).await else {
                             return;
                         };
                         builder = b;
                         cursor = c;
                         seq += 1;
-                        if tx.send(snapshot(&builder, seq, &mut sent)).await.is_err() {
+                        if !send(&app, &mut tx, snapshot(&builder, seq, &mut sent)).await {
                             return;
                         }
                         continue;
@@ -208,7 +275,7 @@ async fn run(socket: WebSocket, app: App, plan: Plan) {
                 }
                 seq += 1;
                 let msg = sent.delta(&builder.build(stats()), seq);
-                if tx.send(Message::Text(msg.to_string().into())).await.is_err() {
+                if !send(&app, &mut tx, Message::Text(msg.to_string().into())).await {
                     return;
                 }
             }
@@ -227,14 +294,14 @@ async fn run(socket: WebSocket, app: App, plan: Plan) {
                         paused = true;
                         seq += 1;
                         let m = json!({"type": "paused", "seq": seq}).to_string();
-                        if tx.send(Message::Text(m.into())).await.is_err() {
+                        if !send(&app, &mut tx, Message::Text(m.into())).await {
                             return;
                         }
                     }
                     "resume" => paused = false,
                     "snapshot" => {
                         seq += 1;
-                        if tx.send(snapshot(&builder, seq, &mut sent)).await.is_err() {
+                        if !send(&app, &mut tx, snapshot(&builder, seq, &mut sent)).await {
                             return;
                         }
                     }

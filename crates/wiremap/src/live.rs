@@ -53,6 +53,23 @@ pub(crate) struct ListenArgs {
     /// Cookie and Set-Cookie; may be given several times.
     #[arg(long = "redact", value_name = "HEADER")]
     redact: Vec<String>,
+    /// Seconds a query may run before it is stopped (the answer is then 503).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    query_timeout: u64,
+    /// Nodes a map names before the rest fold into per-namespace, external and internal
+    /// "other" nodes (counted in the map's stats).
+    #[arg(long, value_name = "N", default_value_t = wiremap_map::DEFAULT_MAX_NODES)]
+    max_nodes: usize,
+}
+
+/// What API clients may make the server do.
+fn limits(l: &ListenArgs) -> wiremap_server::Limits {
+    wiremap_server::Limits {
+        query_timeout: std::time::Duration::from_secs(l.query_timeout),
+        map_nodes: l.max_nodes,
+        map_edges: l.max_nodes.saturating_mul(5),
+        ..wiremap_server::Limits::default()
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -211,7 +228,7 @@ fn access(l: &ListenArgs) -> Result<Access, u8> {
 /// ingest thread is joined before the process exits.
 fn run_server(
     shared: Arc<Shared>,
-    access: Access,
+    (access, limits): (Access, wiremap_server::Limits),
     listen: SocketAddr,
     ingest: std::thread::JoinHandle<()>,
     what: &str,
@@ -253,7 +270,7 @@ fn run_server(
         };
         wiremap_server::serve(
             listener,
-            wiremap_server::router(shared.clone(), access),
+            wiremap_server::router_with(shared.clone(), access, limits),
             shutdown,
         )
         .await
@@ -331,7 +348,8 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     } else {
         format!("importing {}", a.pcaps.join(", "))
     };
-    let code = run_server(shared, access, a.listen.listen, worker, &what, None);
+    let api = (access, limits(&a.listen));
+    let code = run_server(shared, api, a.listen.listen, worker, &what, None);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -476,7 +494,8 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         })
         .context("starting the capture thread")?;
     let what = format!("capturing on {}", a.interfaces.join(","));
-    run_server(shared, access, a.listen.listen, worker, &what, background)
+    let api = (access, limits(&a.listen));
+    run_server(shared, api, a.listen.listen, worker, &what, background)
 }
 
 fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Instant>) {
