@@ -78,6 +78,48 @@ const STATIC: [(&str, &str); 61] = [
 /// A decoded field; `None` parts could not be known.
 pub type Field = (Option<String>, Option<String>);
 
+/// Most bytes of decoded header list kept per block (names and values plus 32 per field, as
+/// HTTP/2 counts `SETTINGS_MAX_HEADER_LIST_SIZE`): a small block of references to a large
+/// dynamic entry must not grow without bound.
+pub const MAX_LIST: usize = 256 * 1024;
+/// Longest name or value kept; longer ones are cut here.
+pub const MAX_FIELD: usize = 64 * 1024;
+
+/// What one header block decoded to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The fields, up to [`MAX_LIST`].
+    pub fields: Vec<Field>,
+    /// Fields were dropped or cut by the caps.
+    pub truncated: bool,
+    /// The block is malformed (a bad integer or string); decoding stopped there.
+    pub error: bool,
+}
+
+/// Appends a field to `out` within the caps.
+fn keep(out: &mut Decoded, used: &mut usize, (n, v): (Option<&str>, Option<&str>)) {
+    let cut = |s: &str| -> String {
+        if s.len() <= MAX_FIELD {
+            return s.to_string();
+        }
+        let mut end = MAX_FIELD;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    let size =
+        32 + n.map_or(0, |x| x.len().min(MAX_FIELD)) + v.map_or(0, |x| x.len().min(MAX_FIELD));
+    if *used + size > MAX_LIST {
+        out.truncated = true;
+        return;
+    }
+    *used += size;
+    out.truncated |=
+        n.is_some_and(|x| x.len() > MAX_FIELD) || v.is_some_and(|x| x.len() > MAX_FIELD);
+    out.fields.push((n.map(cut), v.map(cut)));
+}
+
 /// One direction's decoding state.
 pub struct Hpack {
     table: VecDeque<(Option<String>, Option<String>)>,
@@ -165,29 +207,38 @@ impl Hpack {
         }
     }
 
-    fn get(&self, i: usize) -> Field {
+    /// The field at index `i`, borrowed.
+    fn get(&self, i: usize) -> (Option<&str>, Option<&str>) {
         if i == 0 {
             return (None, None);
         }
         if i <= STATIC.len() {
             let (n, v) = STATIC[i - 1];
-            return (Some(n.to_string()), Some(v.to_string()));
+            return (Some(n), Some(v));
         }
         match self.table.get(i - STATIC.len() - 1) {
-            Some((n, v)) => (n.clone(), v.clone()),
+            Some((n, v)) => (n.as_deref(), v.as_deref()),
             None => (None, None),
         }
     }
 
     /// Decodes a header block; fields that cannot be known come back as `None`.
     pub fn decode(&mut self, d: &[u8]) -> Vec<Field> {
-        let mut out = Vec::new();
+        self.decode_bounded(d).fields
+    }
+
+    /// Decodes a header block within [`MAX_LIST`] and [`MAX_FIELD`]. The whole block is
+    /// always read, so the dynamic table stays right even when fields are dropped.
+    pub fn decode_bounded(&mut self, d: &[u8]) -> Decoded {
+        let mut out = Decoded::default();
+        let mut used = 0;
         let mut p = 0;
         while p < d.len() {
             let b = d[p];
             let step = if b & 0x80 != 0 {
                 integer(d, p, 7).map(|(i, q)| {
-                    out.push(self.get(i));
+                    let f = self.get(i);
+                    keep(&mut out, &mut used, f);
                     q
                 })
             } else if b & 0xe0 == 0x20 {
@@ -204,23 +255,24 @@ impl Hpack {
                     let (name, q) = if idx == 0 {
                         string(d, q)?
                     } else {
-                        (self.get(idx).0, q)
+                        (self.get(idx).0.map(str::to_string), q)
                     };
                     let (value, q) = string(d, q)?;
+                    keep(&mut out, &mut used, (name.as_deref(), value.as_deref()));
                     if incremental {
-                        let e = (name.clone(), value.clone());
+                        let e = (name, value);
                         self.size += Self::entry_size(&e);
                         self.table.push_front(e);
                         self.evict();
                     }
-                    out.push((name, value));
                     Some(q)
                 })()
             };
             match step {
                 Some(q) if q > p => p = q,
                 _ => {
-                    out.push((None, None));
+                    out.fields.push((None, None));
+                    out.error = true;
                     break;
                 }
             }
@@ -264,6 +316,48 @@ mod tests {
             f[4],
             (Some("cache-control".into()), Some("no-cache".into()))
         );
+    }
+
+    #[test]
+    fn references_to_a_large_entry_stay_within_the_cap() {
+        let mut h = Hpack::new(true);
+        // One 100 KB literal added to the table (raise the table size first), then 10,000
+        // one-byte references to it: 1 GB if copied out each time.
+        let mut block = vec![0x3f, 0xe1, 0xff, 0x3f]; // size update to 1 MiB
+        let value = vec![b'v'; 100_000];
+        block.push(0x40);
+        block.push(1);
+        block.push(b'x');
+        block.extend_from_slice(&[0x7f, 0xa1, 0x8c, 0x06]);
+        block.extend_from_slice(&value);
+        block.extend(std::iter::repeat_n(0xbe, 10_000));
+        let d = h.decode_bounded(&block);
+        assert!(!d.error, "{:?}", d.fields.len());
+        assert!(d.truncated);
+        let total: usize = d
+            .fields
+            .iter()
+            .map(|(n, v)| {
+                32 + n.as_ref().map_or(0, String::len) + v.as_ref().map_or(0, String::len)
+            })
+            .sum();
+        assert!(total <= MAX_LIST, "{total}");
+        assert!(d
+            .fields
+            .iter()
+            .all(|(_, v)| v.as_ref().is_some_and(|v| v.len() <= MAX_FIELD)));
+        // The table is intact: a later block still resolves the entry.
+        let next = h.decode_bounded(&[0xbe]);
+        assert_eq!(next.fields[0].0.as_deref(), Some("x"));
+        assert!(next.truncated, "the value is cut to the field cap");
+    }
+
+    #[test]
+    fn a_malformed_block_is_an_error() {
+        let mut h = Hpack::new(true);
+        let d = h.decode_bounded(&[0x82, 0x00, 0x7f]);
+        assert!(d.error);
+        assert_eq!(d.fields[0].1.as_deref(), Some("GET"));
     }
 
     #[test]

@@ -12,6 +12,11 @@ use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const MAX_FRAME: usize = 1 << 24;
+/// Largest header block gathered from HEADERS and CONTINUATION frames.
+const MAX_HEADER_BLOCK: usize = 256 * 1024;
+/// DATA frames longer than this are not buffered whole: their start is read, the rest
+/// skipped by length.
+const MAX_HELD_DATA: usize = 64 * 1024;
 /// Most streams tracked at once per connection.
 const MAX_STREAMS: usize = 4096;
 
@@ -108,19 +113,42 @@ struct Stream {
     response_headers: Vec<(String, String)>,
 }
 
+/// A header block split over CONTINUATION frames.
+#[derive(Debug)]
+struct Continued {
+    sid: u32,
+    block: Vec<u8>,
+    /// Flags of the HEADERS frame (END_STREAM).
+    flags: u8,
+    /// Over [`MAX_HEADER_BLOCK`]: the rest is skipped, not kept.
+    dropped: bool,
+}
+
+/// Counts what the caps of a header block dropped and whether it was malformed.
+fn count_decoded(cx: &mut Cx<'_>, d: &crate::hpack::Decoded) {
+    if d.error {
+        cx.stats.event("http2_hpack_error");
+    }
+    if d.truncated {
+        cx.stats.event("http2_header_list_truncated");
+    }
+}
+
 /// The HTTP/2 dissector of one connection.
 #[derive(Debug, Default)]
 pub struct Http2 {
     buf: [Vec<u8>; 2],
     preface: [bool; 2],
     hpack: [Option<Hpack>; 2],
-    /// Header block being continued: (stream, block, direction).
-    cont: [Option<(u32, Vec<u8>, u8)>; 2],
+    /// Header block being continued, per direction.
+    cont: [Option<Continued>; 2],
     streams: BTreeMap<u32, Stream>,
     client: Option<Direction>,
     lost: [bool; 2],
     started_clean: bool,
     redact: Redactor,
+    /// Bytes of a large DATA frame still to pass, per direction.
+    skip: [usize; 2],
 }
 
 fn strip_padding(payload: &[u8], flags: u8, priority: bool) -> Option<&[u8]> {
@@ -226,9 +254,11 @@ impl Http2 {
     ) {
         let di = dir.index();
         let complete = self.started_clean;
-        let fields = self.hpack[di]
+        let decoded = self.hpack[di]
             .get_or_insert_with(|| Hpack::new(complete))
-            .decode(block);
+            .decode_bounded(block);
+        count_decoded(cx, &decoded);
+        let fields = decoded.fields;
         if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&sid) {
             cx.stats.event("http2_streams_evicted");
             if let Some(&old) = self.streams.keys().next() {
@@ -307,15 +337,26 @@ impl Http2 {
         ts: Timestamp,
         (ty, flags, sid): (u8, u8, u32),
         payload: &[u8],
+        len: usize,
     ) {
         let di = dir.index();
-        if let Some((csid, mut block, cflags)) = self.cont[di].take() {
-            if ty == 9 && sid == csid {
-                block.extend_from_slice(payload);
-                if flags & 0x04 != 0 {
-                    self.headers(cx, dir, ts, sid, &block, cflags & 0x01 != 0);
-                } else {
-                    self.cont[di] = Some((csid, block, cflags));
+        if let Some(mut c) = self.cont[di].take() {
+            if ty == 9 && sid == c.sid {
+                if !c.dropped && c.block.len() + payload.len() > MAX_HEADER_BLOCK {
+                    // Too big to hold: drop it. Its dynamic table updates are lost with it,
+                    // so this direction decodes on as if joined mid-stream.
+                    cx.stats.event("http2_header_block_too_large");
+                    c.dropped = true;
+                    c.block = Vec::new();
+                    self.hpack[di] = Some(Hpack::new(false));
+                }
+                if !c.dropped {
+                    c.block.extend_from_slice(payload);
+                }
+                if flags & 0x04 == 0 {
+                    self.cont[di] = Some(c);
+                } else if !c.dropped {
+                    self.headers(cx, dir, ts, sid, &c.block, c.flags & 0x01 != 0);
                 }
                 return;
             }
@@ -326,8 +367,18 @@ impl Http2 {
                 let Some(s) = self.streams.get_mut(&sid) else {
                     return;
                 };
-                let data = strip_padding(payload, flags, false).unwrap_or(&[]);
-                s.bytes[di] += data.len() as u64;
+                // `payload` may be only the start of a large frame (the rest is skipped):
+                // sizes come from `len`, message counts from what is here.
+                let (data, size) = if payload.len() == len {
+                    let d = strip_padding(payload, flags, false).unwrap_or(&[]);
+                    (d, d.len())
+                } else if flags & 0x08 != 0 {
+                    let pad = usize::from(payload.first().copied().unwrap_or(0));
+                    (payload.get(1..).unwrap_or(&[]), len.saturating_sub(1 + pad))
+                } else {
+                    (payload, len)
+                };
+                s.bytes[di] += size as u64;
                 // gRPC messages: a 5-byte prefix (compressed flag, length) each.
                 let mut p = 0;
                 while data.len() >= p + 5 && data[p] <= 1 {
@@ -353,7 +404,12 @@ impl Http2 {
                     return;
                 };
                 if flags & 0x04 == 0 {
-                    self.cont[di] = Some((sid, block.to_vec(), flags));
+                    self.cont[di] = Some(Continued {
+                        sid,
+                        block: block.to_vec(),
+                        flags,
+                        dropped: false,
+                    });
                 } else {
                     self.headers(cx, dir, ts, sid, block, flags & 0x01 != 0);
                 }
@@ -374,9 +430,10 @@ impl Http2 {
                 // PUSH_PROMISE: the promised stream's request headers come from the server.
                 if let Some(block) = strip_padding(payload, flags, false).and_then(|b| b.get(4..)) {
                     let complete = self.started_clean;
-                    let _ = self.hpack[di]
+                    let decoded = self.hpack[di]
                         .get_or_insert_with(|| Hpack::new(complete))
-                        .decode(block);
+                        .decode_bounded(block);
+                    count_decoded(cx, &decoded);
                 }
             }
             _ => {}
@@ -388,6 +445,13 @@ impl Dissector for Http2 {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let di = dir.index();
         if self.lost[di] {
+            return Next::Continue;
+        }
+        // The rest of a large DATA frame already handled: count it past, do not keep it.
+        let skip = self.skip[di].min(data.len());
+        self.skip[di] -= skip;
+        let data = &data[skip..];
+        if data.is_empty() {
             return Next::Continue;
         }
         self.buf[di].extend_from_slice(data);
@@ -414,9 +478,17 @@ impl Dissector for Http2 {
                 return Next::Continue;
             }
             let Some(payload) = buf.get(at + 9..at + 9 + len) else {
+                if ty == 0 && len > MAX_HELD_DATA {
+                    // A large DATA frame: handle what is here and skip the rest by length.
+                    let have = &buf[(at + 9).min(buf.len())..];
+                    self.frame(cx, dir, ts, (ty, flags, sid), have, len);
+                    self.skip[di] = len - have.len();
+                    at = buf.len();
+                    cx.stats.event("http2_data_skipped");
+                }
                 break;
             };
-            self.frame(cx, dir, ts, (ty, flags, sid), payload);
+            self.frame(cx, dir, ts, (ty, flags, sid), payload, len);
             at += 9 + len;
         }
         let mut buf = buf;

@@ -184,3 +184,33 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
     }
     base
 }
+
+/// Runs a built conversation (client is side A, the server listens on `server_port`) through
+/// a fresh dissector: its entries and counters.
+pub fn converse(
+    cfg: DissectConfig,
+    server_port: u16,
+    conv: &[(Direction, Vec<u8>)],
+) -> (Vec<Entry>, wiremap_dissect::DissectStats) {
+    use std::net::{IpAddr, Ipv4Addr};
+    let info = FlowInfo::new(
+        1,
+        wiremap_model::FlowKey {
+            transport: wiremap_model::Transport::Tcp,
+            a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            a_port: 40000,
+            b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            b_port: server_port,
+        },
+        true,
+        Timestamp(0),
+    );
+    let mut d = Dissect::new(cfg);
+    let mut s = d.open(&info);
+    for (i, (dir, bytes)) in conv.iter().enumerate() {
+        d.data(&mut s, &info, *dir, Timestamp(i as i64 + 1), bytes);
+    }
+    d.close(s, &info, Timestamp(1_000_000), CloseReason::Fin);
+    let entries = std::mem::take(&mut d.output().entries);
+    (entries, d.stats().clone())
+}
