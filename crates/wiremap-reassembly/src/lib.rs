@@ -5,8 +5,10 @@
 //! and overlapping bytes, and declares a gap when the data can never arrive: when the peer has
 //! acknowledged bytes the capture never showed, or when the buffer for one direction reaches
 //! its cap. Flows close on FIN, RST, idleness or eviction; all timing comes from packet
-//! timestamps, so a capture replays identically. Memory is bounded by a flow cap and a per-
-//! direction buffer cap, and everything dropped on the way is counted in [`ReassemblyStats`].
+//! timestamps, so a capture replays identically. Memory is bounded by a flow cap, a per-
+//! direction buffer cap and one budget for the flows, their buffers and the handler's buffers
+//! together (past it the least recently active flows close), and everything dropped on the
+//! way is counted in [`ReassemblyStats`].
 #![deny(clippy::unwrap_used)]
 
 mod table;

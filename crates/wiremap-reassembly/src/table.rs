@@ -93,6 +93,11 @@ pub trait StreamHandler {
     );
     /// The flow ended; no more calls for it.
     fn close(&mut self, s: Self::Session, info: &FlowInfo, ts: Timestamp, reason: CloseReason);
+    /// Heap bytes the handler holds for all its sessions together (message buffers), counted
+    /// against the table's memory budget. Must be cheap: it is asked once per packet.
+    fn held(&self) -> usize {
+        0
+    }
 }
 
 /// Caps and timeouts.
@@ -106,6 +111,9 @@ pub struct Limits {
     pub tcp_idle_secs: i64,
     /// Seconds without packets after which a UDP flow closes.
     pub udp_idle_secs: i64,
+    /// Bytes the flows, their out-of-order buffers and the handler's buffers may hold
+    /// together; past it the least recently active flows are closed (counted).
+    pub max_memory: usize,
 }
 
 impl Default for Limits {
@@ -115,6 +123,7 @@ impl Default for Limits {
             max_buffered: 1 << 20,
             tcp_idle_secs: 300,
             udp_idle_secs: 60,
+            max_memory: 256 << 20,
         }
     }
 }
@@ -138,7 +147,17 @@ pub struct ReassemblyStats {
     pub evicted_flows: u64,
     /// Packets for no known flow that could not start one (stray ACK, RST, FIN).
     pub orphan_packets: u64,
+    /// Flows closed early to keep within `max_memory`.
+    pub memory_evicted_flows: u64,
+    /// Bytes held now in out-of-order buffers, with each segment's bookkeeping (a gauge).
+    pub buffered_bytes: u64,
 }
+
+/// What one buffered out-of-order segment costs besides its bytes: its allocation and its
+/// place in the tree (order of magnitude; small segments are what a hostile sender uses).
+const SEGMENT_OVERHEAD: u64 = 64;
+/// What one flow costs besides its buffers: the table slot and the hash map's share.
+const FLOW_OVERHEAD: usize = 48;
 
 #[derive(Debug, Default)]
 struct Half {
@@ -259,6 +278,9 @@ impl<S> FlowTable<S> {
         if ts > self.now {
             self.now = ts;
         }
+        if self.memory(h) > self.limits.max_memory {
+            self.shed(h, ts);
+        }
         // Idle timeouts are minutes long: looking every five seconds of capture time is enough.
         if self.now.nanos().saturating_sub(self.last_sweep.nanos()) < 5_000_000_000 {
             return;
@@ -281,6 +303,33 @@ impl<S> FlowTable<S> {
             .collect();
         for k in idle {
             self.close(h, k, now, CloseReason::Idle);
+        }
+    }
+
+    /// Bytes held now: flows, out-of-order buffers and the handler's buffers.
+    pub fn memory<H: StreamHandler<Session = S>>(&self, h: &H) -> usize {
+        let per_flow = std::mem::size_of::<(FlowKey, Flow<S>)>() + FLOW_OVERHEAD;
+        (self.flows.len() * per_flow)
+            .saturating_add(self.stats.buffered_bytes as usize)
+            .saturating_add(h.held())
+    }
+
+    /// Over the memory budget: closes the least recently active flows until the table is
+    /// back under seven eighths of it (so that it does not sort again at the next packet).
+    fn shed<H: StreamHandler<Session = S>>(&mut self, h: &mut H, ts: Timestamp) {
+        let mut by_age: Vec<(Timestamp, FlowKey)> = self
+            .flows
+            .iter()
+            .map(|(k, f)| (f.info.last_ts, *k))
+            .collect();
+        by_age.sort_unstable_by_key(|(t, _)| *t);
+        let target = self.limits.max_memory / 8 * 7;
+        for (_, k) in by_age {
+            if self.memory(h) <= target {
+                break;
+            }
+            self.stats.memory_evicted_flows += 1;
+            self.close(h, k, ts, CloseReason::Evicted);
         }
     }
 
@@ -518,6 +567,9 @@ fn drain<S, H: StreamHandler<Session = S>>(
             return;
         };
         f.half[di].ooo_bytes -= data.len();
+        stats.buffered_bytes = stats
+            .buffered_bytes
+            .saturating_sub(data.len() as u64 + SEGMENT_OVERHEAD);
         let end = off + data.len() as u64;
         if end <= next {
             stats.duplicate_bytes += data.len() as u64;
@@ -565,9 +617,11 @@ fn deliver<S, H: StreamHandler<Session = S>>(
             }
             Some(old) => {
                 half.ooo_bytes -= old.len();
+                stats.buffered_bytes += (payload.len() - old.len()) as u64;
                 half.ooo.insert(start, payload.to_vec());
             }
             None => {
+                stats.buffered_bytes += payload.len() as u64 + SEGMENT_OVERHEAD;
                 half.ooo.insert(start, payload.to_vec());
             }
         }
@@ -628,6 +682,36 @@ mod tests {
             flags: fl,
             payload,
         }
+    }
+
+    #[test]
+    fn flows_with_holes_never_filled_stay_within_the_memory_budget() {
+        // 20,000 connections, each sending one segment past a hole: without a budget every
+        // flow would hold its segment until it idles out.
+        let limits = Limits {
+            max_memory: 1 << 20,
+            ..Limits::default()
+        };
+        let mut t = FlowTable::new(limits);
+        let mut c = Collect::default();
+        let payload = [7u8; 100];
+        let mut peak = 0;
+        for i in 0..20_000u32 {
+            let ts = Timestamp(i64::from(i) * 1000);
+            let src = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i));
+            t.tcp(&mut c, ts, src, ip(2), &seg(1000, flags::SYN, b""));
+            t.tcp(&mut c, ts, src, ip(2), &seg(5000, flags::ACK, &payload));
+            peak = peak.max(t.memory(&c));
+        }
+        assert!(peak <= 1 << 20, "peak {peak}");
+        let st = t.stats().clone();
+        assert!(st.memory_evicted_flows > 10_000, "{st:?}");
+        assert!(st.buffered_bytes > 0);
+        // Evicted flows delivered what they held after declaring the hole: nothing lost
+        // silently.
+        assert_eq!(st.gaps, st.memory_evicted_flows);
+        t.finish(&mut c, Timestamp(i64::MAX));
+        assert_eq!(t.stats().buffered_bytes, 0);
     }
 
     #[test]
