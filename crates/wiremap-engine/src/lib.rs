@@ -34,6 +34,20 @@ pub struct EngineConfig {
     pub k8s: Vec<wiremap_identity::Holding>,
 }
 
+/// The memory budget of a pipeline when none is given: flows, buffers and names together.
+pub const DEFAULT_MEMORY_LIMIT: usize = 128 << 20;
+
+impl EngineConfig {
+    /// Shares one memory budget among the parts that grow with the traffic: three quarters
+    /// for the flow table with its reassembly and dissector buffers, one quarter for the
+    /// names learnt from DNS answers and traffic hints (about 2 KiB an address with its
+    /// intervals). Kubernetes holdings are the cluster's own size and not counted here.
+    pub fn set_memory_limit(&mut self, bytes: usize) {
+        self.limits.max_memory = bytes / 4 * 3;
+        self.identity.max_addresses = (bytes / 4 / 2048).max(1024);
+    }
+}
+
 /// The pipeline.
 pub struct Engine {
     decoder: Decoder,
@@ -205,6 +219,7 @@ impl Engine {
             ("tcp_gaps", r.gaps),
             ("tcp_gap_bytes", r.gap_bytes),
             ("flows_evicted", r.evicted_flows),
+            ("flows_evicted_memory", r.memory_evicted_flows),
             ("orphan_tcp_packets", r.orphan_packets),
             ("identity_addresses_evicted", i.evicted_addresses),
         ] {

@@ -63,6 +63,11 @@ pub(crate) struct NamingArgs {
     /// -A -o json`) that name the addresses; may be given several times.
     #[arg(long = "k8s", value_name = "FILE")]
     k8s: Vec<String>,
+    /// Memory the pipeline may hold for flows, their buffers and learnt names together
+    /// (e.g. 128MiB, 1GiB); past it the least recently active flows and names are dropped,
+    /// and counted in the map's `stats.dropped`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "128MiB")]
+    memory_limit: u64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -191,6 +196,7 @@ fn engine_for(input: &Input, lean: bool) -> Result<Engine, u8> {
 /// The pipeline settings that name endpoints: zones and Kubernetes snapshots.
 pub(crate) fn engine_config(input: &NamingArgs) -> Result<EngineConfig, u8> {
     let mut cfg = EngineConfig::default();
+    cfg.set_memory_limit(usize::try_from(input.memory_limit).unwrap_or(usize::MAX));
     if let Some(path) = &input.zones {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
@@ -397,4 +403,33 @@ fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
     }
     w.flush().context("writing entries")?;
     Ok(exit_code(&report))
+}
+
+/// A size like `500MiB`, `10GiB` or `64k`.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}`: expected a size like 500MiB or 10GiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024f64.powi(4),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}`")),
+    };
+    let v = n * mult;
+    if v.is_nan() || v < 1.0 {
+        return Err(format!("`{s}`: must be positive"));
+    }
+    Ok(v as u64)
 }

@@ -13,7 +13,7 @@ use wiremap_engine::{open_files, Engine, EngineConfig, Item, Stats};
 use wiremap_server::{check_listen, Access, Ingest, Shared, FLUSH_EVERY};
 use wiremap_store::{Store, StoreConfig, StoreError};
 
-use crate::cli::{compile_filter, engine_config, NamingArgs, BAD_INPUT};
+use crate::cli::{compile_filter, engine_config, parse_size, NamingArgs, BAD_INPUT};
 
 /// Where traffic is kept.
 #[derive(Debug, clap::Args)]
@@ -169,34 +169,6 @@ fn parse_age(s: &str) -> Result<i64, String> {
         return Err(format!("`{s}`: must be positive"));
     }
     Ok(n.saturating_mul(mult))
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a size like 500MiB or 10GiB"))?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024f64.powi(4),
-        _ => return Err(format!("`{s}`: unknown unit `{unit}`")),
-    };
-    let v = n * mult;
-    if v.is_nan() || v < 1.0 {
-        return Err(format!("`{s}`: must be positive"));
-    }
-    Ok(v as u64)
 }
 
 fn open_store(dir: PathBuf, a: &StoreArgs) -> Result<Store, u8> {
