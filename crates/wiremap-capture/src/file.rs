@@ -376,6 +376,7 @@ impl FileSource {
             if got < len as usize - 12 {
                 return Err(self.truncated("section header", u64::from(len), 12 + got as u64));
             }
+            self.check_trailing_len(len)?;
             self.offset += u64::from(len);
             return Ok(Block::Other);
         }
@@ -386,6 +387,7 @@ impl FileSource {
         if got < len as usize - 8 {
             return Err(self.truncated("block", u64::from(len), 8 + got as u64));
         }
+        self.check_trailing_len(len)?;
         let body_end = len as usize - 4;
         let is_packet = match btype {
             1 => {
@@ -421,6 +423,19 @@ impl FileSource {
         } else {
             Block::Other
         })
+    }
+
+    /// A block repeats its length at its end: one that disagrees is not a block boundary
+    /// (damage, or bytes that only look like a block).
+    fn check_trailing_len(&self, len: u32) -> Result<(), CaptureError> {
+        let trailing = self.u32_at(len as usize - 4);
+        if trailing != len {
+            return Err(self.malformed(
+                "block",
+                format!("trailing block length {trailing} differs from the leading {len}"),
+            ));
+        }
+        Ok(())
     }
 
     fn check_block_len(&self, len: u32, min: u32) -> Result<(), CaptureError> {

@@ -170,4 +170,18 @@ mod tests {
         );
         assert!(!r.advance().expect("end"));
     }
+
+    #[test]
+    fn a_block_whose_trailing_length_disagrees_is_refused() {
+        let mut w = PcapngWriter::new(Vec::new()).expect("header");
+        w.write(Timestamp::from_parts(1, 0), LinkType::RAW, b"abcd", 4)
+            .expect("write");
+        let mut bytes = w.finish().expect("finish");
+        // The last block is the packet; its trailing length is the file's last four bytes.
+        let n = bytes.len();
+        bytes[n - 4] ^= 0x04;
+        let mut r = FileSource::new("mem", Box::new(std::io::Cursor::new(bytes))).expect("open");
+        let e = r.advance().expect_err("refused");
+        assert!(e.to_string().contains("trailing block length"), "{e}");
+    }
 }
