@@ -17,8 +17,9 @@ use std::net::IpAddr;
 pub use frag::FragmentStats;
 use wiremap_model::Timestamp;
 
-/// Why a frame yielded no segment. Every variant is counted by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a frame yielded no segment. Every variant is counted by the caller (by value: it is
+/// `Copy` and hashable, so counting a bad packet allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DecodeError {
     /// The link type is not one wiremap decodes.
     #[error("unsupported link type {0}")]

@@ -57,7 +57,8 @@ pub struct Engine {
     packets: u64,
     bytes: u64,
     entries: u64,
-    decode_errors: BTreeMap<String, u64>,
+    /// Frames that yielded no segment, by why (named only when stats are asked for).
+    decode_errors: std::collections::HashMap<Option<wiremap_decode::DecodeError>, u64>,
     last_ts: Timestamp,
     scratch: Vec<Item>,
 }
@@ -94,7 +95,7 @@ impl Engine {
             packets: 0,
             bytes: 0,
             entries: 0,
-            decode_errors: BTreeMap::new(),
+            decode_errors: Default::default(),
             last_ts: Timestamp(i64::MIN),
             scratch: Vec::new(),
         }
@@ -126,15 +127,11 @@ impl Engine {
                     (seg.dst, dst_port),
                     payload,
                 ),
-                L4::Other(_) => {
-                    *self
-                        .decode_errors
-                        .entry("other_ip_protocols".into())
-                        .or_insert(0) += 1
-                }
+                // `None`: an IP protocol other than TCP and UDP.
+                L4::Other(_) => *self.decode_errors.entry(None).or_insert(0) += 1,
             },
             Ok(None) => {}
-            Err(e) => *self.decode_errors.entry(e.counter()).or_insert(0) += 1,
+            Err(e) => *self.decode_errors.entry(Some(e)).or_insert(0) += 1,
         }
     }
 
@@ -208,7 +205,11 @@ impl Engine {
 
     /// Counters of the whole pipeline; `dropped` lists every non-zero drop and desync.
     pub fn stats(&self) -> Stats {
-        let mut dropped: BTreeMap<String, u64> = self.decode_errors.clone();
+        let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
+        for (e, n) in &self.decode_errors {
+            let name = e.map_or_else(|| "other_ip_protocols".to_string(), |e| e.counter());
+            *dropped.entry(name).or_insert(0) += n;
+        }
         let d = self.decoder.stats();
         let r = self.table.stats();
         let i = self.identity.stats();
