@@ -1,7 +1,8 @@
 //! The syntax tree and the recursive-descent parser (CEL grammar, plus `and`/`or`/`not`).
 
-use crate::error::KflError;
+use crate::error::{ErrorKind, KflError};
 use crate::lexer::{lex, Span, Tok};
+use crate::limits::{guarded, MAX_FILTER_BYTES, MAX_HEIGHT, MAX_NESTING};
 
 /// A literal.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +96,36 @@ pub struct Expr {
     pub kind: ExprKind,
     /// Where it is.
     pub span: Span,
+    /// Levels of the tree from this node down (a leaf is 1), kept so that the parser bounds
+    /// the height while it builds, without walking the tree.
+    height: u32,
+}
+
+impl Expr {
+    /// Levels of the syntax tree from this node down (a leaf is 1); at most
+    /// [`MAX_HEIGHT`](crate::MAX_HEIGHT).
+    pub fn height(&self) -> usize {
+        self.height as usize
+    }
+}
+
+/// The height of the tallest child of a node of this shape.
+fn child_height(kind: &ExprKind) -> u32 {
+    let h = |e: &Expr| e.height;
+    match kind {
+        ExprKind::Lit(_) | ExprKind::Ident(_) => 0,
+        ExprKind::Select(t, _) | ExprKind::Not(t) | ExprKind::Neg(t) => h(t),
+        ExprKind::Index(a, b) | ExprKind::Binary(_, a, b) => h(a).max(h(b)),
+        ExprKind::Cond(a, b, c) => h(a).max(h(b)).max(h(c)),
+        ExprKind::Call { target, args, .. } => args
+            .iter()
+            .map(h)
+            .chain(target.as_deref().map(h))
+            .max()
+            .unwrap_or(0),
+        ExprKind::List(items) => items.iter().map(h).max().unwrap_or(0),
+        ExprKind::Map(items) => items.iter().map(|(k, v)| h(k).max(h(v))).max().unwrap_or(0),
+    }
 }
 
 /// Expression shapes.
@@ -131,9 +162,6 @@ pub enum ExprKind {
     Map(Vec<(Expr, Expr)>),
 }
 
-/// Nesting limit, so a hostile filter cannot overflow the stack.
-const MAX_DEPTH: usize = 200;
-
 struct Parser<'s> {
     src: &'s str,
     toks: Vec<(Tok, Span)>,
@@ -142,7 +170,23 @@ struct Parser<'s> {
 }
 
 /// Parses a filter.
+///
+/// The source, its token count, the parser's recursion and the height of the tree are all
+/// bounded (see [`limits`](crate::limits)), so every later pass — checking, evaluation,
+/// rendering, dropping — recurses at most [`MAX_HEIGHT`](crate::MAX_HEIGHT) levels.
 pub fn parse(src: &str) -> Result<Expr, KflError> {
+    if src.len() > MAX_FILTER_BYTES {
+        // No source line in the error: it would copy the oversized input.
+        return Err(KflError::new(
+            ErrorKind::Limit,
+            "",
+            Span::default(),
+            format!(
+                "filter is {} bytes; the limit is {MAX_FILTER_BYTES}",
+                src.len()
+            ),
+        ));
+    }
     let toks = lex(src)?;
     let mut p = Parser {
         src,
@@ -199,17 +243,49 @@ impl Parser<'_> {
     }
     fn enter(&mut self) -> Result<(), KflError> {
         self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(KflError::syntax(
+        if self.depth > MAX_NESTING {
+            return Err(KflError::new(
+                ErrorKind::Limit,
                 self.src,
                 self.span(),
-                "filter nested too deeply".into(),
+                format!("filter nested too deeply (more than {MAX_NESTING} levels)"),
             ));
         }
         Ok(())
     }
 
+    /// Builds a node, refusing one that would make the tree higher than [`MAX_HEIGHT`]; the
+    /// error points at the last token read, where the chain became too long.
+    fn node(&self, kind: ExprKind, span: Span) -> Result<Expr, KflError> {
+        let height = child_height(&kind) + 1;
+        if height as usize > MAX_HEIGHT {
+            let at = self.toks[self.pos.saturating_sub(1)].1;
+            return Err(KflError::new(
+                ErrorKind::Limit,
+                self.src,
+                at,
+                format!(
+                    "expression too deep: more than {MAX_HEIGHT} levels of operators, fields, \
+                     calls or indexes (`&&` and `||` chains of any length are fine)"
+                ),
+            ));
+        }
+        Ok(Expr { kind, span, height })
+    }
+
+    fn leaf(kind: ExprKind, span: Span) -> Expr {
+        Expr {
+            kind,
+            span,
+            height: 1,
+        }
+    }
+
     fn expr(&mut self) -> Result<Expr, KflError> {
+        guarded(|| self.expr_here())
+    }
+
+    fn expr_here(&mut self) -> Result<Expr, KflError> {
         self.enter()?;
         let c = self.binary(1)?;
         let r = if *self.peek() == Tok::Question {
@@ -218,10 +294,7 @@ impl Parser<'_> {
             self.expect(Tok::Colon, "`:` of the conditional")?;
             let b = self.expr()?;
             let span = join(c.span, b.span);
-            Expr {
-                kind: ExprKind::Cond(Box::new(c), Box::new(a), Box::new(b)),
-                span,
-            }
+            self.node(ExprKind::Cond(Box::new(c), Box::new(a), Box::new(b)), span)?
         } else {
             c
         };
@@ -249,37 +322,77 @@ impl Parser<'_> {
         })
     }
 
-    /// Precedence climbing; all binary operators are left-associative.
+    /// Reads `op` and the operand after it (of higher precedence).
+    fn operand_after(&mut self, op: Op) -> Result<Expr, KflError> {
+        let op_span = self.bump().1;
+        if matches!(self.peek(), Tok::Eof) {
+            return Err(KflError::syntax(
+                self.src,
+                op_span,
+                format!(
+                    "expected an expression after `{}`, found the end of the filter",
+                    op.as_str()
+                ),
+            ));
+        }
+        self.binary(op.precedence() + 1)
+    }
+
+    /// Precedence climbing; all binary operators are left-associative. A run of `&&` (or of
+    /// `||`) becomes a balanced tree: both are associative, and a generated allow-list of
+    /// thousands of alternatives then has logarithmic height instead of one level per term.
     fn binary(&mut self, min: u8) -> Result<Expr, KflError> {
+        guarded(|| self.binary_here(min))
+    }
+
+    fn binary_here(&mut self, min: u8) -> Result<Expr, KflError> {
         self.enter()?;
         let mut lhs = self.unary()?;
         while let Some(op) = self.op_here() {
             if op.precedence() < min {
                 break;
             }
-            let op_span = self.bump().1;
-            if matches!(self.peek(), Tok::Eof) {
-                return Err(KflError::syntax(
-                    self.src,
-                    op_span,
-                    format!(
-                        "expected an expression after `{}`, found the end of the filter",
-                        op.as_str()
-                    ),
-                ));
+            if matches!(op, Op::And | Op::Or) {
+                let mut run = vec![lhs];
+                while self.op_here() == Some(op) {
+                    run.push(self.operand_after(op)?);
+                }
+                lhs = self.balanced(op, run)?;
+            } else {
+                let rhs = self.operand_after(op)?;
+                let span = join(lhs.span, rhs.span);
+                lhs = self.node(ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)), span)?;
             }
-            let rhs = self.binary(op.precedence() + 1)?;
-            let span = join(lhs.span, rhs.span);
-            lhs = Expr {
-                kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
-                span,
-            };
         }
         self.depth -= 1;
         Ok(lhs)
     }
 
+    /// Joins `run` (in order, not empty) with `op`, pairing neighbours level by level.
+    fn balanced(&self, op: Op, mut run: Vec<Expr>) -> Result<Expr, KflError> {
+        while run.len() > 1 {
+            let mut next = Vec::with_capacity(run.len().div_ceil(2));
+            let mut it = run.into_iter();
+            while let Some(a) = it.next() {
+                match it.next() {
+                    Some(b) => {
+                        let span = join(a.span, b.span);
+                        next.push(self.node(ExprKind::Binary(op, Box::new(a), Box::new(b)), span)?);
+                    }
+                    None => next.push(a),
+                }
+            }
+            run = next;
+        }
+        run.pop()
+            .ok_or_else(|| KflError::syntax(self.src, self.span(), "expected an expression".into()))
+    }
+
     fn unary(&mut self) -> Result<Expr, KflError> {
+        guarded(|| self.unary_here())
+    }
+
+    fn unary_here(&mut self) -> Result<Expr, KflError> {
         match self.peek() {
             Tok::Not => {
                 let s = self.bump().1;
@@ -287,27 +400,29 @@ impl Parser<'_> {
                 let e = self.unary()?;
                 self.depth -= 1;
                 let span = join(s, e.span);
-                Ok(Expr {
-                    kind: ExprKind::Not(Box::new(e)),
-                    span,
-                })
+                self.node(ExprKind::Not(Box::new(e)), span)
             }
             Tok::Minus => {
                 let s = self.bump().1;
+                // `-9223372036854775808`: the one integer literal that exists only negated.
+                if let (Tok::Int(i64::MIN), ns) = self.toks[self.pos.min(self.toks.len() - 1)] {
+                    self.bump();
+                    return Ok(Self::leaf(ExprKind::Lit(Lit::Int(i64::MIN)), join(s, ns)));
+                }
                 self.enter()?;
                 let e = self.unary()?;
                 self.depth -= 1;
                 let span = join(s, e.span);
-                // Fold `-literal` so that i64::MIN is expressible.
-                let kind = match e.kind {
-                    ExprKind::Lit(Lit::Int(i)) => ExprKind::Lit(Lit::Int(i.wrapping_neg())),
-                    ExprKind::Lit(Lit::Double(d)) => ExprKind::Lit(Lit::Double(-d)),
-                    other => ExprKind::Neg(Box::new(Expr {
-                        kind: other,
-                        span: e.span,
-                    })),
-                };
-                Ok(Expr { kind, span })
+                // Fold `-literal`: negative literals are leaves, as a reader expects.
+                match e.kind {
+                    ExprKind::Lit(Lit::Int(i)) if i != i64::MIN => {
+                        Ok(Self::leaf(ExprKind::Lit(Lit::Int(-i)), span))
+                    }
+                    ExprKind::Lit(Lit::Double(d)) => {
+                        Ok(Self::leaf(ExprKind::Lit(Lit::Double(-d)), span))
+                    }
+                    _ => self.node(ExprKind::Neg(Box::new(e)), span),
+                }
             }
             _ => self.member(),
         }
@@ -353,20 +468,15 @@ impl Parser<'_> {
                         self.bump();
                         let (args, end) = self.args(Tok::RParen, "`)` closing the call")?;
                         let span = join(e.span, end);
-                        e = Expr {
-                            kind: ExprKind::Call {
-                                target: Some(Box::new(e)),
-                                func: name,
-                                args,
-                            },
-                            span,
+                        let kind = ExprKind::Call {
+                            target: Some(Box::new(e)),
+                            func: name,
+                            args,
                         };
+                        e = self.node(kind, span)?;
                     } else {
                         let span = join(e.span, ns);
-                        e = Expr {
-                            kind: ExprKind::Select(Box::new(e), name),
-                            span,
-                        };
+                        e = self.node(ExprKind::Select(Box::new(e), name), span)?;
                     }
                 }
                 Tok::LBracket => {
@@ -374,10 +484,7 @@ impl Parser<'_> {
                     let idx = self.expr()?;
                     let end = self.expect(Tok::RBracket, "`]`")?;
                     let span = join(e.span, end);
-                    e = Expr {
-                        kind: ExprKind::Index(Box::new(e), Box::new(idx)),
-                        span,
-                    };
+                    e = self.node(ExprKind::Index(Box::new(e), Box::new(idx)), span)?;
                 }
                 _ => return Ok(e),
             }
@@ -386,13 +493,11 @@ impl Parser<'_> {
 
     fn primary(&mut self) -> Result<Expr, KflError> {
         let (t, s) = self.bump();
-        let lit = |l: Lit| {
-            Ok(Expr {
-                kind: ExprKind::Lit(l),
-                span: s,
-            })
-        };
+        let lit = |l: Lit| Ok(Self::leaf(ExprKind::Lit(l), s));
         match t {
+            // The lexer reads 9223372036854775808 as i64::MIN for `unary` to negate; alone
+            // it is out of range.
+            Tok::Int(i64::MIN) => Err(KflError::syntax(self.src, s, "integer out of range".into())),
             Tok::Int(i) => lit(Lit::Int(i)),
             Tok::Uint(u) => lit(Lit::Uint(u)),
             Tok::Double(d) => lit(Lit::Double(d)),
@@ -405,26 +510,18 @@ impl Parser<'_> {
                 if *self.peek() == Tok::LParen {
                     self.bump();
                     let (args, end) = self.args(Tok::RParen, "`)` closing the call")?;
-                    return Ok(Expr {
-                        kind: ExprKind::Call {
-                            target: None,
-                            func: name,
-                            args,
-                        },
-                        span: join(s, end),
-                    });
+                    let kind = ExprKind::Call {
+                        target: None,
+                        func: name,
+                        args,
+                    };
+                    return self.node(kind, join(s, end));
                 }
-                Ok(Expr {
-                    kind: ExprKind::Ident(name),
-                    span: s,
-                })
+                Ok(Self::leaf(ExprKind::Ident(name), s))
             }
             Tok::Dot => match self.bump() {
                 // A leading dot names the root scope: `.src.ip` is `src.ip`.
-                (Tok::Ident(name), ns) => Ok(Expr {
-                    kind: ExprKind::Ident(name),
-                    span: join(s, ns),
-                }),
+                (Tok::Ident(name), ns) => Ok(Self::leaf(ExprKind::Ident(name), join(s, ns))),
                 (t, s) => Err(KflError::syntax(
                     self.src,
                     s,
@@ -435,16 +532,13 @@ impl Parser<'_> {
                 let e = self.expr()?;
                 let end = self.expect(Tok::RParen, "`)`")?;
                 Ok(Expr {
-                    kind: e.kind,
                     span: join(s, end),
+                    ..e
                 })
             }
             Tok::LBracket => {
                 let (items, end) = self.args(Tok::RBracket, "`]` closing the list")?;
-                Ok(Expr {
-                    kind: ExprKind::List(items),
-                    span: join(s, end),
-                })
+                self.node(ExprKind::List(items), join(s, end))
             }
             Tok::LBrace => {
                 let mut entries = Vec::new();
@@ -465,10 +559,7 @@ impl Parser<'_> {
                     }
                 }
                 let end = self.expect(Tok::RBrace, "`}` closing the map")?;
-                Ok(Expr {
-                    kind: ExprKind::Map(entries),
-                    span: join(s, end),
-                })
+                self.node(ExprKind::Map(entries), join(s, end))
             }
             Tok::Eof => Err(KflError::syntax(
                 self.src,

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::ast::{Expr, ExprKind, Lit, Op};
+use crate::limits::guarded;
 
 fn quote(s: &str) -> String {
     let mut o = String::with_capacity(s.len() + 2);
@@ -75,6 +76,10 @@ fn wrap(e: &Expr, min: u8) -> String {
 
 /// Renders an expression.
 pub fn render(e: &Expr) -> String {
+    guarded(|| render_here(e))
+}
+
+fn render_here(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Lit(l) => lit(l),
         ExprKind::Ident(n) => n.clone(),

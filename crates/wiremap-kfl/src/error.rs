@@ -11,6 +11,8 @@ pub enum ErrorKind {
     Unknown,
     /// Operands or arguments of the wrong type.
     Type,
+    /// Longer, deeper or bigger than the limits in [`limits`](crate::limits).
+    Limit,
 }
 
 /// A filter that cannot be compiled, with where and why.

@@ -1,6 +1,7 @@
 //! Tokens with byte spans.
 
-use crate::error::KflError;
+use crate::error::{ErrorKind, KflError};
+use crate::limits::MAX_TOKENS;
 
 /// A byte range in the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -102,7 +103,7 @@ fn punct(t: &Tok) -> &'static str {
 pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Span)>, KflError> {
     let b = src.as_bytes();
     let mut i = 0;
-    let mut out = Vec::new();
+    let mut out: Vec<(Tok, Span)> = Vec::new();
     while i < b.len() {
         let c = b[i];
         if c.is_ascii_whitespace() {
@@ -114,6 +115,16 @@ pub(crate) fn lex(src: &str) -> Result<Vec<(Tok, Span)>, KflError> {
                 i += 1;
             }
             continue;
+        }
+        // One more token is coming: refuse it past the limit.
+        if out.len() >= MAX_TOKENS {
+            let at = out.last().map_or(Span::default(), |t| t.1);
+            return Err(KflError::new(
+                ErrorKind::Limit,
+                src,
+                at,
+                format!("filter has more than {MAX_TOKENS} tokens; the limit is {MAX_TOKENS}"),
+            ));
         }
         let start = i;
         let two = b.get(i..i + 2).unwrap_or(&[]);

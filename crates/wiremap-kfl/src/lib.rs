@@ -19,6 +19,7 @@ mod ast;
 mod canon;
 mod error;
 mod lexer;
+pub mod limits;
 mod program;
 mod prune;
 mod schema;
@@ -28,6 +29,7 @@ mod value;
 pub use ast::{parse, Expr, ExprKind, Lit, Op};
 pub use error::{ErrorKind, KflError};
 pub use lexer::Span;
+pub use limits::{MAX_FILTER_BYTES, MAX_HEIGHT, MAX_NESTING, MAX_TOKENS};
 pub use program::EvalError;
 pub use prune::Prune;
 pub use schema::Type;
@@ -35,7 +37,6 @@ pub use sql::{quote as sql_quote, SqlError};
 use wiremap_model::{Entry, Timestamp};
 
 /// A compiled filter.
-#[derive(Debug)]
 pub struct Filter {
     ast: Expr,
     node: program::Node,
@@ -89,6 +90,17 @@ impl Filter {
     /// The syntax tree.
     pub fn ast(&self) -> &Expr {
         &self.ast
+    }
+}
+
+impl std::fmt::Debug for Filter {
+    /// The canonical text, not the trees: a derived `Debug` would recurse as deep as the
+    /// filter with large frames.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("source", &self.canonical())
+            .field("prune", &self.prune)
+            .finish()
     }
 }
 

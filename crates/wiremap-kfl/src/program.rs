@@ -7,6 +7,7 @@ use wiremap_model::{Entry, Timestamp};
 
 use crate::ast::{Expr, ExprKind, Lit, Op};
 use crate::error::{distance, ErrorKind, KflError};
+use crate::limits::guarded;
 use crate::schema::{read, variables, Type, Var};
 use crate::value::{
     list_contains, list_items, list_len, map_get, map_items, map_len, num, ListV, MapV, Num, Val,
@@ -148,26 +149,80 @@ pub(crate) struct Checker<'s> {
     src: &'s str,
     vars: HashMap<&'static str, (Type, Var)>,
     prefixes: HashSet<String>,
+    /// Length of the longest variable name: a longer path is no variable or prefix.
+    longest: usize,
     locals: Vec<(String, Type)>,
     now: i64,
 }
 
-/// ` (did you mean `x`?)` for the closest of `known`, or nothing.
-fn did_you_mean(name: &str, known: &[&str]) -> String {
+/// ` (did you mean `x`?)` for the closest of `known` within `limit` edits, or nothing.
+///
+/// Names whose lengths differ by more than `limit` are skipped without computing a distance,
+/// so a hostile 100 KB name costs one length comparison per candidate.
+pub(crate) fn closest<'k>(
+    name: &str,
+    known: impl Iterator<Item = &'k str>,
+    limit: usize,
+) -> String {
+    let n = name.chars().count();
     known
-        .iter()
-        .map(|k| (distance(name, k), *k))
-        .filter(|(d, _)| *d <= 2)
+        .filter(|k| k.chars().count().abs_diff(n) <= limit)
+        .map(|k| (distance(name, k), k))
+        .filter(|(d, _)| *d <= limit)
         .min()
         .map(|(_, k)| format!(" (did you mean `{k}`?)"))
         .unwrap_or_default()
 }
 
-fn path_of(e: &Expr) -> Option<String> {
-    match &e.kind {
-        ExprKind::Ident(n) => Some(n.clone()),
-        ExprKind::Select(inner, f) => Some(format!("{}.{f}", path_of(inner)?)),
-        _ => None,
+fn did_you_mean(name: &str, known: &[&str]) -> String {
+    closest(name, known.iter().copied(), 2)
+}
+
+/// A name for an error message: long ones are cut, so that an error stays small.
+pub(crate) fn shown(name: &str) -> String {
+    const MAX: usize = 80;
+    match name.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}…", &name[..i]),
+        None => name.to_string(),
+    }
+}
+
+/// The dotted name of a chain of field selections on an identifier (`src.pod.name`), if `e` is
+/// one and the name is at most `max` bytes (longer ones are no variable). Iterative, and
+/// linear in the part it reads.
+fn path_of(e: &Expr, max: usize) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut len = 0usize;
+    let mut cur = e;
+    loop {
+        let (part, next) = match &cur.kind {
+            ExprKind::Select(inner, f) => (f.as_str(), Some(inner.as_ref())),
+            ExprKind::Ident(n) => (n.as_str(), None),
+            _ => return None,
+        };
+        len += part.len() + usize::from(!parts.is_empty());
+        if len > max {
+            return None;
+        }
+        parts.push(part);
+        match next {
+            Some(inner) => cur = inner,
+            None => break,
+        }
+    }
+    parts.reverse();
+    Some(parts.join("."))
+}
+
+/// The identifier at the root of a chain of field selections, if the chain has one.
+fn root_ident(e: &Expr) -> Option<&str> {
+    let mut cur = e;
+    loop {
+        match &cur.kind {
+            ExprKind::Select(inner, _) => cur = inner,
+            ExprKind::Ident(n) => return Some(n),
+            _ => return None,
+        }
     }
 }
 
@@ -276,10 +331,12 @@ impl<'s> Checker<'s> {
             }
             vars.insert(name, (t, v));
         }
+        let longest = vars.keys().map(|k| k.len()).max().unwrap_or(0);
         Checker {
             src,
             vars,
             prefixes,
+            longest,
             locals: Vec::new(),
             now: now.nanos(),
         }
@@ -291,22 +348,20 @@ impl<'s> Checker<'s> {
 
     fn suggest(&self, name: &str) -> String {
         let limit = (name.len() / 3).clamp(1, 3);
-        let best = self
+        let known = self
             .vars
             .keys()
-            .map(|k| k.to_string())
-            .chain(self.prefixes.iter().cloned())
-            .chain(self.locals.iter().map(|(n, _)| n.clone()))
-            .map(|k| (distance(name, &k), k))
-            .filter(|(d, _)| *d <= limit)
-            .min();
-        match best {
-            Some((_, k)) => format!(" (did you mean `{k}`?)"),
-            None => String::new(),
-        }
+            .copied()
+            .chain(self.prefixes.iter().map(String::as_str))
+            .chain(self.locals.iter().map(|(n, _)| n.as_str()));
+        closest(name, known, limit)
     }
 
     pub(crate) fn check(&mut self, e: &Expr) -> Result<(Node, Type), KflError> {
+        guarded(|| self.check_here(e))
+    }
+
+    fn check_here(&mut self, e: &Expr) -> Result<(Node, Type), KflError> {
         match &e.kind {
             ExprKind::Lit(l) => {
                 let (c, t) = lit_const(l);
@@ -437,30 +492,31 @@ impl<'s> Checker<'s> {
         }
     }
 
+    /// A name or a field selection: a local, a variable (`src.pod.name`), or a key of a
+    /// map value (`request.headers.host`). Each level reads at most the longest variable
+    /// name's worth of the chain, so a long chain is checked in linear time.
     fn name(&mut self, e: &Expr) -> Result<(Node, Type), KflError> {
         if let ExprKind::Ident(n) = &e.kind {
             if let Some(slot) = self.locals.iter().rposition(|(l, _)| l == n) {
                 return Ok((Node::Local(slot), self.locals[slot].1.clone()));
             }
         }
-        if let Some(p) = path_of(e) {
+        if let Some(p) = path_of(e, self.longest) {
             if let Some((name, (t, v))) = self.vars.get_key_value(p.as_str()) {
                 return Ok((Node::Var(*v, t.clone(), name), t.clone()));
             }
-            let first = p.split('.').next().unwrap_or("");
-            let is_local_root = self.locals.iter().any(|(l, _)| l == first);
             if self.prefixes.contains(&p) {
-                let fields: Vec<&str> = {
-                    let mut f: Vec<&str> = self
-                        .vars
-                        .keys()
-                        .filter(|k| k.starts_with(&format!("{p}.")))
-                        .copied()
-                        .collect();
-                    f.sort_unstable();
-                    f.truncate(4);
-                    f
-                };
+                let mut fields: Vec<&str> = self
+                    .vars
+                    .keys()
+                    .filter(|k| {
+                        k.strip_prefix(p.as_str())
+                            .is_some_and(|r| r.starts_with('.'))
+                    })
+                    .copied()
+                    .collect();
+                fields.sort_unstable();
+                fields.truncate(4);
                 return Err(self.err(
                     ErrorKind::Unknown,
                     e,
@@ -470,24 +526,28 @@ impl<'s> Checker<'s> {
                     ),
                 ));
             }
-            if !is_local_root {
-                if let ExprKind::Select(inner, _) = &e.kind {
-                    // A field of something that is not a namespace: map selection below.
-                    if path_of(inner).is_some_and(|ip| {
-                        self.vars.contains_key(ip.as_str())
-                            || self.locals.iter().any(|(l, _)| *l == ip)
-                    }) {
-                        return self.map_select(e);
-                    }
-                }
-                return Err(self.err(
-                    ErrorKind::Unknown,
-                    e,
-                    format!("unknown variable `{p}`{}", self.suggest(&p)),
-                ));
+        }
+        let Some(root) = root_ident(e) else {
+            // Fields of a computed value (`dyn(x).a`): map selection.
+            return self.map_select(e);
+        };
+        if self.locals.iter().any(|(l, _)| l == root) {
+            return self.map_select(e);
+        }
+        if let ExprKind::Select(inner, _) = &e.kind {
+            // A field of a variable that is not a namespace: map selection.
+            let inner_is_var =
+                path_of(inner, self.longest).is_some_and(|ip| self.vars.contains_key(ip.as_str()));
+            if inner_is_var {
+                return self.map_select(e);
             }
         }
-        self.map_select(e)
+        let p = path_of(e, usize::MAX).unwrap_or_default();
+        Err(self.err(
+            ErrorKind::Unknown,
+            e,
+            format!("unknown variable `{}`{}", shown(&p), self.suggest(&p)),
+        ))
     }
 
     /// `m.key` on a map value is `m["key"]`.
@@ -514,7 +574,7 @@ impl<'s> Checker<'s> {
             other => Err(self.err(
                 ErrorKind::Unknown,
                 e,
-                format!("{} has no field `{field}`", other.name()),
+                format!("{} has no field `{}`", other.name(), shown(field)),
             )),
         }
     }
@@ -729,7 +789,7 @@ impl<'s> Checker<'s> {
                         return Err(type_err(self, "`has` takes one field selection".into()));
                     }
                     let arg = &args[0];
-                    if let Some(p) = path_of(arg) {
+                    if let Some(p) = path_of(arg, self.longest) {
                         if self.vars.contains_key(p.as_str()) {
                             let (n, _) = self.check(arg)?;
                             return Ok((Node::HasVar(Box::new(n)), Type::Bool));
@@ -782,7 +842,7 @@ impl<'s> Checker<'s> {
                     Err(self.err(
                         ErrorKind::Unknown,
                         e,
-                        format!("unknown function `{other}`{hint}"),
+                        format!("unknown function `{}`{hint}", shown(other)),
                     ))
                 }
             },
@@ -869,7 +929,7 @@ impl<'s> Checker<'s> {
                         Err(self.err(
                             ErrorKind::Unknown,
                             e,
-                            format!("unknown method `{other}` on {}{hint}", tt.name()),
+                            format!("unknown method `{}` on {}{hint}", shown(other), tt.name()),
                         ))
                     }
                 }
@@ -1156,6 +1216,14 @@ pub(crate) fn test<'a>(
     e: Option<&'a Entry>,
     locals: &mut Vec<Val<'a>>,
 ) -> Result<bool, EvalError> {
+    guarded(|| test_here(n, e, locals))
+}
+
+fn test_here<'a>(
+    n: &'a Node,
+    e: Option<&'a Entry>,
+    locals: &mut Vec<Val<'a>>,
+) -> Result<bool, EvalError> {
     match n {
         Node::And(a, b) => match test(a, e, locals) {
             Ok(false) => Ok(false),
@@ -1202,6 +1270,10 @@ pub(crate) fn test<'a>(
 
 /// Evaluates `n` against `e` (`None` only while folding constants).
 pub(crate) fn eval_node<'a>(n: &'a Node, e: Option<&'a Entry>, locals: &mut Vec<Val<'a>>) -> R<'a> {
+    guarded(|| eval_here(n, e, locals))
+}
+
+fn eval_here<'a>(n: &'a Node, e: Option<&'a Entry>, locals: &mut Vec<Val<'a>>) -> R<'a> {
     match n {
         Node::Const(c) => Ok(c.val()),
         Node::Var(v, t, _) => match e {

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use wiremap_model::{Protocol, Timestamp};
 
 use crate::ast::Op;
+use crate::limits::guarded;
 use crate::program::{Const, Node};
 use crate::schema::{Flag, IdField, Var};
 
@@ -91,6 +92,10 @@ fn flip(op: Op) -> Op {
 
 /// Extracts the necessary conditions of `n`.
 pub(crate) fn extract(n: &Node) -> Prune {
+    guarded(|| extract_here(n))
+}
+
+fn extract_here(n: &Node) -> Prune {
     match n {
         Node::And(a, b) => and(extract(a), extract(b)),
         Node::Or(a, b) => or(extract(a), extract(b)),

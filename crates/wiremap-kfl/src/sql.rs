@@ -6,6 +6,7 @@
 use std::fmt::Write;
 
 use crate::ast::Op;
+use crate::limits::guarded;
 use crate::program::{Comp, Const, Conv, Node, StrFn};
 use crate::schema::{Type, Var};
 
@@ -73,6 +74,10 @@ fn konst(c: &Const) -> String {
 
 /// Renders `n`; `locals` names the comprehension variables in scope.
 pub(crate) fn render(n: &Node, locals: &mut Vec<String>) -> Result<String, SqlError> {
+    guarded(|| render_here(n, locals))
+}
+
+fn render_here(n: &Node, locals: &mut Vec<String>) -> Result<String, SqlError> {
     let r = |x: &Node, l: &mut Vec<String>| render(x, l);
     Ok(match n {
         Node::Const(c) => konst(c),
