@@ -9,6 +9,8 @@ use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 /// Largest message head kept while waiting for its end.
 const MAX_HEAD: usize = 64 * 1024;
+/// A head buffer grown past this is dropped after use rather than kept for the flow's life.
+const KEEP_CAPACITY: usize = 4096;
 /// Headers parsed per message.
 const MAX_HEADERS: usize = 128;
 /// The value stored in place of a secret.
@@ -82,9 +84,15 @@ enum Start {
 
 fn line_start(d: &[u8]) -> Start {
     if d.len() >= 7 && &d[..7] == b"HTTP/1." {
-        return if d.len() >= 12 && d[8] == b' ' && d[9..12].iter().all(u8::is_ascii_digit) {
+        // Exactly three digits, so that every start found here parses as a head: a resync
+        // never retries a head that is bound to fail.
+        return if d.len() >= 13
+            && d[8] == b' '
+            && d[9..12].iter().all(u8::is_ascii_digit)
+            && matches!(d[12], b' ' | b'\r' | b'\n')
+        {
             Start::Response
-        } else if d.len() < 12 {
+        } else if d.len() < 13 {
             Start::Partial
         } else {
             Start::No
@@ -190,6 +198,14 @@ impl Probe for HttpProbe {
     fn build(&self, cfg: &DissectConfig) -> Box<dyn Dissector> {
         Box::new(Http::new(cfg))
     }
+}
+
+/// What one pass over a segment's bytes ended with.
+enum Run {
+    /// Consumed; the rest after a protocol switch, if one happened.
+    Done(Option<[Vec<u8>; 2]>),
+    /// Read these bytes again from this offset.
+    Again(Vec<u8>, usize),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,7 +482,9 @@ impl Http {
         let mut hdrs = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let nl = head.iter().position(|&c| c == b'\n').ok_or(())?;
         let line = head[..nl].strip_suffix(b"\r").unwrap_or(&head[..nl]);
-        let line = std::str::from_utf8(line).map_err(|_| ())?;
+        // Reason phrases may carry obs-text: read the line leniently.
+        let line = String::from_utf8_lossy(line);
+        let line: &str = &line;
         let raw: &[httparse::Header<'_>] = match httparse::parse_headers(&head[nl + 1..], &mut hdrs)
         {
             Ok(httparse::Status::Complete((_, h))) => h,
@@ -716,7 +734,28 @@ impl Http {
     ) -> Option<[Vec<u8>; 2]> {
         let di = dir.index();
         self.last_ts[di] = self.last_ts[di].max(ts);
+        // Bytes held from earlier segments sometimes have to be joined with these and read
+        // again (a malformed head split across segments, a start cut by a segment end): a
+        // loop, not recursion, and each byte is copied at most once per segment.
+        let mut owned: Option<(Vec<u8>, usize)> = None;
+        loop {
+            let input: &[u8] = match &owned {
+                Some((v, from)) => &v[*from..],
+                None => data,
+            };
+            match self.run(cx, dir, ts, input) {
+                Run::Done(r) => return r,
+                Run::Again(v, from) => owned = Some((v, from)),
+            }
+        }
+    }
+
+    /// One pass of [`Http::feed`] over `data`.
+    fn run(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Run {
+        let di = dir.index();
         let mut rest = data;
+        // Bytes left after the end of the last head that failed to parse in this pass.
+        let mut fence: Option<usize> = None;
         while !rest.is_empty() {
             let st = self.half[di].st;
             match st {
@@ -744,10 +783,18 @@ impl Http {
                     // A head that arrives whole is parsed where it lies; only a head split
                     // across segments is copied.
                     let whole = if h.buf.is_empty() {
-                        find_head_end(rest, 0)
+                        find_head_end(&rest[..rest.len().min(MAX_HEAD)], 0)
                     } else {
                         None
                     };
+                    if whole.is_none() && h.buf.is_empty() && rest.len() >= MAX_HEAD {
+                        // No end within the limit: too large. Look for the next message past
+                        // what was searched, so no byte is searched twice.
+                        cx.stats.event("http_head_too_large");
+                        h.st = St::Resync;
+                        rest = &rest[MAX_HEAD..];
+                        continue;
+                    }
                     let (end, used) = match whole {
                         Some(end) => (end, end),
                         None => {
@@ -776,28 +823,38 @@ impl Http {
                     };
                     if self.on_head(cx, dir, head).is_err() {
                         cx.stats.event("http_malformed");
-                        // Look for the next message from the byte after this one's start.
-                        let from = match &held {
-                            Some(b) => b[1..].to_vec(),
-                            None => rest[1..].to_vec(),
-                        };
+                        // Look for the next message from the byte after this one's start,
+                        // where it lies.
                         self.half[di].st = St::Resync;
-                        self.half[di].buf = from;
-                        rest = &[];
-                        self.resync(cx, dir, ts, &mut rest);
+                        match held {
+                            // The held bytes already include all of `rest`.
+                            Some(b) => return Run::Again(b, 1),
+                            // A start inside a head that already failed: go past that head
+                            // rather than parse its tail again and again.
+                            None => match fence {
+                                Some(f) if rest.len() > f => rest = &rest[rest.len() - f..],
+                                _ => {
+                                    fence = Some(rest.len() - end);
+                                    rest = &rest[1..];
+                                }
+                            },
+                        }
                         continue;
                     }
                     rest = &rest[used..];
                     if let Some(mut b) = held {
                         b.clear();
-                        self.half[di].buf = b;
+                        // Keep a small buffer for the next split head, not a large one.
+                        if b.capacity() <= KEEP_CAPACITY {
+                            self.half[di].buf = b;
+                        }
                     }
                     if std::mem::take(&mut self.switch_now) {
                         let client = dir.flip();
                         let mut left: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
                         left[client.index()] = std::mem::take(&mut self.half[client.index()].buf);
                         left[di] = rest.to_vec();
-                        return Some(left);
+                        return Run::Done(Some(left));
                     }
                 }
                 St::Body(n) => {
@@ -885,39 +942,50 @@ impl Http {
                     h.buf.extend_from_slice(rest);
                     rest = &[];
                 }
-                St::Resync => self.resync(cx, dir, ts, &mut rest),
+                St::Resync => {
+                    if let Some(joined) = self.resync(cx, dir, &mut rest) {
+                        return Run::Again(joined, 0);
+                    }
+                }
             }
         }
-        None
+        Run::Done(None)
     }
 
-    fn resync(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, rest: &mut &[u8]) {
+    /// Looks for the next message start in `rest`, where it lies, and moves `rest` to it.
+    /// Bytes held from an earlier segment are first joined with `rest` and handed back, to
+    /// be read again from the start.
+    fn resync(&mut self, cx: &mut Cx<'_>, dir: Direction, rest: &mut &[u8]) -> Option<Vec<u8>> {
         let di = dir.index();
         let want = self.client.map(|c| c == dir);
         let h = &mut self.half[di];
-        h.buf.extend_from_slice(rest);
-        *rest = &[];
-        match find_start(&h.buf, want) {
+        if !h.buf.is_empty() {
+            let mut joined = std::mem::take(&mut h.buf);
+            joined.extend_from_slice(rest);
+            *rest = &[];
+            return Some(joined);
+        }
+        match find_start(rest, want) {
             Some((at, Start::Request | Start::Response)) => {
                 cx.stats.event("http_resync");
-                let tail = h.buf.split_off(at);
-                h.buf.clear();
                 h.st = St::Start;
-                self.feed_owned(cx, dir, ts, tail);
+                *rest = &rest[at..];
             }
             Some((at, _)) => {
-                h.buf.drain(..at);
-                if h.buf.len() > MAX_HEAD {
-                    h.buf.clear();
+                // A start cut by the end of the segment (a partial line is under 8 KiB).
+                if rest.len() - at <= MAX_HEAD {
+                    h.buf.extend_from_slice(&rest[at..]);
                 }
+                *rest = &[];
             }
             None => {
                 // Keep a short tail in case a start straddles the boundary.
-                let keep = h.buf.len().min(16);
-                let cut = h.buf.len() - keep;
-                h.buf.drain(..cut);
+                let keep = rest.len().min(16);
+                h.buf.extend_from_slice(&rest[rest.len() - keep..]);
+                *rest = &[];
             }
         }
+        None
     }
 
     fn feed_owned(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: Vec<u8>) {
@@ -927,6 +995,12 @@ impl Http {
     }
 
     fn close_all(&mut self, cx: &mut Cx<'_>) {
+        // A head still unfinished when the flow ends (at most MAX_HEAD held) is a loss too.
+        for h in &self.half {
+            if h.st == St::Head && !h.buf.is_empty() {
+                cx.stats.event("http_head_unfinished");
+            }
+        }
         if let Some(server) = self.client.map(Direction::flip) {
             if self.half[server.index()].st == St::UntilClose && self.resp.is_some() {
                 self.finish_response(cx, false);

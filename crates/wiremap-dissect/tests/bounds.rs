@@ -142,3 +142,108 @@ fn http2_large_data_frames_are_skipped_by_length() {
         vec![("/upload".to_string(), 4 << 20), ("/next".to_string(), 0)]
     );
 }
+
+/// Runs `f` on a thread with a 256 KiB stack, as a small worker would have.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .expect("thread starts")
+        .join()
+        .expect("no overflow, no panic")
+}
+
+fn http_after_garbage(garbage: Vec<u8>, chunk: usize) -> (Vec<(i64, bool)>, u64, u64) {
+    let mut conv = vec![(C, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n".to_vec())];
+    for c in garbage.chunks(chunk) {
+        conv.push((S, c.to_vec()));
+    }
+    conv.push((C, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n".to_vec()));
+    conv.push((
+        S,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+    ));
+    let (es, stats) = converse(DissectConfig::default(), 80, &conv);
+    let lost: u64 = [
+        "http_malformed",
+        "http_chunk_desync",
+        "http_desync",
+        "http_head_too_large",
+    ]
+    .iter()
+    .map(|n| event(&stats, n))
+    .sum();
+    let got = es.iter().map(|e| (e.status_code, e.has_response)).collect();
+    (got, lost, event(&stats, "http_resync"))
+}
+
+#[test]
+fn http1_resync_is_iterative_and_linear() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // Malformed status lines, each a whole head.
+        ("bad status", b"HTTP/1.1 200x OK\r\n\r\n".repeat(1 << 16)),
+        // Heads of 4,000 status-line look-alikes each: every line a candidate start.
+        ("long heads", {
+            let mut head = b"HTTP/1.1 200x\r\n".repeat(4000);
+            head.extend_from_slice(b"\r\n");
+            head.repeat(20)
+        }),
+        // Status-line look-alikes with no blank line: a head that never ends.
+        ("endless head", b"HTTP/1.1 200x\r\n".repeat(70_000)),
+        // A chunked body whose chunk sizes are garbage, with look-alikes between.
+        ("bad chunks", {
+            let mut g = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            g.extend(b"zz\r\nHTTP/1.1 200x\r\n\r\n".repeat(50_000));
+            g
+        }),
+    ];
+    for (name, garbage) in cases {
+        assert!(garbage.len() >= 1 << 20, "{name}: {}", garbage.len());
+        for chunk in [garbage.len(), 210_000, 1460] {
+            let g = garbage.clone();
+            let t = std::time::Instant::now();
+            let (got, lost, _) = on_small_stack(move || http_after_garbage(g, chunk));
+            let took = t.elapsed();
+            assert!(lost > 0, "{name}/{chunk}: nothing counted");
+            assert!(
+                got.contains(&(200, true)),
+                "{name}/{chunk}: the exchange after the garbage is lost: {got:?}"
+            );
+            // Linear: a megabyte is milliseconds even unoptimised; quadratic was minutes.
+            assert!(took.as_secs() < 20, "{name}/{chunk}: {took:?}");
+        }
+    }
+}
+
+#[test]
+fn http1_heads_are_capped_and_unfinished_ones_counted() {
+    let mut head = b"GET /slow HTTP/1.1\r\nHost: h\r\n".to_vec();
+    for i in 0..600 {
+        head.extend_from_slice(format!("X-Pad-{i}: {}\r\n", "p".repeat(90)).as_bytes());
+    }
+    assert!(head.len() > 60 * 1024 && head.len() < 64 * 1024);
+    // Unfinished at the end of the flow: counted, not silent.
+    let (es, stats) = converse(DissectConfig::default(), 80, &chunked(C, &head, 1460));
+    assert_eq!(event(&stats, "http_head_unfinished"), 1, "{stats:?}");
+    assert!(es.is_empty());
+    // Past 64 KiB: dropped and counted, and the next request is read.
+    let mut long = head.clone();
+    long.extend(head[30..].iter().copied());
+    long.extend_from_slice(b"\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+    let mut conv = chunked(C, &long, 1460);
+    conv.push((S, b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()));
+    let (es, stats) = converse(DissectConfig::default(), 80, &conv);
+    assert_eq!(event(&stats, "http_head_too_large"), 1, "{stats:?}");
+    let got: Vec<(String, i64)> = es
+        .iter()
+        .filter_map(|e| match &e.detail {
+            Detail::Http(h) => Some((h.path.clone(), e.status_code)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [("/next".to_string(), 204)]);
+}
+
+fn chunked(dir: Direction, bytes: &[u8], size: usize) -> Vec<(Direction, Vec<u8>)> {
+    bytes.chunks(size).map(|c| (dir, c.to_vec())).collect()
+}
