@@ -7,9 +7,11 @@
 //! column, caret and a "did you mean" hint — never a silent false), constant-folded, and
 //! compiled to a tree that borrows strings, lists and maps from the entry, so the common
 //! shapes allocate nothing per entry. Regular expressions (RE2 semantics, the `regex` crate)
-//! are compiled once. The same checked filter renders back to canonical KFL, to a ClickHouse
-//! `WHERE` clause with every literal escaped, and yields the time range, protocol set and
-//! namespaces a store can prune by.
+//! are compiled once, within a size budget; patterns built at run time are compiled once per
+//! distinct pattern (a small cache in the filter). The same checked filter renders back to
+//! canonical KFL, to a ClickHouse `WHERE` clause with every literal escaped, and yields the
+//! time range, protocol set and namespaces a store can prune by. Size, depth and regex limits
+//! (see [`limits`]) keep a hostile filter's cost bounded.
 //!
 //! Absent values take their type's default, so `!dns` and `dns == false` both mean "every
 //! entry but DNS". `now()` is fixed when the filter is compiled: the caller passes the time.
@@ -22,6 +24,7 @@ mod lexer;
 pub mod limits;
 mod program;
 mod prune;
+mod regexes;
 mod schema;
 mod sql;
 mod value;
@@ -32,6 +35,7 @@ pub use lexer::Span;
 pub use limits::{MAX_FILTER_BYTES, MAX_HEIGHT, MAX_NESTING, MAX_TOKENS};
 pub use program::EvalError;
 pub use prune::Prune;
+pub use regexes::{REGEX_CACHE_ENTRIES, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
 pub use schema::Type;
 pub use sql::{quote as sql_quote, SqlError};
 use wiremap_model::{Entry, Timestamp};

@@ -8,6 +8,7 @@ use wiremap_model::{Entry, Timestamp};
 use crate::ast::{Expr, ExprKind, Lit, Op};
 use crate::error::{distance, ErrorKind, KflError};
 use crate::limits::guarded;
+use crate::regexes::{self, RegexCache};
 use crate::schema::{read, variables, Type, Var};
 use crate::value::{
     list_contains, list_items, list_len, map_get, map_items, map_len, num, ListV, MapV, Num, Val,
@@ -114,7 +115,7 @@ pub(crate) enum Node {
     Map(Vec<(Node, Node)>),
     Str(StrFn, Box<Node>, Box<Node>),
     Matches(Box<Node>, Regex),
-    MatchesDyn(Box<Node>, Box<Node>),
+    MatchesDyn(Box<Node>, Box<Node>, RegexCache),
     Size(Box<Node>),
     MapGet(Box<Node>, Box<Node>, Box<Node>),
     HasVar(Box<Node>),
@@ -139,7 +140,8 @@ pub enum EvalError {
     Arithmetic,
     /// A value cannot be converted.
     Conversion,
-    /// A regular expression built at run time does not compile.
+    /// A regular expression built at run time does not compile, or is over the size budget
+    /// ([`REGEX_SIZE_LIMIT`](crate::REGEX_SIZE_LIMIT)).
     Regex,
 }
 
@@ -958,19 +960,30 @@ impl<'s> Checker<'s> {
             ));
         }
         if let Node::Const(Const::Str(re)) = &p {
-            let r = Regex::new(re).map_err(|err| {
-                self.err(
+            let r = regexes::compile(re).map_err(|err| match err {
+                regex::Error::CompiledTooBig(limit) => self.err(
+                    ErrorKind::Limit,
+                    pat,
+                    format!(
+                        "regular expression too big: compiled, it exceeds {limit} bytes \
+                         (Unicode classes such as `\\w` are large; `(?-u:\\w)` is ASCII only)"
+                    ),
+                ),
+                other => self.err(
                     ErrorKind::Type,
                     pat,
                     format!(
                         "bad regular expression: {}",
-                        err.to_string().lines().last().unwrap_or("invalid")
+                        other.to_string().lines().last().unwrap_or("invalid")
                     ),
-                )
+                ),
             })?;
             return Ok((Node::Matches(Box::new(s), r), Type::Bool));
         }
-        Ok((Node::MatchesDyn(Box::new(s), Box::new(p)), Type::Bool))
+        Ok((
+            Node::MatchesDyn(Box::new(s), Box::new(p), RegexCache::default()),
+            Type::Bool,
+        ))
     }
 
     fn comprehension(
@@ -1374,13 +1387,13 @@ fn eval_here<'a>(n: &'a Node, e: Option<&'a Entry>, locals: &mut Vec<Val<'a>>) -
             x.with_str(|s| Val::Bool(re.is_match(s)))
                 .ok_or(EvalError::NoOverload)
         }
-        Node::MatchesDyn(a, p) => {
+        Node::MatchesDyn(a, p, cache) => {
             let x = eval_node(a, e, locals)?;
             let pat = eval_node(p, e, locals)?;
             let re = pat
-                .with_str(Regex::new)
+                .with_str(|p| cache.get(p))
                 .ok_or(EvalError::NoOverload)?
-                .map_err(|_| EvalError::Regex)?;
+                .ok_or(EvalError::Regex)?;
             x.with_str(|s| Val::Bool(re.is_match(s)))
                 .ok_or(EvalError::NoOverload)
         }

@@ -162,7 +162,7 @@ fn render_here(n: &Node, locals: &mut Vec<String>) -> Result<String, SqlError> {
             }
         }
         Node::Matches(a, re) => format!("match({}, {})", r(a, locals)?, quote(re.as_str())),
-        Node::MatchesDyn(a, p) => format!("match({}, {})", r(a, locals)?, r(p, locals)?),
+        Node::MatchesDyn(a, p, _) => format!("match({}, {})", r(a, locals)?, r(p, locals)?),
         Node::Size(a) => format!("length({})", r(a, locals)?),
         Node::MapGet(m, k, d) => {
             let (m, k, d) = (r(m, locals)?, r(k, locals)?, r(d, locals)?);

@@ -247,3 +247,58 @@ fn the_most_negative_integer_is_a_literal_and_nothing_wraps() {
     let f = compile("-(-9223372036854775808) > 0").expect("compiles");
     assert!(f.eval(&common::sample()[0]).is_err());
 }
+
+#[test]
+fn a_regex_over_budget_is_a_check_error_when_constant() {
+    let e = compile(r#"url.matches("\\w{100}")"#).expect_err("too big");
+    assert_eq!(e.kind, ErrorKind::Limit);
+    assert!(
+        e.message
+            .contains(&format!("exceeds {} bytes", wiremap_kfl::REGEX_SIZE_LIMIT)),
+        "{e}"
+    );
+    assert!(compile(r#"url.matches("(?-u:\\w){100}")"#).is_ok());
+}
+
+#[test]
+fn a_run_time_regex_over_budget_selects_nothing() {
+    // The pattern is built per entry: over the budget, evaluation fails and the entry is not
+    // selected; a valid one still works.
+    let f = compile(r#"url.matches(path + "\\w{100}")"#).expect("compiles");
+    for e in common::sample() {
+        if matches!(e.detail, wiremap_model::Detail::Http(_)) {
+            assert_eq!(f.eval(&e), Err(wiremap_kfl::EvalError::Regex));
+        }
+        assert!(!f.matches(&e));
+    }
+    let f = compile(r#"http && url.matches("^" + path)"#).expect("compiles");
+    let http = common::sample()
+        .iter()
+        .filter(
+            |e| matches!(&e.detail, wiremap_model::Detail::Http(h) if h.url.starts_with(&h.path)),
+        )
+        .count();
+    assert!(http > 0);
+    assert_eq!(
+        common::sample().iter().filter(|e| f.matches(e)).count(),
+        http
+    );
+}
+
+#[test]
+fn a_filter_can_be_shared_between_threads() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let f = compile(r#"url.matches(path + ".*")"#).expect("compiles");
+    shareable(&f);
+    let f = std::sync::Arc::new(f);
+    let counts: Vec<usize> = (0..4)
+        .map(|_| {
+            let f = f.clone();
+            std::thread::spawn(move || common::sample().iter().filter(|e| f.matches(e)).count())
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().expect("no panic"))
+        .collect();
+    assert!(counts.iter().all(|c| *c == counts[0]));
+}
