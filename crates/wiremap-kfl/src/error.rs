@@ -11,7 +11,8 @@ pub enum ErrorKind {
     Unknown,
     /// Operands or arguments of the wrong type.
     Type,
-    /// Longer, deeper or bigger than the limits in [`limits`](crate::limits).
+    /// Past a limit: longer or deeper than [`limits`](crate::limits) allow, a regular
+    /// expression over its size budget, a time outside the range of `i64` nanoseconds.
     Limit,
 }
 

@@ -27,6 +27,7 @@ mod prune;
 mod regexes;
 mod schema;
 mod sql;
+mod time;
 mod value;
 
 pub use ast::{parse, Expr, ExprKind, Lit, Op};

@@ -10,6 +10,7 @@ use crate::error::{distance, ErrorKind, KflError};
 use crate::limits::guarded;
 use crate::regexes::{self, RegexCache};
 use crate::schema::{read, variables, Type, Var};
+use crate::time::{self, parse_duration, DurationError, DURATION_RANGE, TIME_RANGE};
 use crate::value::{
     list_contains, list_items, list_len, map_get, map_items, map_len, num, ListV, MapV, Num, Val,
 };
@@ -136,7 +137,7 @@ pub enum EvalError {
     NoOverload,
     /// A map has no such key, or a list no such index.
     NoSuchKey,
-    /// Integer overflow or division by zero.
+    /// Integer overflow, division by zero, or a time out of range.
     Arithmetic,
     /// A value cannot be converted.
     Conversion,
@@ -226,49 +227,6 @@ fn root_ident(e: &Expr) -> Option<&str> {
             _ => return None,
         }
     }
-}
-
-/// Parses a Go/CEL duration: `5m`, `1h30m`, `1.5s`, `100ms`, `-3us`.
-pub(crate) fn parse_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return None;
-        }
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..u] {
-            "h" => 3.6e12,
-            "m" => 6e10,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
-            _ => return None,
-        };
-        total += v * scale;
-        rest = &rest[u..];
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    Some(if neg { -(total as i64) } else { total as i64 })
 }
 
 fn lit_const(l: &Lit) -> (Const, Type) {
@@ -663,10 +621,62 @@ impl<'s> Checker<'s> {
                 Ok((fold(Node::In(Box::new(an), Box::new(bn))), Type::Bool))
             }
             _ => match arith_type(op, &at, &bt) {
-                Some(t) => Ok((fold(Node::Arith(op, Box::new(an), Box::new(bn))), t)),
+                Some(t) => {
+                    let n = fold(Node::Arith(op, Box::new(an), Box::new(bn)));
+                    // Constant times that did not fold overflowed: say so now rather than
+                    // fail on every entry.
+                    if let Node::Arith(_, a, b) = &n {
+                        let consts = matches!((&**a, &**b), (Node::Const(_), Node::Const(_)));
+                        if consts && matches!(t, Type::Timestamp | Type::Duration) {
+                            return Err(self.err(
+                                ErrorKind::Limit,
+                                e,
+                                format!(
+                                    "`{}` takes the time out of range: timestamps are within \
+                                     {TIME_RANGE}, durations within {DURATION_RANGE}",
+                                    op.as_str()
+                                ),
+                            ));
+                        }
+                    }
+                    Ok((n, t))
+                }
                 None => Err(bad(self, "combine")),
             },
         }
+    }
+
+    /// Why the constant `c` does not convert: out of the time range, or not convertible.
+    fn conversion_error(&self, arg: &Expr, func: &str, conv: Conv, c: &Const) -> KflError {
+        let (kind, msg) = match (conv, c) {
+            (Conv::Timestamp, Const::Str(s)) if time::timestamp_out_of_range(s) => (
+                ErrorKind::Limit,
+                format!(
+                    "`timestamp` out of range: {:?} is not within {TIME_RANGE}",
+                    shown(s)
+                ),
+            ),
+            (Conv::Timestamp, Const::Int(i)) => (
+                ErrorKind::Limit,
+                format!("`timestamp` out of range: {i} seconds is not within {TIME_RANGE}"),
+            ),
+            (Conv::Duration, Const::Str(s)) if time::duration(s) == Err(DurationError::Range) => (
+                ErrorKind::Limit,
+                format!(
+                    "`duration` out of range: {:?} is not within {DURATION_RANGE}",
+                    shown(s)
+                ),
+            ),
+            (_, Const::Str(s)) => (
+                ErrorKind::Type,
+                format!("`{func}` cannot convert {:?}", shown(s)),
+            ),
+            (_, other) => (
+                ErrorKind::Type,
+                format!("`{func}` cannot convert this {}", other.val().type_name()),
+            ),
+        };
+        self.err(kind, arg, msg)
     }
 
     fn args(
@@ -748,15 +758,7 @@ impl<'s> Checker<'s> {
                     let node = fold(Node::Convert(conv, Box::new(n)));
                     if let Node::Convert(_, inner) = &node {
                         if let Node::Const(c) = inner.as_ref() {
-                            let shown = match c {
-                                Const::Str(s) => format!("{s:?}"),
-                                other => format!("this {}", other.val().type_name()),
-                            };
-                            return Err(self.err(
-                                ErrorKind::Type,
-                                &args[0],
-                                format!("`{func}` cannot convert {shown}"),
-                            ));
+                            return Err(self.conversion_error(&args[0], func, conv, c));
                         }
                     }
                     Ok((node, out))
