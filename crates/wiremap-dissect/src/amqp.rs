@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const HEADER: &[u8] = b"AMQP";
@@ -189,15 +189,25 @@ impl Dissector for Amqp {
         }
         let client = self.client == Some(dir);
         let pending = &mut self.pending;
-        self.framer
-            .feed(cx, dir, ts, data, "amqp_desync", frame, |cx, t, m| {
+        self.framer.feed(
+            cx,
+            dir,
+            ts,
+            data,
+            Events {
+                desync: "amqp_desync",
+                skipped: "amqp_message_skipped",
+            },
+            frame,
+            |cx, t, m, len| {
                 if m.starts_with(HEADER) || m.first() != Some(&1) || m.len() < 12 {
                     return;
                 }
                 let class = u16::from_be_bytes([m[7], m[8]]);
                 let method = u16::from_be_bytes([m[9], m[10]]);
                 let name = method_name(class, method);
-                let args = &m[11..m.len() - 1];
+                // A skipped frame's head has no frame-end byte.
+                let args = &m[11..m.len() - usize::from(len == m.len() as u64)];
                 if client {
                     let mut info = AppInfo::default()
                         .str("amqp_method", name.clone())
@@ -233,7 +243,7 @@ impl Dissector for Amqp {
                         ts: t,
                         client: dir,
                         info,
-                        size: m.len() as u64,
+                        size: len,
                         key: i64::from(class),
                     };
                     if asynchronous(class, method) {
@@ -262,15 +272,7 @@ impl Dissector for Amqp {
                             let extra = AppInfo::default()
                                 .bool("amqp_response", true)
                                 .str("amqp_reply", name);
-                            emit_app(
-                                cx,
-                                Protocol::Amqp,
-                                p,
-                                Some((t, m.len() as u64)),
-                                code,
-                                error,
-                                extra,
-                            );
+                            emit_app(cx, Protocol::Amqp, p, Some((t, len)), code, error, extra);
                         }
                     }
                     None if error => {
@@ -279,7 +281,7 @@ impl Dissector for Amqp {
                                 cx,
                                 Protocol::Amqp,
                                 p,
-                                Some((t, m.len() as u64)),
+                                Some((t, len)),
                                 code,
                                 true,
                                 AppInfo::default().str("amqp_reply", name),
@@ -288,12 +290,13 @@ impl Dissector for Amqp {
                     }
                     None => {}
                 }
-            });
+            },
+        );
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "amqp_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "amqp_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

@@ -15,8 +15,12 @@ pub(crate) enum Frame {
     Bad,
 }
 
-/// Largest message a framer buffers; longer ones desynchronise the direction (counted).
+/// Largest message a framer buffers. A longer one (within its protocol's own maximum, which
+/// the framing function enforces) is handed over as its first [`HEAD_KEEP`] bytes and the rest
+/// is skipped by counting, so the flow survives it.
 const MAX_MESSAGE: usize = 8 << 20;
+/// Bytes of a skipped message kept for its entry (command, query text, headers).
+pub(crate) const HEAD_KEEP: usize = 16 * 1024;
 
 /// Per-direction buffers of a message-oriented protocol.
 #[derive(Debug, Default)]
@@ -25,11 +29,23 @@ pub(crate) struct Framer {
     /// Arrival of the first byte of the buffered message.
     ts: [Timestamp; 2],
     lost: [bool; 2],
+    /// Bytes of an over-long message still to pass unread.
+    skip: [u64; 2],
+}
+
+/// Counter names of one protocol's framer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Events {
+    /// Not this protocol any more: the direction is lost.
+    pub desync: &'static str,
+    /// A message over the buffering cap was read by its head and skipped by length.
+    pub skipped: &'static str,
 }
 
 impl Framer {
     /// Appends `data` and hands every complete message to `on` with the time its first byte
-    /// arrived.
+    /// arrived and its full length; a message over [`MAX_MESSAGE`] comes as its first
+    /// [`HEAD_KEEP`] bytes only (the length says how long it really was).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn feed(
         &mut self,
@@ -37,62 +53,74 @@ impl Framer {
         dir: Direction,
         ts: Timestamp,
         data: &[u8],
-        desync: &'static str,
+        events: Events,
         frame: impl Fn(&[u8]) -> Frame,
-        mut on: impl FnMut(&mut Cx<'_>, Timestamp, &[u8]),
+        mut on: impl FnMut(&mut Cx<'_>, Timestamp, &[u8], u64),
     ) {
         let d = dir.index();
         if self.lost[d] {
             return;
         }
+        let mut rest = self.pass(d, data);
         // First finish the message a previous chunk left incomplete, taking from `data` only
         // the bytes it needs; the rest of `data` is then framed in place.
-        let mut rest = data;
         while !self.buf[d].is_empty() && !rest.is_empty() {
             let take = match frame(&self.buf[d]) {
-                Frame::Len(n) if n > MAX_MESSAGE || n == 0 => {
-                    self.lose(cx, d, desync);
+                Frame::Len(0) | Frame::Bad => {
+                    self.lose(cx, d, events.desync);
                     return;
                 }
+                Frame::Len(n) if n > MAX_MESSAGE => HEAD_KEEP.saturating_sub(self.buf[d].len()),
                 Frame::Len(n) if n <= self.buf[d].len() => 0,
                 Frame::Len(n) => (n - self.buf[d].len()).min(rest.len()),
                 // The length is not known yet: grow geometrically so long values stay linear.
-                Frame::Need => rest.len().min(self.buf[d].len().max(64)),
-                Frame::Bad => {
-                    self.lose(cx, d, desync);
-                    return;
-                }
-            };
+                Frame::Need => self.buf[d].len().max(64),
+            }
+            .min(rest.len());
             self.buf[d].extend_from_slice(&rest[..take]);
             rest = &rest[take..];
             // What was taken may hold more than one message: hand over all the whole ones.
-            while let Frame::Len(n) = frame(&self.buf[d]) {
-                if n == 0 || n > self.buf[d].len() {
-                    break;
+            loop {
+                match frame(&self.buf[d]) {
+                    Frame::Len(n) if n > MAX_MESSAGE && self.buf[d].len() >= HEAD_KEEP => {
+                        let have = self.buf[d].len();
+                        on(cx, self.ts[d], &self.buf[d][..HEAD_KEEP], n as u64);
+                        cx.stats.event(events.skipped);
+                        self.buf[d].clear();
+                        self.skip[d] = (n - have) as u64;
+                        self.ts[d] = ts;
+                        rest = self.pass(d, rest);
+                        break;
+                    }
+                    Frame::Len(n) if n != 0 && n <= self.buf[d].len() => {
+                        on(cx, self.ts[d], &self.buf[d][..n], n as u64);
+                        self.buf[d].drain(..n);
+                        self.ts[d] = ts;
+                    }
+                    _ => break,
                 }
-                on(cx, self.ts[d], &self.buf[d][..n]);
-                self.buf[d].drain(..n);
-                self.ts[d] = ts;
             }
             if self.buf[d].len() > MAX_MESSAGE {
-                self.lose(cx, d, desync);
+                self.lose(cx, d, events.desync);
                 return;
             }
         }
         // Whole messages are handled where they lie.
         while !rest.is_empty() {
             match frame(rest) {
-                Frame::Len(0) => {
-                    self.lose(cx, d, desync);
+                Frame::Len(0) | Frame::Bad => {
+                    self.lose(cx, d, events.desync);
                     return;
                 }
                 Frame::Len(n) if n <= rest.len() => {
-                    on(cx, ts, &rest[..n]);
+                    on(cx, ts, &rest[..n], n as u64);
                     rest = &rest[n..];
                 }
-                Frame::Bad => {
-                    self.lose(cx, d, desync);
-                    return;
+                Frame::Len(n) if n > MAX_MESSAGE && rest.len() >= HEAD_KEEP => {
+                    on(cx, ts, &rest[..HEAD_KEEP], n as u64);
+                    cx.stats.event(events.skipped);
+                    self.skip[d] = (n - rest.len()) as u64;
+                    rest = &[];
                 }
                 _ => break,
             }
@@ -103,17 +131,30 @@ impl Framer {
         }
     }
 
+    /// Passes over the part of `data` that belongs to a message being skipped.
+    fn pass<'a>(&mut self, d: usize, data: &'a [u8]) -> &'a [u8] {
+        let k = self.skip[d].min(data.len() as u64) as usize;
+        self.skip[d] -= k as u64;
+        &data[k..]
+    }
+
     fn lose(&mut self, cx: &mut Cx<'_>, d: usize, event: &'static str) {
         cx.stats.event(event);
         self.lost[d] = true;
         self.buf[d] = Vec::new();
     }
 
-    /// Bytes were lost: this direction cannot be framed any more.
-    pub(crate) fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, event: &'static str) {
+    /// `len` bytes were lost. Inside a message being skipped that costs nothing; anywhere
+    /// else this direction cannot be framed any more.
+    pub(crate) fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, len: u64, event: &'static str) {
+        let d = dir.index();
+        if self.buf[d].is_empty() && self.skip[d] >= len && !self.lost[d] {
+            self.skip[d] -= len;
+            return;
+        }
         cx.stats.event(event);
-        self.lost[dir.index()] = true;
-        self.buf[dir.index()] = Vec::new();
+        self.lost[d] = true;
+        self.buf[d] = Vec::new();
     }
 }
 

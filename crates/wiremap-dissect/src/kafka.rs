@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 /// Highest API key wiremap recognises (Kafka 3.x/4.x define up to ~75).
@@ -177,8 +177,17 @@ impl Dissector for Kafka {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let client = &mut self.client;
         let pending = &mut self.pending;
-        self.framer
-            .feed(cx, dir, ts, data, "kafka_desync", frame, |cx, t, msg| {
+        self.framer.feed(
+            cx,
+            dir,
+            ts,
+            data,
+            Events {
+                desync: "kafka_desync",
+                skipped: "kafka_message_skipped",
+            },
+            frame,
+            |cx, t, msg, len| {
                 if client.is_none_or(|c| c == dir) {
                     if let Some((key, ver, corr, cid)) = request_header(msg) {
                         *client = Some(dir);
@@ -198,7 +207,7 @@ impl Dissector for Kafka {
                             ts: t,
                             client: dir,
                             info,
-                            size: msg.len() as u64,
+                            size: len,
                             key: i64::from(corr),
                         });
                         return;
@@ -216,7 +225,7 @@ impl Dissector for Kafka {
                             cx,
                             Protocol::Kafka,
                             p,
-                            Some((t, msg.len() as u64)),
+                            Some((t, len)),
                             0,
                             false,
                             AppInfo::default().bool("kafka_response", true),
@@ -224,12 +233,13 @@ impl Dissector for Kafka {
                     }
                     None => cx.stats.event("kafka_unmatched_response"),
                 }
-            });
+            },
+        );
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "kafka_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "kafka_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

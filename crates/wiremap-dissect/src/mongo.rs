@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 const MAX_MESSAGE: i32 = 48 << 20;
@@ -253,8 +253,17 @@ pub struct Mongo {
 impl Dissector for Mongo {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let pending = &mut self.pending;
-        self.framer
-            .feed(cx, dir, ts, data, "mongodb_desync", frame, |cx, t, msg| {
+        self.framer.feed(
+            cx,
+            dir,
+            ts,
+            data,
+            Events {
+                desync: "mongodb_desync",
+                skipped: "mongodb_message_skipped",
+            },
+            frame,
+            |cx, t, msg, len| {
                 let (Some(req_id), Some(resp_to), Some(op)) =
                     (le_i32(msg, 4), le_i32(msg, 8), le_i32(msg, 12))
                 else {
@@ -275,7 +284,7 @@ impl Dissector for Mongo {
                         ts: t,
                         client: dir,
                         info,
-                        size: msg.len() as u64,
+                        size: len,
                         key: i64::from(req_id),
                     });
                     // Fire-and-forget legacy writes get no reply.
@@ -295,24 +304,17 @@ impl Dissector for Mongo {
                             .int("mongodb_error_code", code)
                             .str("mongodb_error_code_name", name)
                             .str("mongodb_error_message", errmsg);
-                        emit_app(
-                            cx,
-                            Protocol::Mongodb,
-                            p,
-                            Some((t, msg.len() as u64)),
-                            code,
-                            !ok,
-                            extra,
-                        );
+                        emit_app(cx, Protocol::Mongodb, p, Some((t, len)), code, !ok, extra);
                     }
                     None => cx.stats.event("mongodb_unmatched_reply"),
                 }
-            });
+            },
+        );
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "mongodb_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "mongodb_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::sql_redact::Dialect;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
@@ -140,9 +140,9 @@ impl Mysql {
         }
     }
 
-    fn reply(&mut self, _cx: &mut Cx<'_>, t: Timestamp, m: &[u8]) {
+    fn reply(&mut self, _cx: &mut Cx<'_>, t: Timestamp, m: &[u8], len: u64) {
         if let Some(a) = self.answered.as_mut() {
-            a.5 += m.len() as u64;
+            a.5 += len;
             return;
         }
         let Some(p) = self.pending.take() else {
@@ -163,114 +163,125 @@ impl Mysql {
             }
             _ => (true, 0, String::new()),
         };
-        self.answered = Some((p, t, ok, code, msg, m.len() as u64));
+        self.answered = Some((p, t, ok, code, msg, len));
     }
 }
 
 impl Dissector for Mysql {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let mut framer = std::mem::take(&mut self.framer);
-        framer.feed(cx, dir, ts, data, "mysql_desync", frame, |cx, t, m| {
-            if m.len() < 5 {
-                return;
-            }
-            // Roles from the first whole packet: the greeting is the server's; a packet that
-            // starts a command exchange (sequence 0) is the client's; anything else answers.
-            if self.server.is_none() {
-                if is_greeting(m) {
-                    self.server = Some(dir);
-                    self.handshake = true;
-                } else if m[3] == 0 {
-                    self.server = Some(dir.flip());
-                } else {
-                    self.server = Some(dir);
-                }
-            }
-            let from_server = self.server == Some(dir);
-            if from_server {
-                if self.handshake {
-                    // OK after authentication ends the connection phase.
-                    if m[4] == 0x00 && m[3] >= 2 {
-                        self.handshake = false;
-                    }
+        framer.feed(
+            cx,
+            dir,
+            ts,
+            data,
+            Events {
+                desync: "mysql_desync",
+                skipped: "mysql_message_skipped",
+            },
+            frame,
+            |cx, t, m, len| {
+                if m.len() < 5 {
                     return;
                 }
-                self.reply(cx, t, m);
-                return;
-            }
-            if self.handshake {
-                // The handshake response: an SSL request is 32 bytes with CLIENT_SSL set.
-                let caps = u32::from_le_bytes([
-                    m[4],
-                    m.get(5).copied().unwrap_or(0),
-                    m.get(6).copied().unwrap_or(0),
-                    m.get(7).copied().unwrap_or(0),
-                ]);
-                if m[3] == 1 && caps & CLIENT_SSL != 0 && m.len() == 36 {
-                    self.tls = true;
-                } else if m[3] == 1 && m.len() > 36 {
-                    // username at 36, then auth data; the database follows when flagged.
-                    if caps & 0x08 != 0 {
-                        let user_end = m[36..].iter().position(|&c| c == 0).map(|n| 36 + n + 1);
-                        if let Some(u) = user_end {
-                            let auth_len = usize::from(*m.get(u).unwrap_or(&0));
-                            let db_at = u + 1 + auth_len;
-                            if let Some(n) =
-                                m.get(db_at..).and_then(|r| r.iter().position(|&c| c == 0))
-                            {
-                                self.database =
-                                    String::from_utf8_lossy(&m[db_at..db_at + n]).into_owned();
+                // Roles from the first whole packet: the greeting is the server's; a packet that
+                // starts a command exchange (sequence 0) is the client's; anything else answers.
+                if self.server.is_none() {
+                    if is_greeting(m) {
+                        self.server = Some(dir);
+                        self.handshake = true;
+                    } else if m[3] == 0 {
+                        self.server = Some(dir.flip());
+                    } else {
+                        self.server = Some(dir);
+                    }
+                }
+                let from_server = self.server == Some(dir);
+                if from_server {
+                    if self.handshake {
+                        // OK after authentication ends the connection phase.
+                        if m[4] == 0x00 && m[3] >= 2 {
+                            self.handshake = false;
+                        }
+                        return;
+                    }
+                    self.reply(cx, t, m, len);
+                    return;
+                }
+                if self.handshake {
+                    // The handshake response: an SSL request is 32 bytes with CLIENT_SSL set.
+                    let caps = u32::from_le_bytes([
+                        m[4],
+                        m.get(5).copied().unwrap_or(0),
+                        m.get(6).copied().unwrap_or(0),
+                        m.get(7).copied().unwrap_or(0),
+                    ]);
+                    if m[3] == 1 && caps & CLIENT_SSL != 0 && m.len() == 36 {
+                        self.tls = true;
+                    } else if m[3] == 1 && m.len() > 36 {
+                        // username at 36, then auth data; the database follows when flagged.
+                        if caps & 0x08 != 0 {
+                            let user_end = m[36..].iter().position(|&c| c == 0).map(|n| 36 + n + 1);
+                            if let Some(u) = user_end {
+                                let auth_len = usize::from(*m.get(u).unwrap_or(&0));
+                                let db_at = u + 1 + auth_len;
+                                if let Some(n) =
+                                    m.get(db_at..).and_then(|r| r.iter().position(|&c| c == 0))
+                                {
+                                    self.database =
+                                        String::from_utf8_lossy(&m[db_at..db_at + n]).into_owned();
+                                }
                             }
                         }
                     }
+                    return;
                 }
-                return;
-            }
-            if m[3] != 0 {
-                return;
-            }
-            let Some(name) = command_name(m[4]) else {
-                cx.stats.event("mysql_unknown_command");
-                return;
-            };
-            self.flush_answered(cx);
-            flush(cx, Protocol::Mysql, self.pending.take());
-            let body = &m[5..];
-            let query = match m[4] {
-                0x03 | 0x16 | 0x02 => {
-                    let q = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-                    // Password literals never leave (a literal cut at 4096 bytes included).
-                    crate::sql_redact::sql(&q, Dialect::Mysql).into_owned()
+                if m[3] != 0 {
+                    return;
                 }
-                _ => String::new(),
-            };
-            if m[4] == 0x02 {
-                self.database = query.clone();
-            }
-            let stmt = if matches!(m[4], 0x17 | 0x19 | 0x1a | 0x1c) && body.len() >= 4 {
-                i64::from(u32::from_le_bytes([body[0], body[1], body[2], body[3]]))
-            } else {
-                0
-            };
-            let info = AppInfo::default()
-                .str("mysql_command", name)
-                .str("mysql_query", query)
-                .str("mysql_database", self.database.clone())
-                .int("mysql_statement_id", stmt);
-            let p = Pending {
-                ts: t,
-                client: dir,
-                info,
-                size: m.len() as u64,
-                key: 0,
-            };
-            // Commands without a reply.
-            if matches!(m[4], 0x01 | 0x18 | 0x19) {
-                flush(cx, Protocol::Mysql, [p]);
-            } else {
-                self.pending = Some(p);
-            }
-        });
+                let Some(name) = command_name(m[4]) else {
+                    cx.stats.event("mysql_unknown_command");
+                    return;
+                };
+                self.flush_answered(cx);
+                flush(cx, Protocol::Mysql, self.pending.take());
+                let body = &m[5..];
+                let query = match m[4] {
+                    0x03 | 0x16 | 0x02 => {
+                        let q = String::from_utf8_lossy(&body[..body.len().min(4096)]);
+                        // Password literals never leave (a literal cut at 4096 bytes included).
+                        crate::sql_redact::sql(&q, Dialect::Mysql).into_owned()
+                    }
+                    _ => String::new(),
+                };
+                if m[4] == 0x02 {
+                    self.database = query.clone();
+                }
+                let stmt = if matches!(m[4], 0x17 | 0x19 | 0x1a | 0x1c) && body.len() >= 4 {
+                    i64::from(u32::from_le_bytes([body[0], body[1], body[2], body[3]]))
+                } else {
+                    0
+                };
+                let info = AppInfo::default()
+                    .str("mysql_command", name)
+                    .str("mysql_query", query)
+                    .str("mysql_database", self.database.clone())
+                    .int("mysql_statement_id", stmt);
+                let p = Pending {
+                    ts: t,
+                    client: dir,
+                    info,
+                    size: len,
+                    key: 0,
+                };
+                // Commands without a reply.
+                if matches!(m[4], 0x01 | 0x18 | 0x19) {
+                    flush(cx, Protocol::Mysql, [p]);
+                } else {
+                    self.pending = Some(p);
+                }
+            },
+        );
         self.framer = framer;
         if self.tls {
             self.tls = false;
@@ -279,8 +290,8 @@ impl Dissector for Mysql {
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "mysql_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "mysql_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

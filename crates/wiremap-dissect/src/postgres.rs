@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, Frame, Framer, Pending};
+use crate::framing::{emit_app, Events, Frame, Framer, Pending};
 use crate::sql_redact::Dialect;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
@@ -57,6 +57,14 @@ fn untyped(d: &[u8]) -> Frame {
         }
         (Some(_), Some(_)) => Frame::Bad,
         _ => Frame::Need,
+    }
+}
+
+/// The NUL-terminated text at `at`, or all that is there when a skipped message was cut.
+fn text_at(d: &[u8], at: usize) -> String {
+    match cstr(d, at) {
+        Some((s, _)) => s,
+        None => String::from_utf8_lossy(d.get(at..).unwrap_or(&[])).into_owned(),
     }
 }
 
@@ -187,7 +195,8 @@ fn command_of(query: &str) -> String {
 }
 
 impl Postgres {
-    fn frontend(&mut self, cx: &mut Cx<'_>, dir: Direction, t: Timestamp, m: &[u8]) {
+    /// A frontend message; `m` may be only the head of a longer one (`len` bytes in all).
+    fn frontend(&mut self, cx: &mut Cx<'_>, dir: Direction, t: Timestamp, m: &[u8], len: u64) {
         if !self.started[dir.index()] {
             self.started[dir.index()] = true;
             if let Some(code) = be_i32(m, 4).filter(|_| m.first() == Some(&0)) {
@@ -221,17 +230,12 @@ impl Postgres {
             }
         }
         let (query, extended) = match m[0] {
-            b'Q' => (
-                cstr(m, 5).map(|(q, _)| redact_sql(q)).unwrap_or_default(),
-                false,
-            ),
+            b'Q' => (redact_sql(text_at(m, 5)), false),
             b'P' => {
                 if let Some((name, q)) = cstr(m, 5) {
-                    if let Some((query, _)) = cstr(m, q) {
-                        let query = redact_sql(query);
-                        self.last_parse = query.clone();
-                        self.statements.insert(name, query);
-                    }
+                    let query = redact_sql(text_at(m, q));
+                    self.last_parse = query.clone();
+                    self.statements.insert(name, query);
                 }
                 return;
             }
@@ -274,7 +278,7 @@ impl Postgres {
                 ts: t,
                 client: dir,
                 info,
-                size: m.len() as u64,
+                size: len,
                 key: 0,
             },
             extended,
@@ -297,8 +301,8 @@ impl Postgres {
         }
     }
 
-    fn backend(&mut self, cx: &mut Cx<'_>, t: Timestamp, m: &[u8]) {
-        let size = m.len() as u64;
+    fn backend(&mut self, cx: &mut Cx<'_>, t: Timestamp, m: &[u8], len: u64) {
+        let size = len;
         self.acc += size;
         match m[0] {
             b'C' => {
@@ -389,7 +393,10 @@ impl Dissector for Postgres {
             dir,
             ts,
             data,
-            "postgresql_desync",
+            Events {
+                desync: "postgresql_desync",
+                skipped: "postgresql_message_skipped",
+            },
             |d| {
                 if client {
                     if !started && d.first() == Some(&0) {
@@ -401,11 +408,11 @@ impl Dissector for Postgres {
                     typed(d, BACKEND)
                 }
             },
-            |cx, t, m| {
+            |cx, t, m, len| {
                 if client {
-                    self.frontend(cx, dir, t, m);
+                    self.frontend(cx, dir, t, m, len);
                 } else {
-                    self.backend(cx, t, m);
+                    self.backend(cx, t, m, len);
                 }
             },
         );
@@ -413,8 +420,8 @@ impl Dissector for Postgres {
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "postgresql_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "postgresql_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

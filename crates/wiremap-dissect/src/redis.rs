@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{emit_app, flush, Frame, Framer, Pending};
+use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::redact::REDACTED;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
@@ -268,8 +268,17 @@ impl Dissector for Redis {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let client = &mut self.client;
         let pending = &mut self.pending;
-        self.framer
-            .feed(cx, dir, ts, data, "redis_desync", frame, |cx, t, msg| {
+        self.framer.feed(
+            cx,
+            dir,
+            ts,
+            data,
+            Events {
+                desync: "redis_desync",
+                skipped: "redis_message_skipped",
+            },
+            frame,
+            |cx, t, msg, len| {
                 // The side that sends commands (arrays of bulk strings, inline verbs) is the client.
                 if client.is_none() {
                     let command = RedisProbe.probe(dir, msg) == Verdict::Yes;
@@ -300,7 +309,7 @@ impl Dissector for Redis {
                         ts: t,
                         client: dir,
                         info,
-                        size: msg.len() as u64,
+                        size: len,
                         key: 0,
                     });
                     return;
@@ -320,25 +329,18 @@ impl Dissector for Redis {
                         } else {
                             AppInfo::default()
                         };
-                        emit_app(
-                            cx,
-                            Protocol::Redis,
-                            p,
-                            Some((t, msg.len() as u64)),
-                            0,
-                            error,
-                            extra,
-                        );
+                        emit_app(cx, Protocol::Redis, p, Some((t, len)), 0, error, extra);
                     }
                     // Pub/sub messages arrive without a command.
                     None => cx.stats.event("redis_push"),
                 }
-            });
+            },
+        );
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "redis_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "redis_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

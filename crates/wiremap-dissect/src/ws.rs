@@ -3,7 +3,7 @@
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
-use crate::framing::{Frame, Framer};
+use crate::framing::{Events, Frame, Framer};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 fn frame(d: &[u8]) -> Frame {
@@ -132,60 +132,66 @@ impl Ws {
 impl Dissector for Ws {
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let mut framer = std::mem::take(&mut self.framer);
-        framer.feed(cx, dir, ts, data, "ws_desync", frame, |cx, t, m| {
-            let (op, compressed, at, mask) = header(m);
-            let payload = &m[at.min(m.len())..];
-            // Clients mask their frames; servers do not.
-            let from_client = match self.client {
-                Some(c) => c == dir,
-                None => {
-                    let c = if mask.is_some() { dir } else { dir.flip() };
-                    self.client = Some(c);
-                    c == dir
-                }
-            };
-            let client = self.client.unwrap_or(dir);
-            if from_client {
-                let data = if op == 1 && !compressed {
-                    let n = payload.len().min(256);
-                    let clear: Vec<u8> = payload[..n]
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| b ^ mask.map_or(0, |k| k[i % 4]))
-                        .collect();
-                    let text = String::from_utf8_lossy(&clear);
-                    crate::redact::json_text(&self.redact, &text).into_owned()
-                } else {
-                    String::new()
+        framer.feed(
+            cx,
+            dir,
+            ts,
+            data,
+            Events {
+                desync: "ws_desync",
+                skipped: "ws_message_skipped",
+            },
+            frame,
+            |cx, t, m, len| {
+                let (op, compressed, at, mask) = header(m);
+                let payload = &m[at.min(m.len())..];
+                // Clients mask their frames; servers do not.
+                let from_client = match self.client {
+                    Some(c) => c == dir,
+                    None => {
+                        let c = if mask.is_some() { dir } else { dir.flip() };
+                        self.client = Some(c);
+                        c == dir
+                    }
                 };
-                if let Some(old) = self.pending.take() {
-                    Ws::emit(cx, client, old, None);
+                let client = self.client.unwrap_or(dir);
+                if from_client {
+                    let data = if op == 1 && !compressed {
+                        let n = payload.len().min(256);
+                        let clear: Vec<u8> = payload[..n]
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| b ^ mask.map_or(0, |k| k[i % 4]))
+                            .collect();
+                        let text = String::from_utf8_lossy(&clear);
+                        crate::redact::json_text(&self.redact, &text).into_owned()
+                    } else {
+                        String::new()
+                    };
+                    if let Some(old) = self.pending.take() {
+                        Ws::emit(cx, client, old, None);
+                    }
+                    self.pending = Some(Pending {
+                        ts: t,
+                        opcode: op,
+                        compressed,
+                        len: len.saturating_sub(at as u64),
+                        size: len,
+                        data,
+                    });
+                } else if let Some(p) = self.pending.take() {
+                    Ws::emit(cx, client, p, Some((t, len, len.saturating_sub(at as u64))));
+                } else {
+                    cx.stats.event("ws_server_frame");
                 }
-                self.pending = Some(Pending {
-                    ts: t,
-                    opcode: op,
-                    compressed,
-                    len: payload.len() as u64,
-                    size: m.len() as u64,
-                    data,
-                });
-            } else if let Some(p) = self.pending.take() {
-                Ws::emit(
-                    cx,
-                    client,
-                    p,
-                    Some((t, m.len() as u64, payload.len() as u64)),
-                );
-            } else {
-                cx.stats.event("ws_server_frame");
-            }
-        });
+            },
+        );
         self.framer = framer;
         Next::Continue
     }
 
-    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        self.framer.gap(cx, dir, "ws_gap_desync");
+    fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
+        self.framer.gap(cx, dir, len, "ws_gap_desync");
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

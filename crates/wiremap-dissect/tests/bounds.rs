@@ -244,6 +244,99 @@ fn http1_heads_are_capped_and_unfinished_ones_counted() {
     assert_eq!(got, [("/next".to_string(), 204)]);
 }
 
+fn app_field<'e>(e: &'e wiremap_model::Entry, name: &str) -> Option<&'e wiremap_model::AppVal> {
+    match &e.detail {
+        Detail::App(a) => a.fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
 fn chunked(dir: Direction, bytes: &[u8], size: usize) -> Vec<(Direction, Vec<u8>)> {
     bytes.chunks(size).map(|c| (dir, c.to_vec())).collect()
+}
+
+fn kafka_request(key: i16, corr: i32, body_len: usize) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&key.to_be_bytes());
+    m.extend_from_slice(&9i16.to_be_bytes());
+    m.extend_from_slice(&corr.to_be_bytes());
+    m.extend_from_slice(&3i16.to_be_bytes());
+    m.extend_from_slice(b"cli");
+    m.extend(std::iter::repeat_n(0u8, body_len));
+    let mut f = (m.len() as i32).to_be_bytes().to_vec();
+    f.extend(m);
+    f
+}
+
+fn kafka_response(corr: i32) -> Vec<u8> {
+    let mut f = 8i32.to_be_bytes().to_vec();
+    f.extend_from_slice(&corr.to_be_bytes());
+    f.extend_from_slice(&[0; 4]);
+    f
+}
+
+#[test]
+fn kafka_message_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
+    let big = kafka_request(0, 1, 20 << 20);
+    let mut conv = chunked(C, &big, 65_536);
+    conv.push((S, kafka_response(1)));
+    conv.push((C, kafka_request(3, 2, 10)));
+    conv.push((S, kafka_response(2)));
+    let (es, stats) = converse(DissectConfig::default(), 9092, &conv);
+    assert_eq!(event(&stats, "kafka_message_skipped"), 1, "{stats:?}");
+    assert_eq!(event(&stats, "kafka_desync"), 0, "{stats:?}");
+    let names: Vec<String> = es
+        .iter()
+        .filter_map(|e| match app_field(e, "kafka_api_key_name") {
+            Some(wiremap_model::AppVal::Str(s)) => Some(s.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["Produce", "Metadata"], "{es:?}");
+    assert_eq!(es[0].request_size, big.len() as u64);
+    assert!(es.iter().all(|e| e.has_response));
+}
+
+fn pg_msg(t: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![t];
+    m.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+#[test]
+fn postgres_query_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
+    let mut text = b"INSERT INTO blobs VALUES ('".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 20 << 20));
+    text.extend_from_slice(b"')\0");
+    let big = pg_msg(b'Q', &text);
+    let mut done = pg_msg(b'C', b"INSERT 0 1\0");
+    done.extend(pg_msg(b'Z', b"I"));
+    let params = b"user\0app\0\0";
+    let mut startup = (8 + params.len() as i32).to_be_bytes().to_vec();
+    startup.extend_from_slice(&196_608i32.to_be_bytes());
+    startup.extend_from_slice(params);
+    let mut ready = pg_msg(b'R', &0i32.to_be_bytes());
+    ready.extend(pg_msg(b'Z', b"I"));
+    let mut conv = vec![(C, startup), (S, ready)];
+    conv.extend(chunked(C, &big, 1460 * 40));
+    conv.push((S, done.clone()));
+    conv.push((C, pg_msg(b'Q', b"SELECT 1\0")));
+    conv.push((S, done));
+    let (es, stats) = converse(DissectConfig::default(), 5432, &conv);
+    assert_eq!(event(&stats, "postgresql_message_skipped"), 1, "{stats:?}");
+    let queries: Vec<String> = es
+        .iter()
+        .filter_map(|e| match app_field(e, "postgresql_query") {
+            Some(wiremap_model::AppVal::Str(s)) => Some(s.chars().take(26).collect()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        queries,
+        ["INSERT INTO blobs VALUES (", "SELECT 1"],
+        "{es:?}"
+    );
+    assert_eq!(es[0].request_size, big.len() as u64);
+    assert!(es.iter().all(|e| e.has_response));
 }
