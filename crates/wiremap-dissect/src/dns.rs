@@ -65,9 +65,14 @@ pub struct Message {
     pub rcode: u8,
     /// Questions.
     pub questions: Vec<Question>,
-    /// Answers.
+    /// Answers, the first [`MAX_ANSWERS`].
     pub answers: Vec<Record>,
+    /// Answer records read but not kept (past [`MAX_ANSWERS`]).
+    pub answers_dropped: usize,
 }
+
+/// Answer records kept per message; a reply with more keeps its entry and these.
+pub const MAX_ANSWERS: usize = 1024;
 
 /// Name of a record type.
 pub fn type_name(t: u16) -> String {
@@ -159,7 +164,9 @@ pub fn parse(d: &[u8]) -> Result<Message, DnsError> {
     let an = usize::from(be16(d, 6)?);
     let ns = usize::from(be16(d, 8)?);
     let ar = usize::from(be16(d, 10)?);
-    if qd > 64 || an + ns + ar > 1024 {
+    // Every record takes at least 11 bytes, so the counts cannot make this loop long: a
+    // message that claims more records than it holds ends as `Truncated`.
+    if qd > 64 {
         return Err(DnsError::Malformed);
     }
     let mut pos = 12;
@@ -172,6 +179,7 @@ pub fn parse(d: &[u8]) -> Result<Message, DnsError> {
         questions.push(Question { name, qtype });
     }
     let mut answers = Vec::new();
+    let mut answers_dropped = 0;
     for i in 0..an + ns + ar {
         let (name, p) = read_name(d, pos)?;
         let rtype = be16(d, p)?;
@@ -182,6 +190,10 @@ pub fn parse(d: &[u8]) -> Result<Message, DnsError> {
         let rdata = d.get(rd..rd + rdlen).ok_or(DnsError::Truncated)?;
         pos = rd + rdlen;
         if i >= an {
+            continue;
+        }
+        if answers.len() >= MAX_ANSWERS {
+            answers_dropped += 1;
             continue;
         }
         let data = match (rtype, rdlen) {
@@ -212,6 +224,7 @@ pub fn parse(d: &[u8]) -> Result<Message, DnsError> {
         rcode: (flags & 0x0f) as u8,
         questions,
         answers,
+        answers_dropped,
     })
 }
 
@@ -409,6 +422,9 @@ impl Dns {
             });
             return;
         }
+        if m.answers_dropped > 0 {
+            cx.stats.event("dns_answers_truncated");
+        }
         answers_for_identity(&m, ts, &mut cx.out.answers);
         match self
             .pending
@@ -557,6 +573,24 @@ mod tests {
         for n in 0..full.len() {
             assert!(parse(&full[..n]).is_err(), "prefix {n} parsed");
         }
+    }
+
+    #[test]
+    fn a_reply_with_many_records_keeps_the_first() {
+        let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0x07, 0xd0, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03big\x07example\x00\x00\x01\x00\x01");
+        for i in 0..2000u32 {
+            m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+            m.extend_from_slice(&(0x0a00_0000 + i).to_be_bytes());
+        }
+        let p = parse(&m).expect("parses");
+        assert_eq!(p.answers.len(), MAX_ANSWERS);
+        assert_eq!(p.answers_dropped, 2000 - MAX_ANSWERS);
+        assert_eq!(p.answers[0].data, RData::A(Ipv4Addr::new(10, 0, 0, 0)));
+        // Counts larger than the message are still refused.
+        let mut lying = m.clone();
+        lying[6] = 0xff;
+        assert_eq!(parse(&lying), Err(DnsError::Truncated));
     }
 
     #[test]

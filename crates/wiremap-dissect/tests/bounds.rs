@@ -3,11 +3,28 @@
 
 mod common;
 
-use common::converse;
+use common::{converse, converse_steps, Step};
 use wiremap_dissect::DissectConfig;
 use wiremap_model::{Detail, Direction};
 
 use Direction::{AtoB as C, BtoA as S};
+
+/// A TCP flow from 10.0.0.1:40000 to 10.0.0.2:`port`.
+fn flow(port: u16) -> wiremap_reassembly::FlowInfo {
+    use std::net::{IpAddr, Ipv4Addr};
+    wiremap_reassembly::FlowInfo::new(
+        1,
+        wiremap_model::FlowKey {
+            transport: wiremap_model::Transport::Tcp,
+            a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            a_port: 40000,
+            b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            b_port: port,
+        },
+        true,
+        wiremap_model::Timestamp(0),
+    )
+}
 
 fn h2_frame(ty: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
     let n = payload.len();
@@ -295,6 +312,20 @@ fn kafka_message_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
     assert_eq!(names, ["Produce", "Metadata"], "{es:?}");
     assert_eq!(es[0].request_size, big.len() as u64);
     assert!(es.iter().all(|e| e.has_response));
+
+    // Bytes lost inside the skipped body cost nothing: the framing resumes after it.
+    let steps = [
+        Step::Data(C, big[..100_000].to_vec()),
+        Step::Gap(C, 5_000_000),
+        Step::Data(C, big[5_100_000..].to_vec()),
+        Step::Data(S, kafka_response(1)),
+        Step::Data(C, kafka_request(3, 2, 10)),
+        Step::Data(S, kafka_response(2)),
+    ];
+    let (es, stats) = converse_steps(DissectConfig::default(), flow(9092), &steps);
+    assert_eq!(event(&stats, "kafka_gap_desync"), 0, "{stats:?}");
+    assert_eq!(es.len(), 2, "{es:?}");
+    assert!(es.iter().all(|e| e.has_response));
 }
 
 fn pg_msg(t: u8, body: &[u8]) -> Vec<u8> {
@@ -339,4 +370,32 @@ fn postgres_query_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
     );
     assert_eq!(es[0].request_size, big.len() as u64);
     assert!(es.iter().all(|e| e.has_response));
+}
+
+#[test]
+fn dns_reply_with_thousands_of_records_keeps_its_entry() {
+    let tcp = |m: &[u8]| {
+        let mut f = (m.len() as u16).to_be_bytes().to_vec();
+        f.extend_from_slice(m);
+        f
+    };
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    q.extend_from_slice(b"\x03big\x07example\x00\x00\x01\x00\x01");
+    let mut r = q.clone();
+    r[2] = 0x81;
+    r[3] = 0x80;
+    r[6..8].copy_from_slice(&3000u16.to_be_bytes());
+    for i in 0..3000u32 {
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        r.extend_from_slice(&(0x0a00_0000 + i).to_be_bytes());
+    }
+    let (es, stats) = converse(DissectConfig::default(), 53, &[(C, tcp(&q)), (S, tcp(&r))]);
+    assert_eq!(event(&stats, "dns_answers_truncated"), 1, "{stats:?}");
+    assert_eq!(es.len(), 1);
+    let Detail::Dns(d) = &es[0].detail else {
+        panic!("dns detail: {es:?}")
+    };
+    assert_eq!(d.answers.len(), wiremap_dissect::dns::MAX_ANSWERS);
+    assert_eq!(d.answers[0], "10.0.0.0");
+    assert!(es[0].has_response);
 }

@@ -205,10 +205,33 @@ pub fn converse(
         true,
         Timestamp(0),
     );
+    let steps: Vec<Step> = conv
+        .iter()
+        .map(|(d, b)| Step::Data(*d, b.clone()))
+        .collect();
+    converse_steps(cfg, info, &steps)
+}
+
+/// One step of a built conversation: bytes, or bytes lost.
+pub enum Step {
+    Data(Direction, Vec<u8>),
+    Gap(Direction, u64),
+}
+
+/// Runs `steps` through a fresh dissector for flow `info`.
+pub fn converse_steps(
+    cfg: DissectConfig,
+    info: FlowInfo,
+    steps: &[Step],
+) -> (Vec<Entry>, wiremap_dissect::DissectStats) {
     let mut d = Dissect::new(cfg);
     let mut s = d.open(&info);
-    for (i, (dir, bytes)) in conv.iter().enumerate() {
-        d.data(&mut s, &info, *dir, Timestamp(i as i64 + 1), bytes);
+    for (i, step) in steps.iter().enumerate() {
+        let ts = Timestamp(i as i64 + 1);
+        match step {
+            Step::Data(dir, bytes) => d.data(&mut s, &info, *dir, ts, bytes),
+            Step::Gap(dir, len) => d.gap(&mut s, &info, *dir, ts, *len),
+        }
     }
     d.close(s, &info, Timestamp(1_000_000), CloseReason::Fin);
     let entries = std::mem::take(&mut d.output().entries);
