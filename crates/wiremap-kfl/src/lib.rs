@@ -18,11 +18,14 @@
 #![deny(clippy::unwrap_used)]
 
 mod ast;
+mod builtins;
 mod canon;
+mod check;
 mod error;
+mod eval;
 mod lexer;
 pub mod limits;
-mod program;
+mod node;
 mod prune;
 mod regexes;
 mod schema;
@@ -34,7 +37,7 @@ pub use ast::{parse, Expr, ExprKind, Lit, Op};
 pub use error::{ErrorKind, KflError};
 pub use lexer::Span;
 pub use limits::{MAX_FILTER_BYTES, MAX_HEIGHT, MAX_NESTING, MAX_TOKENS};
-pub use program::EvalError;
+pub use node::EvalError;
 pub use prune::Prune;
 pub use regexes::{REGEX_CACHE_ENTRIES, REGEX_DFA_SIZE_LIMIT, REGEX_SIZE_LIMIT};
 pub use schema::Type;
@@ -44,7 +47,7 @@ use wiremap_model::{Entry, Timestamp};
 /// A compiled filter.
 pub struct Filter {
     ast: Expr,
-    node: program::Node,
+    node: node::Node,
     prune: Prune,
 }
 
@@ -52,7 +55,7 @@ impl Filter {
     /// Parses, checks and compiles `src`; `now` is what `now()` means.
     pub fn compile(src: &str, now: Timestamp) -> Result<Filter, KflError> {
         let ast = parse(src)?;
-        let mut checker = program::Checker::new(src, now);
+        let mut checker = check::Checker::new(src, now);
         let (node, t) = checker.check(&ast)?;
         if !matches!(t, Type::Bool | Type::Dyn) {
             return Err(KflError::new(
@@ -74,7 +77,7 @@ impl Filter {
     /// Evaluates the filter on `e`.
     pub fn eval(&self, e: &Entry) -> Result<bool, EvalError> {
         let mut locals = Vec::new();
-        program::test(&self.node, Some(e), &mut locals)
+        eval::test(&self.node, Some(e), &mut locals)
     }
 
     /// Canonical KFL text of the filter.
@@ -117,6 +120,15 @@ pub fn variables() -> Vec<(&'static str, Type)> {
         .collect();
     v.sort_by(|a, b| a.0.cmp(b.0));
     v
+}
+
+/// Every builtin function and method with its signature (`string.contains(string) -> bool`),
+/// for documentation and completion.
+pub fn functions() -> Vec<(&'static str, &'static str)> {
+    builtins::FUNCTIONS
+        .iter()
+        .map(|f| (f.name, f.signature))
+        .collect()
 }
 
 /// Renders an expression as canonical KFL.

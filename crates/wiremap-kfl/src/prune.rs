@@ -7,7 +7,7 @@ use wiremap_model::{Protocol, Timestamp};
 
 use crate::ast::Op;
 use crate::limits::guarded;
-use crate::program::{Const, Node};
+use crate::node::{Const, Node};
 use crate::schema::{Flag, IdField, Var};
 
 /// Necessary conditions of a filter: every entry it selects satisfies all of them.

@@ -101,12 +101,7 @@ mod tests {
 
     #[test]
     fn the_budget_admits_ordinary_patterns_and_refuses_huge_ones() {
-        for ok in [
-            r".*/api/v[0-9]+/.*",
-            r"^[0-9.]+$",
-            r"\w+",
-            r"[a-z]{1000}",
-        ] {
+        for ok in [r".*/api/v[0-9]+/.*", r"^[0-9.]+$", r"\w+", r"[a-z]{1000}"] {
             assert!(compile(ok).is_ok(), "{ok}");
         }
         for big in [r"\w{100}", r"(((a{10}){10}){10}){10}"] {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use crate::ast::Op;
 use crate::limits::guarded;
-use crate::program::{Comp, Const, Conv, Node, StrFn};
+use crate::node::{Comp, Const, Conv, Node, StrFn};
 use crate::schema::{Type, Var};
 
 /// A construct the SQL backend does not express.
