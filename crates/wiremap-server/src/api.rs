@@ -527,6 +527,7 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "capturing": c.capturing,
         "kubernetes": c.kubernetes,
         "stream_clients": clients,
+        "stream_feeds": app.feeds.len(),
         "queries": app.shared.queries.values().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }

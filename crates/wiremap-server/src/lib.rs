@@ -9,6 +9,7 @@
 #![deny(clippy::unwrap_used)]
 
 mod api;
+mod feed;
 mod live;
 mod metrics;
 mod query;
@@ -61,6 +62,8 @@ pub(crate) struct App {
     pub(crate) limits: Arc<Limits>,
     /// Places for queries that read the store.
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
+    /// Live maps shared by stream clients.
+    pub(crate) feeds: Arc<feed::Feeds>,
 }
 
 /// The HTTP API over `shared`, with the default [`Limits`].
@@ -77,6 +80,7 @@ pub fn router_with(shared: Arc<Shared>, access: Access, limits: Limits) -> Route
             limits.concurrent_queries.max(1),
         )),
         limits: Arc::new(limits),
+        feeds: Arc::default(),
     };
     Router::new()
         .route("/", get(ui::index))

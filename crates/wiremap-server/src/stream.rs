@@ -1,16 +1,15 @@
 //! `/api/stream`: the live map over a WebSocket. A full snapshot first, then every 500 ms a
-//! delta (nodes and edges that changed since the last message sent) with a sequence number.
+//! delta (nodes and edges that changed since the last tick) with a sequence number.
 //!
-//! Each connection folds new entries into its own map and diffs against what it last sent,
-//! so a client that reads slowly simply gets fewer, larger deltas: nothing queues up per
-//! client but that one map. `{"type":"pause"}` stops deltas (changes keep being folded in),
-//! `{"type":"resume"}` sends them as one delta, `{"type":"snapshot"}` asks for a full map.
+//! Clients with the same level, filter and window share one map ([`crate::feed`]): each
+//! connection holds only its sequence number and the message it is sending. A client that
+//! falls behind the feed's short backlog gets a fresh snapshot instead of the deltas it
+//! missed, so nothing queues up per client; one that takes nothing for
+//! `Limits::stream_send_timeout` is disconnected. `{"type":"pause"}` stops deltas,
+//! `{"type":"resume"}` sends what changed meanwhile as one delta (the whole map, upserted),
+//! `{"type":"snapshot"}` asks for a full map.
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,12 +20,11 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
-use wiremap_map::{MapBuilder, ServiceMap};
+use tokio::sync::broadcast;
 
-use crate::api::{new_builder, params, plan, Params, Plan};
-use crate::live::lock;
-use crate::query::{self, refuse, Run};
+use crate::api::{params, plan, Params};
+use crate::feed::{message, Feed, Update};
+use crate::query::refuse;
 use crate::App;
 
 /// Interval between deltas.
@@ -103,44 +101,23 @@ pub(crate) async fn stream(
             )
         }
     };
+    // Clients asking the same question share one map.
+    let key = format!(
+        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        plan.level.as_str(),
+        p.q.as_deref().unwrap_or("").trim(),
+        p.from.as_deref().unwrap_or(""),
+        p.node.as_deref().unwrap_or(""),
+        p.edge.as_deref().unwrap_or(""),
+    );
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
             app.shared.stream_clients.fetch_add(1, Ordering::Relaxed);
-            run(socket, app.clone(), plan).await;
+            let feed = app.feeds.join(&app, key, plan);
+            run(socket, app.clone(), feed).await;
             app.shared.stream_clients.fetch_sub(1, Ordering::Relaxed);
         })
-}
-
-/// Folds the stored entries of the plan's window into a fresh map; returns it with the id of
-/// the newest entry it covers, or `None` when the run was stopped.
-fn initial(app: &App, plan: &Plan, run: &Run) -> Option<(MapBuilder, u64)> {
-    let snap = app.shared.segments();
-    let mut b = new_builder(app, plan.level);
-    let _ = wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
-        if run.stop() {
-            return ControlFlow::Break(());
-        }
-        if plan.matches(&e) {
-            b.add(&e);
-        }
-        ControlFlow::Continue(())
-    });
-    match run.stopped() {
-        Some(_) => None,
-        None => Some((b, snap.last_id)),
-    }
-}
-
-/// Starts over from the store, through the query gate.
-async fn fresh(app: &App, plan: &Arc<Plan>, gone: &Arc<AtomicBool>) -> Option<(MapBuilder, u64)> {
-    let (a, p) = (app.clone(), Arc::clone(plan));
-    query::run_with(app.clone(), Arc::clone(gone), move |run| {
-        initial(&a, &p, run)
-    })
-    .await
-    .ok()
-    .flatten()
 }
 
 /// Sends one message, or gives up on a client that has not taken the previous ones in time.
@@ -162,150 +139,71 @@ async fn send(
     }
 }
 
-fn digest<T: serde::Serialize>(v: &T) -> u64 {
-    let mut h = DefaultHasher::new();
-    serde_json::to_string(v).unwrap_or_default().hash(&mut h);
-    h.finish()
-}
-
-/// What the client was last sent: a digest per node id and edge key.
-#[derive(Default)]
-struct Sent {
-    nodes: HashMap<String, u64>,
-    edges: HashMap<String, u64>,
-}
-
-fn edge_key(e: &wiremap_map::Edge) -> String {
-    format!("{}|{}|{}", e.source, e.target, e.protocol)
-}
-
-impl Sent {
-    fn reset(&mut self, m: &ServiceMap) {
-        self.nodes = m.nodes.iter().map(|n| (n.id.clone(), digest(n))).collect();
-        self.edges = m.edges.iter().map(|e| (edge_key(e), digest(e))).collect();
-    }
-
-    fn delta(&mut self, m: &ServiceMap, seq: u64) -> serde_json::Value {
-        let mut nodes = Vec::new();
-        for n in &m.nodes {
-            let d = digest(n);
-            if self.nodes.insert(n.id.clone(), d) != Some(d) {
-                nodes.push(n);
-            }
-        }
-        let mut edges = Vec::new();
-        for e in &m.edges {
-            let d = digest(e);
-            if self.edges.insert(edge_key(e), d) != Some(d) {
-                edges.push(e);
-            }
-        }
-        json!({
-            "type": "delta",
-            "seq": seq,
-            "upsert": {"nodes": nodes, "edges": edges},
-            "remove": {"nodes": [], "edges": []},
-            "window": m.window,
-            "stats": m.stats,
-        })
-    }
-}
-
-async fn run(socket: WebSocket, app: App, plan: Plan) {
+async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
     let (mut tx, mut rx) = socket.split();
-    let plan = Arc::new(plan);
-    // Set when this function returns (the socket closed): a snapshot still being read stops.
-    let gone = Arc::new(AtomicBool::new(false));
-    let _guard = query::GoneOnDrop(Arc::clone(&gone));
-    let Some((mut builder, mut cursor)) = fresh(&app, &plan, &gone).await else {
-        return;
-    };
-    let mut seq: u64 = 0;
-    let mut sent = Sent::default();
-    let mut paused = false;
-    let stats = || lock(&app.shared.counters).pipeline.clone();
-    let snapshot = |builder: &MapBuilder, seq: u64, sent: &mut Sent| {
-        let m = builder.build(stats());
-        sent.reset(&m);
-        Message::Text(
-            json!({"type": "snapshot", "seq": seq, "map": m})
-                .to_string()
-                .into(),
-        )
-    };
-    seq += 1;
-    if !send(&app, &mut tx, snapshot(&builder, seq, &mut sent)).await {
+    let mut updates = feed.subscribe();
+    if !feed.wait_ready().await {
         return;
     }
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    tick.tick().await;
+    let mut seq: u64 = 1;
+    let text = |seq: u64, members: &str| Message::Text(message(seq, members).into());
+    if !send(&app, &mut tx, text(seq, &feed.snapshot())).await {
+        return;
+    }
+    let mut paused = false;
+    // Changes arrived while paused: on resume the client gets the whole map as one delta.
+    let mut held = false;
     loop {
         tokio::select! {
-            _ = tick.tick() => {
-                let news = match app.shared.recent.read() {
-                    Ok(r) => r.since(cursor),
-                    Err(p) => p.into_inner().since(cursor),
-                };
-                match news {
-                    Some(v) => {
-                        for e in v {
-                            cursor = cursor.max(e.id);
-                            if plan.scope.contains(e.timestamp) && plan.matches(&e) {
-                                builder.add(&e);
-                            }
-                        }
-                    }
-                    None => {
-                        // Fell behind what memory holds: start over from the store.
-                        let Some((b, c)) = fresh(&app, &plan, &gone).await else {
-                            return;
-                        };
-                        builder = b;
-                        cursor = c;
-                        seq += 1;
-                        if !send(&app, &mut tx, snapshot(&builder, seq, &mut sent)).await {
-                            return;
-                        }
+            u = updates.recv() => {
+                let members: Arc<str> = match u {
+                    Ok(Update::Delta(_)) if paused => {
+                        held = true;
                         continue;
                     }
-                }
-                if paused {
-                    continue;
-                }
+                    Ok(Update::Delta(d)) => d,
+                    // Behind the feed's backlog, or the feed started over: a full map.
+                    Ok(Update::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if paused {
+                            held = true;
+                            continue;
+                        }
+                        feed.snapshot()
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
                 seq += 1;
-                let msg = sent.delta(&builder.build(stats()), seq);
-                if !send(&app, &mut tx, Message::Text(msg.to_string().into())).await {
+                if !send(&app, &mut tx, text(seq, &members)).await {
                     return;
                 }
             }
             msg = rx.next() => {
-                let text = match msg {
+                let text_in = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
                 };
-                let kind = serde_json::from_str::<serde_json::Value>(text.as_str())
+                let kind = serde_json::from_str::<serde_json::Value>(text_in.as_str())
                     .ok()
                     .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
                     .unwrap_or_default();
-                match kind.as_str() {
+                let out = match kind.as_str() {
                     "pause" => {
                         paused = true;
-                        seq += 1;
-                        let m = json!({"type": "paused", "seq": seq}).to_string();
-                        if !send(&app, &mut tx, Message::Text(m.into())).await {
-                            return;
-                        }
+                        Some("\"type\":\"paused\"}".to_string())
                     }
-                    "resume" => paused = false,
-                    "snapshot" => {
-                        seq += 1;
-                        if !send(&app, &mut tx, snapshot(&builder, seq, &mut sent)).await {
-                            return;
-                        }
+                    "resume" => {
+                        paused = false;
+                        std::mem::take(&mut held).then(|| feed.everything())
                     }
-                    _ => {}
+                    "snapshot" => Some(feed.snapshot().to_string()),
+                    _ => None,
+                };
+                if let Some(members) = out {
+                    seq += 1;
+                    if !send(&app, &mut tx, text(seq, &members)).await {
+                        return;
+                    }
                 }
             }
         }

@@ -1,0 +1,328 @@
+//! One live map per distinct stream query, shared by every client that asks for it.
+//!
+//! Why: a map is the size of the traffic (up to the server's node budget), and a copy per
+//! client made memory grow with clients × map size. A [`Feed`] folds new entries into one map
+//! every 500 ms, diffs it against the previous tick once, and broadcasts the delta as
+//! serialised text that every client sends as it is; a full snapshot is serialised at most
+//! once per tick, when some client needs one. A feed lives as long as one client holds it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::ops::ControlFlow;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, Weak};
+
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
+use wiremap_map::{MapBuilder, ServiceMap};
+
+use crate::api::{new_builder, Plan};
+use crate::live::lock;
+use crate::query::{self, Run};
+use crate::stream::TICK;
+use crate::App;
+
+/// Deltas a feed keeps for clients that read slowly; one that falls further behind gets a
+/// fresh snapshot instead.
+const BACKLOG: usize = 8;
+
+/// What a feed tells its clients each tick.
+#[derive(Debug, Clone)]
+pub(crate) enum Update {
+    /// A delta's JSON members after `"seq":N,` (the client adds its own sequence number).
+    Delta(Arc<str>),
+    /// The feed started over from the store: clients send a snapshot.
+    Resync,
+}
+
+/// Whether the first map is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ready {
+    Pending,
+    Yes,
+    Failed,
+}
+
+#[derive(Debug)]
+struct State {
+    map: Arc<ServiceMap>,
+    /// The snapshot's JSON members after `"seq":N,`, made when first asked for.
+    snapshot: Option<Arc<str>>,
+}
+
+/// A shared live map.
+#[derive(Debug)]
+pub(crate) struct Feed {
+    state: Mutex<State>,
+    updates: broadcast::Sender<Update>,
+    ready: watch::Receiver<Ready>,
+    /// Set when the last client leaves: a first scan still running stops.
+    gone: Arc<AtomicBool>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.gone.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Feed {
+    /// New updates from now on.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    /// Waits until the first map is made; false if it could not be.
+    pub(crate) async fn wait_ready(&self) -> bool {
+        let mut r = self.ready.clone();
+        loop {
+            match *r.borrow_and_update() {
+                Ready::Yes => return true,
+                Ready::Failed => return false,
+                Ready::Pending => {}
+            }
+            if r.changed().await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// The current map as snapshot members (serialised once per tick at most).
+    pub(crate) fn snapshot(&self) -> Arc<str> {
+        let mut s = lock(&self.state);
+        if let Some(j) = &s.snapshot {
+            return Arc::clone(j);
+        }
+        let map = serde_json::to_string(&*s.map).unwrap_or_else(|_| "{}".into());
+        let j: Arc<str> = format!("\"type\":\"snapshot\",\"map\":{map}}}").into();
+        s.snapshot = Some(Arc::clone(&j));
+        j
+    }
+
+    /// The whole current map as delta members: every node and edge upserted (what a client
+    /// that paused is sent when it resumes).
+    pub(crate) fn everything(&self) -> String {
+        let m = Arc::clone(&lock(&self.state).map);
+        let body = json!({
+            "type": "delta",
+            "upsert": {"nodes": m.nodes, "edges": m.edges},
+            "remove": {"nodes": [], "edges": []},
+            "window": m.window,
+            "stats": m.stats,
+        })
+        .to_string();
+        members(&body).to_string()
+    }
+}
+
+/// `{"a":1,"b":2}` → `"a":1,"b":2}`: what follows the opening brace, so a sequence number can
+/// be put in front.
+fn members(body: &str) -> &str {
+    body.strip_prefix('{').unwrap_or(body)
+}
+
+/// The message a client sends: its own sequence number, then the shared members.
+pub(crate) fn message(seq: u64, members: &str) -> String {
+    let mut s = String::with_capacity(members.len() + 24);
+    s.push_str("{\"seq\":");
+    s.push_str(&seq.to_string());
+    s.push(',');
+    s.push_str(members);
+    s
+}
+
+/// The feeds in use, by query.
+#[derive(Debug, Default)]
+pub(crate) struct Feeds {
+    by_key: Mutex<HashMap<String, Weak<Feed>>>,
+}
+
+impl Feeds {
+    /// The feed for `key`, started if nobody holds one.
+    pub(crate) fn join(&self, app: &App, key: String, plan: Plan) -> Arc<Feed> {
+        let mut by_key = lock(&self.by_key);
+        if let Some(f) = by_key.get(&key).and_then(Weak::upgrade) {
+            return f;
+        }
+        by_key.retain(|_, w| w.strong_count() > 0);
+        let (ready_tx, ready_rx) = watch::channel(Ready::Pending);
+        let stats = lock(&app.shared.counters).pipeline.clone();
+        let feed = Arc::new(Feed {
+            state: Mutex::new(State {
+                map: Arc::new(MapBuilder::new(plan.level).build(stats)),
+                snapshot: None,
+            }),
+            updates: broadcast::channel(BACKLOG).0,
+            ready: ready_rx,
+            gone: Arc::new(AtomicBool::new(false)),
+        });
+        by_key.insert(key, Arc::downgrade(&feed));
+        tokio::spawn(run(
+            app.clone(),
+            Arc::new(plan),
+            Arc::downgrade(&feed),
+            ready_tx,
+        ));
+        feed
+    }
+
+    /// Feeds running now.
+    pub(crate) fn len(&self) -> usize {
+        lock(&self.by_key)
+            .values()
+            .filter(|w| w.strong_count() > 0)
+            .count()
+    }
+}
+
+/// Folds the stored entries of the plan's window into a fresh map; returns it with the id of
+/// the newest entry it covers, or `None` when the run was stopped.
+fn initial(app: &App, plan: &Plan, run: &Run) -> Option<(MapBuilder, u64)> {
+    let snap = app.shared.segments();
+    let mut b = new_builder(app, plan.level);
+    let _ = wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
+        if run.stop() {
+            return ControlFlow::Break(());
+        }
+        if plan.matches(&e) {
+            b.add(&e);
+        }
+        ControlFlow::Continue(())
+    });
+    match run.stopped() {
+        Some(_) => None,
+        None => Some((b, snap.last_id)),
+    }
+}
+
+/// Starts over from the store, through the query gate.
+async fn fresh(app: &App, plan: &Arc<Plan>, gone: Arc<AtomicBool>) -> Option<(MapBuilder, u64)> {
+    let (a, p) = (app.clone(), Arc::clone(plan));
+    query::run_with(app.clone(), gone, move |run| initial(&a, &p, run))
+        .await
+        .ok()
+        .flatten()
+}
+
+fn digest<T: serde::Serialize>(v: &T) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(v).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+/// What the last tick showed: a digest per node id and edge key.
+#[derive(Default)]
+struct Sent {
+    nodes: HashMap<String, u64>,
+    edges: HashMap<String, u64>,
+}
+
+fn edge_key(e: &wiremap_map::Edge) -> String {
+    format!("{}|{}|{}", e.source, e.target, e.protocol)
+}
+
+impl Sent {
+    fn reset(&mut self, m: &ServiceMap) {
+        self.nodes = m.nodes.iter().map(|n| (n.id.clone(), digest(n))).collect();
+        self.edges = m.edges.iter().map(|e| (edge_key(e), digest(e))).collect();
+    }
+
+    /// The delta's members since the last call.
+    fn delta(&mut self, m: &ServiceMap) -> Arc<str> {
+        let mut nodes = Vec::new();
+        for n in &m.nodes {
+            let d = digest(n);
+            if self.nodes.insert(n.id.clone(), d) != Some(d) {
+                nodes.push(n);
+            }
+        }
+        let mut edges = Vec::new();
+        for e in &m.edges {
+            let d = digest(e);
+            if self.edges.insert(edge_key(e), d) != Some(d) {
+                edges.push(e);
+            }
+        }
+        let body = json!({
+            "type": "delta",
+            "upsert": {"nodes": nodes, "edges": edges},
+            "remove": {"nodes": [], "edges": []},
+            "window": m.window,
+            "stats": m.stats,
+        })
+        .to_string();
+        members(&body).into()
+    }
+}
+
+/// The feed's task: the first map from the store, then a delta every tick, until no client
+/// holds the feed.
+async fn run(app: App, plan: Arc<Plan>, feed: Weak<Feed>, ready: watch::Sender<Ready>) {
+    let Some(gone) = feed.upgrade().map(|f| Arc::clone(&f.gone)) else {
+        return;
+    };
+    let Some((mut builder, mut cursor)) = fresh(&app, &plan, Arc::clone(&gone)).await else {
+        let _ = ready.send(Ready::Failed);
+        return;
+    };
+    let stats = || lock(&app.shared.counters).pipeline.clone();
+    let mut sent = Sent::default();
+    let publish = |f: &Feed, m: ServiceMap| {
+        let mut s = lock(&f.state);
+        s.map = Arc::new(m);
+        s.snapshot = None;
+    };
+    {
+        let Some(f) = feed.upgrade() else { return };
+        let m = builder.build(stats());
+        sent.reset(&m);
+        publish(&f, m);
+    }
+    let _ = ready.send(Ready::Yes);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if feed.strong_count() == 0 {
+            return;
+        }
+        let news = match app.shared.recent.read() {
+            Ok(r) => r.since(cursor),
+            Err(p) => p.into_inner().since(cursor),
+        };
+        let update = match news {
+            Some(v) => {
+                for e in v {
+                    cursor = cursor.max(e.id);
+                    if plan.scope.contains(e.timestamp) && plan.matches(&e) {
+                        builder.add(&e);
+                    }
+                }
+                let m = builder.build(stats());
+                let d = sent.delta(&m);
+                let Some(f) = feed.upgrade() else { return };
+                publish(&f, m);
+                Update::Delta(d)
+            }
+            None => {
+                // Fell behind what memory holds: start over from the store.
+                let Some((b, c)) = fresh(&app, &plan, Arc::clone(&gone)).await else {
+                    return;
+                };
+                builder = b;
+                cursor = c;
+                let m = builder.build(stats());
+                sent.reset(&m);
+                let Some(f) = feed.upgrade() else { return };
+                publish(&f, m);
+                Update::Resync
+            }
+        };
+        if let Some(f) = feed.upgrade() {
+            // No receiver is fine: clients may all be between subscribing and reading.
+            let _ = f.updates.send(update);
+        }
+    }
+}
