@@ -4,7 +4,10 @@
 use std::collections::VecDeque;
 use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
 
-use crate::redact::{percent_decode, Redactor};
+pub use crate::gql::graphql_operation;
+use crate::gql::{gql_from, MAX_GQL_BODY};
+use crate::http_start::{find_start, line_start, plausible_start, Start, METHODS};
+use crate::redact::Redactor;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 
 /// Largest message head kept while waiting for its end.
@@ -15,161 +18,6 @@ const KEEP_CAPACITY: usize = 4096;
 const MAX_HEADERS: usize = 128;
 /// The value stored in place of a secret.
 pub use crate::redact::REDACTED;
-
-const METHODS: [&[u8]; 54] = [
-    b"GET",
-    b"POST",
-    b"PUT",
-    b"DELETE",
-    b"HEAD",
-    b"OPTIONS",
-    b"PATCH",
-    b"CONNECT",
-    b"TRACE",
-    b"PROPFIND",
-    b"PROPPATCH",
-    b"MKCOL",
-    b"COPY",
-    b"MOVE",
-    b"LOCK",
-    b"UNLOCK",
-    b"SEARCH",
-    b"REPORT",
-    b"MKACTIVITY",
-    b"CHECKOUT",
-    b"MERGE",
-    b"NOTIFY",
-    b"SUBSCRIBE",
-    b"UNSUBSCRIBE",
-    b"PURGE",
-    b"LINK",
-    b"UNLINK",
-    b"M-SEARCH",
-    b"CCM_POST",
-    b"RPC_CONNECT",
-    b"RPC_IN_DATA",
-    b"RPC_OUT_DATA",
-    b"BPROPFIND",
-    b"BPROPPATCH",
-    b"BCOPY",
-    b"BDELETE",
-    b"BMOVE",
-    b"POLL",
-    b"MKWORKSPACE",
-    b"VERSION-CONTROL",
-    b"BASELINE-CONTROL",
-    b"UNCHECKOUT",
-    b"LABEL",
-    b"UPDATE",
-    b"ACL",
-    b"MKCALENDAR",
-    b"ORDERPATCH",
-    b"MKREDIRECTREF",
-    b"UPDATEREDIRECTREF",
-    b"SSTP_DUPLEX_POST",
-    b"BIND",
-    b"REBIND",
-    b"UNBIND",
-    b"QUERY",
-];
-
-/// What the bytes at `d` start with.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-enum Start {
-    Request,
-    Response,
-    Partial,
-    No,
-}
-
-fn line_start(d: &[u8]) -> Start {
-    if d.len() >= 7 && &d[..7] == b"HTTP/1." {
-        // Exactly three digits, so that every start found here parses as a head: a resync
-        // never retries a head that is bound to fail.
-        return if d.len() >= 13
-            && d[8] == b' '
-            && d[9..12].iter().all(u8::is_ascii_digit)
-            && matches!(d[12], b' ' | b'\r' | b'\n')
-        {
-            Start::Response
-        } else if d.len() < 13 {
-            Start::Partial
-        } else {
-            Start::No
-        };
-    }
-    if d.len() < 7 && b"HTTP/1."[..d.len()] == *d {
-        return Start::Partial;
-    }
-    let tok_end = d.iter().take(20).position(|&c| c == b' ');
-    let Some(te) = tok_end else {
-        let cand = d.len() < 20 && METHODS.iter().any(|m| m.starts_with(d));
-        return if cand { Start::Partial } else { Start::No };
-    };
-    if !METHODS.contains(&&d[..te]) {
-        return Start::No;
-    }
-    // A known method and a space make a request line, as for Wireshark: clients send
-    // malformed targets and versions and servers answer them. The line must be text.
-    let line_end = d.iter().take(8192).position(|&c| c == b'\n');
-    match line_end {
-        None if d.len() < 8192 && d.iter().all(|&c| (0x20..0x7f).contains(&c) || c == b'\r') => {
-            Start::Partial
-        }
-        None => Start::No,
-        Some(e) => {
-            let line = d[..e].strip_suffix(b"\r").unwrap_or(&d[..e]);
-            if line
-                .iter()
-                .all(|&c| (0x20..0x7f).contains(&c) || c == b'\t')
-            {
-                Start::Request
-            } else {
-                Start::No
-            }
-        }
-    }
-}
-
-/// Cheap check at a message boundary: a status line or a known method and a space (the
-/// rest of the line is checked by the parser).
-fn plausible_start(d: &[u8]) -> bool {
-    if d.len() < 7 {
-        return b"HTTP/1."[..d.len()] == *d
-            || METHODS.iter().any(|m| m.starts_with(d) || d.starts_with(m));
-    }
-    if d.starts_with(b"HTTP/1.") {
-        return true;
-    }
-    match d.iter().take(20).position(|&c| c == b' ') {
-        Some(te) => METHODS.contains(&&d[..te]),
-        None => d.len() < 20 && METHODS.iter().any(|m| m.starts_with(d)),
-    }
-}
-
-/// Finds the first position in `d` where a message of the wanted kind starts at a line start.
-fn find_start(d: &[u8], want_request: Option<bool>) -> Option<(usize, Start)> {
-    let mut i = 0;
-    loop {
-        let s = line_start(&d[i..]);
-        let ok = matches!(
-            (s, want_request),
-            (Start::Request, None | Some(true)) | (Start::Response, None | Some(false))
-        );
-        if ok {
-            return Some((i, s));
-        }
-        if s == Start::Partial {
-            // Possibly a start cut by the end of the buffer: resume from here later.
-            return Some((i, Start::Partial));
-        }
-        let nl = d[i..].iter().position(|&c| c == b'\n')?;
-        i += nl + 1;
-        if i >= d.len() {
-            return None;
-        }
-    }
-}
 
 /// Recognises HTTP/1.x from a request or status line at a line start.
 #[derive(Debug)]
@@ -288,91 +136,6 @@ pub struct Http {
     switched_to: String,
     /// Body of the current request, kept while it may be a GraphQL operation.
     gql_body: Option<Vec<u8>>,
-}
-
-/// GraphQL bodies looked at.
-const MAX_GQL_BODY: usize = 16 * 1024;
-
-/// The operation of a GraphQL document: `query GetUser`, `mutation`, `subscription Feed`.
-pub fn graphql_operation(doc: &str) -> Option<String> {
-    let mut rest = doc.trim_start();
-    while let Some(r) = rest.strip_prefix('#') {
-        rest = r.split_once('\n').map_or("", |(_, r)| r).trim_start();
-    }
-    if rest.starts_with('{') {
-        return Some("query".into());
-    }
-    let word_end = rest
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(rest.len());
-    let kind = &rest[..word_end];
-    if !matches!(kind, "query" | "mutation" | "subscription") {
-        return None;
-    }
-    let after = rest[word_end..].trim_start();
-    let name_end = after
-        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-        .unwrap_or(after.len());
-    let name = &after[..name_end];
-    Some(if name.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind} {name}")
-    })
-}
-
-/// The string value of `"key"` in a JSON text (first occurrence; escapes decoded).
-fn json_string(text: &str, key: &str) -> Option<String> {
-    let pat = format!("\"{key}\"");
-    let at = text.find(&pat)? + pat.len();
-    let rest = text[at..]
-        .trim_start()
-        .strip_prefix(':')?
-        .trim_start()
-        .strip_prefix('"')?;
-    let mut out = String::new();
-    let mut chars = rest.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return Some(out),
-            '\\' => match chars.next()? {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                'u' => {
-                    let h: String = chars.by_ref().take(4).collect();
-                    out.push(
-                        u32::from_str_radix(&h, 16)
-                            .ok()
-                            .and_then(char::from_u32)
-                            .unwrap_or('?'),
-                    );
-                }
-                other => out.push(other),
-            },
-            c => out.push(c),
-        }
-    }
-    None
-}
-
-/// The GraphQL operation of a request, from its JSON or `application/graphql` body or its
-/// `query` URL parameter.
-fn gql_from(url: &str, body: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(body);
-    if let Some(q) = json_string(&text, "query") {
-        let op = graphql_operation(&q)?;
-        return Some(match json_string(&text, "operationName") {
-            Some(name) if !name.is_empty() && !op.contains(' ') => format!("{op} {name}"),
-            _ => op,
-        });
-    }
-    if let Some(op) = graphql_operation(&text) {
-        return Some(op);
-    }
-    let query = url.split_once('?')?.1;
-    let q = query.split('&').find_map(|kv| kv.strip_prefix("query="))?;
-    graphql_operation(&percent_decode(q))
 }
 
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -1058,36 +821,5 @@ impl Dissector for Http {
             "h2c" => Some("http2"),
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn graphql_operations() {
-        assert_eq!(
-            graphql_operation("query GetUser($id: ID!) { user(id: $id) { name } }").as_deref(),
-            Some("query GetUser")
-        );
-        assert_eq!(
-            graphql_operation("  # hi\n mutation { like }").as_deref(),
-            Some("mutation")
-        );
-        assert_eq!(graphql_operation("{ me { id } }").as_deref(), Some("query"));
-        assert_eq!(graphql_operation("SELECT 1"), None);
-        let body = br#"{"operationName":"Feed","variables":{},"query":"subscription Feed { posts { id } }"}"#;
-        assert_eq!(
-            gql_from("/graphql", body).as_deref(),
-            Some("subscription Feed")
-        );
-        let body = br#"{"query":"{ me { id } }","operationName":"Me"}"#;
-        assert_eq!(gql_from("/graphql", body).as_deref(), Some("query Me"));
-        assert_eq!(
-            gql_from("/graphql?query=query%20Q1%20%7B%20a%20%7D", b"").as_deref(),
-            Some("query Q1")
-        );
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 }
