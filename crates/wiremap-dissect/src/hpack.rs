@@ -271,7 +271,8 @@ impl Hpack {
             match step {
                 Some(q) if q > p => p = q,
                 _ => {
-                    out.fields.push((None, None));
+                    // An unknown field marks where decoding stopped (within the cap too).
+                    keep(&mut out, &mut used, (None, None));
                     out.error = true;
                     break;
                 }
