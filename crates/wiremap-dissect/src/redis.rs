@@ -84,8 +84,43 @@ fn frame(d: &[u8]) -> Frame {
         },
         _ => match value_end(d, 0, 0) {
             Ok(n) => Frame::Len(n),
+            Err(Frame::Need) => known_len(d).map_or(Frame::Need, Frame::Len),
             Err(f) => f,
         },
+    }
+}
+
+/// Bulk strings from this size on frame their message by the declared length.
+const LARGE_BULK: usize = 1 << 20;
+
+/// The length of an incomplete message when its header already tells it: a bulk string
+/// (`GET` of a large value), or a command whose last argument is the large bulk (`SET k
+/// <value>`). Such a message over the framer's buffer is then skipped by length.
+fn known_len(d: &[u8]) -> Option<usize> {
+    let bulk_end = |at: usize| -> Option<usize> {
+        if d.get(at) != Some(&b'$') {
+            return None;
+        }
+        let (s, e) = line(d, at + 1)?;
+        let n = usize::try_from(int(&d[s..e])?).ok()?;
+        // Small values are simply waited for, as any incomplete message.
+        if n < LARGE_BULK {
+            return None;
+        }
+        (e + 2).checked_add(n)?.checked_add(2)
+    };
+    match d.first()? {
+        b'$' => bulk_end(0),
+        b'*' => {
+            let (s, e) = line(d, 1)?;
+            let items = usize::try_from(int(&d[s..e])?).ok()?;
+            let mut p = e + 2;
+            for _ in 0..items.checked_sub(1)? {
+                p = value_end(d, p, 1).ok()?;
+            }
+            bulk_end(p)
+        }
+        _ => None,
     }
 }
 
@@ -363,5 +398,9 @@ mod tests {
         let resp3 = b"%2\r\n+a\r\n:1\r\n+b\r\n#t\r\n";
         assert_eq!(frame(resp3), Frame::Len(resp3.len()));
         assert_eq!(frame(b"?x\r\n"), Frame::Bad);
+        // A large last argument: the length is known from its header.
+        let big = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$20000000\r\nvvvv";
+        assert_eq!(frame(big), Frame::Len(big.len() - 4 + 20_000_000 + 2));
+        assert_eq!(frame(b"$20000000\r\nxx"), Frame::Len(11 + 20_000_000 + 2));
     }
 }

@@ -399,3 +399,32 @@ fn dns_reply_with_thousands_of_records_keeps_its_entry() {
     assert_eq!(d.answers[0], "10.0.0.0");
     assert!(es[0].has_response);
 }
+
+#[test]
+fn redis_large_values_are_skipped_by_length() {
+    let mut set = b"*3\r\n$3\r\nSET\r\n$4\r\nblob\r\n$20971520\r\n".to_vec();
+    set.extend(std::iter::repeat_n(b'v', 20 << 20));
+    set.extend_from_slice(b"\r\n");
+    let mut get_reply = b"$20971520\r\n".to_vec();
+    get_reply.extend(std::iter::repeat_n(b'v', 20 << 20));
+    get_reply.extend_from_slice(b"\r\n");
+    let mut conv = chunked(C, &set, 65_536);
+    conv.push((S, b"+OK\r\n".to_vec()));
+    conv.push((C, b"*2\r\n$3\r\nGET\r\n$4\r\nblob\r\n".to_vec()));
+    conv.extend(chunked(S, &get_reply, 65_536));
+    conv.push((C, b"*1\r\n$4\r\nPING\r\n".to_vec()));
+    conv.push((S, b"+PONG\r\n".to_vec()));
+    let (es, stats) = converse(DissectConfig::default(), 6379, &conv);
+    assert_eq!(event(&stats, "redis_message_skipped"), 2, "{stats:?}");
+    assert_eq!(event(&stats, "redis_desync"), 0, "{stats:?}");
+    let verbs: Vec<String> = es
+        .iter()
+        .filter_map(|e| match app_field(e, "redis_type") {
+            Some(wiremap_model::AppVal::Str(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verbs, ["SET", "GET", "PING"], "{es:?}");
+    assert_eq!(es[0].request_size, set.len() as u64);
+    assert_eq!(es[1].response_size, get_reply.len() as u64);
+}
