@@ -14,6 +14,9 @@ use wiremap_store::{Store, StoreStats};
 
 /// Entries kept in memory for live streams that fall behind.
 pub const RECENT_CAP: usize = 200_000;
+/// Bytes those entries may take (estimated from their encoded size): entries carry headers
+/// and query text, so a count alone does not bound them.
+pub const RECENT_BYTES: usize = 64 << 20;
 /// Distinct edges exported as Prometheus series (more are counted in `overflow`).
 pub const MAX_EDGE_SERIES: usize = 10_000;
 /// Latency histogram bucket bounds, seconds.
@@ -28,26 +31,49 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// Recently stored entries, oldest first, ids increasing.
+/// Recently stored entries, oldest first, ids increasing, within [`RECENT_CAP`] entries and
+/// [`RECENT_BYTES`] bytes. A stream behind what it holds starts over from the store.
 #[derive(Debug, Default)]
 pub struct Recent {
-    entries: VecDeque<Arc<Entry>>,
+    entries: VecDeque<(Arc<Entry>, usize)>,
+    bytes: usize,
+}
+
+/// What an entry costs in memory, from what it took encoded (decoded strings and their
+/// allocations take about twice that) plus the entry itself.
+fn entry_cost(encoded: usize) -> usize {
+    std::mem::size_of::<Entry>() + 2 * encoded
 }
 
 impl Recent {
     /// Entries with an id above `cursor`, or `None` when some of them already left memory.
     pub fn since(&self, cursor: u64) -> Option<Vec<Arc<Entry>>> {
-        let first = self.entries.front().map(|e| e.id);
+        let first = self.entries.front().map(|e| e.0.id);
         if first.is_some_and(|f| f > cursor + 1) {
             return None;
         }
-        let at = self.entries.partition_point(|e| e.id <= cursor);
-        Some(self.entries.range(at..).cloned().collect())
+        let at = self.entries.partition_point(|e| e.0.id <= cursor);
+        Some(self.entries.range(at..).map(|e| Arc::clone(&e.0)).collect())
     }
 
     /// Id of the newest entry.
     pub fn last_id(&self) -> Option<u64> {
-        self.entries.back().map(|e| e.id)
+        self.entries.back().map(|e| e.0.id)
+    }
+
+    /// Adds entries (with their encoded sizes), dropping the oldest past the bounds.
+    fn extend(&mut self, new: impl IntoIterator<Item = (Arc<Entry>, usize)>) {
+        for (e, encoded) in new {
+            let cost = entry_cost(encoded);
+            self.bytes += cost;
+            self.entries.push_back((e, cost));
+        }
+        while self.entries.len() > RECENT_CAP || self.bytes > RECENT_BYTES {
+            match self.entries.pop_front() {
+                Some((_, cost)) => self.bytes -= cost,
+                None => break,
+            }
+        }
     }
 }
 
@@ -224,7 +250,7 @@ impl Shared {
 pub struct Ingest {
     engine: Engine,
     shared: Arc<Shared>,
-    pending: Vec<Arc<Entry>>,
+    pending: Vec<(Arc<Entry>, usize)>,
     keep_packets: bool,
     k8s: Option<std::sync::mpsc::Receiver<Vec<wiremap_identity::Holding>>>,
     /// Counters of dissecting workers, when they do the dissection (fanout capture).
@@ -276,7 +302,7 @@ impl Ingest {
         {
             let mut store = lock(&shared.store);
             f(engine, &mut |mut e| match store.append_entry(&mut e) {
-                Ok(()) => pending.push(Arc::new(e)),
+                Ok(()) => pending.push((Arc::new(e), store.last_entry_len())),
                 Err(x) => err = Some(x),
             });
         }
@@ -332,7 +358,7 @@ impl Ingest {
         let pending = std::mem::take(&mut self.pending);
         if !pending.is_empty() {
             let mut m = lock(&self.shared.edges);
-            for e in &pending {
+            for (e, _) in &pending {
                 m.add(e);
             }
         }
@@ -345,10 +371,7 @@ impl Ingest {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            r.entries.extend(pending);
-            while r.entries.len() > RECENT_CAP {
-                r.entries.pop_front();
-            }
+            r.extend(pending);
         }
         let mut c = lock(&self.shared.counters);
         c.pipeline = match &self.workers {
@@ -387,4 +410,49 @@ impl Ingest {
 /// The counters, for front ends that set `capturing`.
 pub fn lock_counters(shared: &Shared) -> MutexGuard<'_, LiveCounters> {
     lock(&shared.counters)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremap_model::{Detail, Endpoint, Protocol, Timestamp, Transport};
+
+    fn entry(id: u64) -> Arc<Entry> {
+        let ep = Endpoint::new("10.0.0.1".parse().expect("ip"), 1);
+        Arc::new(Entry {
+            id,
+            stream: 0,
+            index: 0,
+            timestamp: Timestamp(0),
+            elapsed_time: 0,
+            protocol: Protocol::Tcp,
+            transport: Transport::Tcp,
+            src: ep.clone(),
+            dst: ep,
+            request_size: 0,
+            response_size: 0,
+            has_response: false,
+            status_code: 0,
+            error: false,
+            node_name: String::new(),
+            detail: Detail::None,
+        })
+    }
+
+    #[test]
+    fn recent_entries_are_bounded_by_bytes_as_well_as_count() {
+        let mut r = Recent::default();
+        // 1,000 entries of 256 KiB encoded each: far more bytes than the budget.
+        r.extend((1..=1000).map(|id| (entry(id), 256 << 10)));
+        assert!(r.bytes <= RECENT_BYTES);
+        assert!(r.entries.len() < 1000 && !r.entries.is_empty());
+        assert_eq!(r.last_id(), Some(1000));
+        // A reader at the start fell behind what memory holds; one at the end did not.
+        assert!(r.since(0).is_none());
+        assert_eq!(r.since(999).map(|v| v.len()), Some(1));
+        // Small entries: the count bound applies.
+        let mut r = Recent::default();
+        r.extend((1..=(RECENT_CAP as u64 + 10)).map(|id| (entry(id), 10)));
+        assert_eq!(r.entries.len(), RECENT_CAP);
+    }
 }

@@ -291,6 +291,8 @@ pub struct Store {
     next_seq: u64,
     next_id: u64,
     stats: StoreStats,
+    /// Encoded size of the last entry appended.
+    last_entry_len: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -345,6 +347,7 @@ impl Store {
             open: None,
             next_id: 1,
             stats: StoreStats::default(),
+            last_entry_len: 0,
         };
         for seq in seqs {
             let Some(meta) = segments::load(&store.cfg.dir, seq, true, &mut store.stats)? else {
@@ -457,9 +460,16 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes the last appended entry took encoded: a measure of its size for callers that
+    /// keep entries in memory and must bound them by bytes.
+    pub fn last_entry_len(&self) -> usize {
+        self.last_entry_len
+    }
+
     /// Appends an entry, giving it the next store-wide id.
     pub fn append_entry(&mut self, e: &mut Entry) -> Result<(), StoreError> {
         self.maybe_rotate(e.timestamp)?;
+        let self_last_len;
         e.id = self.next_id;
         self.next_id += 1;
         let dir = self.cfg.dir.clone();
@@ -486,6 +496,7 @@ impl Store {
         payload.clear();
         payload.push(REC_ENTRY);
         codec::put_entry(&mut payload, e, &mut number);
+        self_last_len = payload.len();
         let mut def = vec![REC_IDENTITY];
         for id in &fresh {
             def.truncate(1);
@@ -502,6 +513,7 @@ impl Store {
         o.framed = out;
         written?;
         o.meta.add_entry(e);
+        self.last_entry_len = self_last_len;
         Ok(())
     }
 
