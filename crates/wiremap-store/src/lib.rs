@@ -469,7 +469,6 @@ impl Store {
     /// Appends an entry, giving it the next store-wide id.
     pub fn append_entry(&mut self, e: &mut Entry) -> Result<(), StoreError> {
         self.maybe_rotate(e.timestamp)?;
-        let self_last_len;
         e.id = self.next_id;
         self.next_id += 1;
         let dir = self.cfg.dir.clone();
@@ -496,7 +495,7 @@ impl Store {
         payload.clear();
         payload.push(REC_ENTRY);
         codec::put_entry(&mut payload, e, &mut number);
-        self_last_len = payload.len();
+        let encoded_len = payload.len();
         let mut def = vec![REC_IDENTITY];
         for id in &fresh {
             def.truncate(1);
@@ -513,7 +512,7 @@ impl Store {
         o.framed = out;
         written?;
         o.meta.add_entry(e);
-        self.last_entry_len = self_last_len;
+        self.last_entry_len = encoded_len;
         Ok(())
     }
 
