@@ -61,6 +61,9 @@ fn prec(e: &Expr) -> u8 {
         ExprKind::Cond(..) => 0,
         ExprKind::Binary(op, ..) => op.precedence(),
         ExprKind::Not(_) | ExprKind::Neg(_) => 6,
+        // A negative literal reads as a negation: `(-1).f` is not `-1.f`, which is `-(1.f)`.
+        ExprKind::Lit(Lit::Int(i)) if *i < 0 => 6,
+        ExprKind::Lit(Lit::Double(d)) if d.is_sign_negative() => 6,
         _ => 7,
     }
 }

@@ -313,6 +313,10 @@ fn number(src: &str, start: usize) -> Result<(Tok, usize), KflError> {
         let v: f64 = text
             .parse()
             .map_err(|_| KflError::syntax(src, span, "bad number".into()))?;
+        // `1e400` would be infinity, which has no literal to render back to.
+        if !v.is_finite() {
+            return Err(KflError::syntax(src, span, "number out of range".into()));
+        }
         return Ok((Tok::Double(v), i));
     }
     if matches!(b.get(i), Some(b'u' | b'U')) {
