@@ -37,8 +37,16 @@ pub struct KflError {
 
 impl KflError {
     pub(crate) fn new(kind: ErrorKind, src: &str, span: Span, message: String) -> KflError {
-        let start = span.start.min(src.len());
-        let end = span.end.clamp(start, src.len());
+        // Widen the span to whole characters: the lexer may point at a byte inside one (a bad
+        // escape followed by a multi-byte character).
+        let mut start = span.start.min(src.len());
+        while !src.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = span.end.clamp(start, src.len());
+        while !src.is_char_boundary(end) {
+            end += 1;
+        }
         let line_start = src[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = src[start..].find('\n').map_or(src.len(), |i| start + i);
         let line = src[..start].matches('\n').count() + 1;
