@@ -61,7 +61,11 @@ fn an_error_inside_a_multibyte_character_is_reported() {
     // Found by fuzzing: a bad `\u` escape followed by a two-byte character put the caret in
     // the middle of the character, and building the error panicked.
     let now = common::ts("2026-03-15T00:00:00Z");
-    for src in ["'\\u\u{3ff}e9' == ''", "'\\x\u{e9}' == ''", "'\\U\u{1F600}' == ''"] {
+    for src in [
+        "'\\u\u{3ff}e9' == ''",
+        "'\\x\u{e9}' == ''",
+        "'\\U\u{1F600}' == ''",
+    ] {
         let e = Filter::compile(src, now).expect_err(src);
         assert!(e.message.contains("escape"), "{src}: {e}");
         assert!(!e.caret().is_empty());
