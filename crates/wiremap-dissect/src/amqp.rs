@@ -172,6 +172,9 @@ pub struct Amqp {
 }
 
 impl Dissector for Amqp {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         if self.client.is_none() {
             // The client sends the protocol header; joined mid-stream, the first speaker is

@@ -481,6 +481,9 @@ pub fn answers_for_identity(m: &Message, ts: Timestamp, out: &mut Vec<DnsAnswer>
 }
 
 impl Dissector for Dns {
+    fn held(&self) -> usize {
+        self.buf[0].capacity() + self.buf[1].capacity()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         if !self.tcp {
             self.message(cx, dir, ts, data);

@@ -33,6 +33,13 @@ pub(crate) struct Framer {
     skip: [u64; 2],
 }
 
+impl Framer {
+    /// Bytes its buffers hold.
+    pub(crate) fn held(&self) -> usize {
+        self.buf[0].capacity() + self.buf[1].capacity()
+    }
+}
+
 /// Counter names of one protocol's framer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Events {

@@ -779,6 +779,16 @@ impl Http {
 }
 
 impl Dissector for Http {
+    fn held(&self) -> usize {
+        let deferred = self
+            .deferred
+            .as_ref()
+            .map_or(0, |d| d[0].capacity() + d[1].capacity());
+        self.half[0].buf.capacity()
+            + self.half[1].buf.capacity()
+            + deferred
+            + self.gql_body.as_ref().map_or(0, Vec::capacity)
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         if let Some(left) = self.feed(cx, dir, ts, data) {
             return Next::Handoff(left);

@@ -442,6 +442,10 @@ impl Http2 {
 }
 
 impl Dissector for Http2 {
+    fn held(&self) -> usize {
+        let cont: usize = self.cont.iter().flatten().map(|c| c.block.capacity()).sum();
+        self.buf[0].capacity() + self.buf[1].capacity() + cont
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let di = dir.index();
         if self.lost[di] {

@@ -174,6 +174,9 @@ pub struct Kafka {
 }
 
 impl Dissector for Kafka {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let client = &mut self.client;
         let pending = &mut self.pending;

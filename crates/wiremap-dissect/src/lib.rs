@@ -85,6 +85,11 @@ pub trait Dissector: Send {
     fn successor(&self) -> Option<&'static str> {
         None
     }
+    /// Heap bytes this dissector holds in its buffers, counted against the pipeline's memory
+    /// budget; must be cheap (asked after every call).
+    fn held(&self) -> usize {
+        0
+    }
 }
 
 /// The probes wiremap ships, in the order they are asked.

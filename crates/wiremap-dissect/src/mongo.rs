@@ -251,6 +251,9 @@ pub struct Mongo {
 }
 
 impl Dissector for Mongo {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let pending = &mut self.pending;
         self.framer.feed(

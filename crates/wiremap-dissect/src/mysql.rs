@@ -168,6 +168,9 @@ impl Mysql {
 }
 
 impl Dissector for Mysql {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let mut framer = std::mem::take(&mut self.framer);
         framer.feed(

@@ -362,6 +362,9 @@ impl Postgres {
 }
 
 impl Dissector for Postgres {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         if self.client.is_none() {
             // The frontend speaks first, with an untyped startup message or a query.

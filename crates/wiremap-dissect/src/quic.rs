@@ -234,6 +234,9 @@ impl Quic {
 }
 
 impl Dissector for Quic {
+    fn held(&self) -> usize {
+        self.crypto.iter().map(|(_, c)| c.capacity()).sum()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         self.bytes[dir.index()] += data.len() as u64;
         if self.client.is_some_and(|c| c != dir) {

@@ -300,6 +300,9 @@ fn printable(w: &[u8], max: usize) -> String {
 }
 
 impl Dissector for Redis {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let client = &mut self.client;
         let pending = &mut self.pending;

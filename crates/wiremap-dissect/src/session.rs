@@ -101,6 +101,8 @@ pub struct Dissect {
     cfg: DissectConfig,
     out: Output,
     stats: DissectStats,
+    /// Heap bytes all open sessions hold (kept as they change, so asking is free).
+    held: usize,
 }
 
 impl std::fmt::Debug for Dissect {
@@ -124,6 +126,7 @@ impl Dissect {
             cfg,
             out: Output::default(),
             stats: DissectStats::default(),
+            held: 0,
         }
     }
 
@@ -273,6 +276,27 @@ fn push(d: &mut Detect, chunk: Chunk, cap: usize) {
     d.log.push(chunk);
 }
 
+impl Session {
+    /// Heap bytes this flow's detection log or dissector holds.
+    fn held(&self) -> usize {
+        match &self.state {
+            State::Detecting(d) => {
+                let log: usize = d
+                    .log
+                    .iter()
+                    .map(|c| match c {
+                        Chunk::Data(_, _, v) => v.capacity(),
+                        Chunk::Gap(..) => 0,
+                    })
+                    .sum();
+                log + d.prefix[0].capacity() + d.prefix[1].capacity()
+            }
+            State::Active(d) => d.held(),
+            State::Opaque(_) => 0,
+        }
+    }
+}
+
 impl StreamHandler for Dissect {
     type Session = Session;
 
@@ -284,6 +308,36 @@ impl StreamHandler for Dissect {
     }
 
     fn data(
+        &mut self,
+        s: &mut Session,
+        info: &FlowInfo,
+        dir: Direction,
+        ts: Timestamp,
+        data: &[u8],
+    ) {
+        let before = s.held();
+        self.data_inner(s, info, dir, ts, data);
+        self.held = self.held.saturating_sub(before) + s.held();
+    }
+
+    fn gap(&mut self, s: &mut Session, info: &FlowInfo, dir: Direction, ts: Timestamp, len: u64) {
+        let before = s.held();
+        self.gap_inner(s, info, dir, ts, len);
+        self.held = self.held.saturating_sub(before) + s.held();
+    }
+
+    fn close(&mut self, s: Session, info: &FlowInfo, ts: Timestamp, reason: CloseReason) {
+        self.held = self.held.saturating_sub(s.held());
+        self.close_inner(s, info, ts, reason);
+    }
+
+    fn held(&self) -> usize {
+        self.held
+    }
+}
+
+impl Dissect {
+    fn data_inner(
         &mut self,
         s: &mut Session,
         info: &FlowInfo,
@@ -330,7 +384,14 @@ impl StreamHandler for Dissect {
         }
     }
 
-    fn gap(&mut self, s: &mut Session, info: &FlowInfo, dir: Direction, ts: Timestamp, len: u64) {
+    fn gap_inner(
+        &mut self,
+        s: &mut Session,
+        info: &FlowInfo,
+        dir: Direction,
+        ts: Timestamp,
+        len: u64,
+    ) {
         match &mut s.state {
             State::Opaque(_) => {}
             State::Detecting(det) => det.log.push(Chunk::Gap(dir, ts, len)),
@@ -341,7 +402,7 @@ impl StreamHandler for Dissect {
         }
     }
 
-    fn close(&mut self, mut s: Session, info: &FlowInfo, ts: Timestamp, reason: CloseReason) {
+    fn close_inner(&mut self, mut s: Session, info: &FlowInfo, ts: Timestamp, reason: CloseReason) {
         if let State::Detecting(det) = &s.state {
             let choice = self.decide(info.key.transport, det, true).flatten();
             self.settle(&mut s, info, choice);

@@ -296,6 +296,12 @@ impl Tls {
 }
 
 impl Dissector for Tls {
+    fn held(&self) -> usize {
+        self.side
+            .iter()
+            .map(|s| s.rec.capacity() + s.hs.capacity())
+            .sum()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let di = dir.index();
         self.bytes[di] += data.len() as u64;

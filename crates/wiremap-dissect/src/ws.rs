@@ -130,6 +130,9 @@ impl Ws {
 }
 
 impl Dissector for Ws {
+    fn held(&self) -> usize {
+        self.framer.held()
+    }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let mut framer = std::mem::take(&mut self.framer);
         framer.feed(

@@ -428,3 +428,28 @@ fn redis_large_values_are_skipped_by_length() {
     assert_eq!(es[0].request_size, set.len() as u64);
     assert_eq!(es[1].response_size, get_reply.len() as u64);
 }
+
+#[test]
+fn what_sessions_hold_is_known_to_the_flow_table() {
+    use wiremap_model::Timestamp;
+    use wiremap_reassembly::{CloseReason, StreamHandler};
+    let mut d = wiremap_dissect::Dissect::new(DissectConfig::default());
+    let info = flow(8080);
+    let mut sessions: Vec<_> = (0..10).map(|_| d.open(&info)).collect();
+    // Ten unfinished 30 KiB HTTP heads: held until a blank line that never comes.
+    let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+    while head.len() < 30 << 10 {
+        head.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+    }
+    for s in &mut sessions {
+        for chunk in head.chunks(1400) {
+            d.data(s, &info, C, Timestamp(1), chunk);
+        }
+    }
+    let held = d.held();
+    assert!(held >= 10 * (30 << 10), "{held}");
+    for s in sessions {
+        d.close(s, &info, Timestamp(2), CloseReason::End);
+    }
+    assert_eq!(d.held(), 0);
+}

@@ -137,8 +137,16 @@ impl Engine {
 
     /// Closes every flow (end of input) and emits what they still held.
     pub fn finish(&mut self, out: &mut dyn FnMut(Entry)) {
-        self.close_all();
-        self.drain(out);
+        let ts = self.last_ts.max(Timestamp(0));
+        let mut items = std::mem::take(&mut self.scratch);
+        let (identity, entries) = (&mut self.identity, &mut self.entries);
+        self.table.finish_in_batches(&mut self.dissect, ts, |d| {
+            collect(d, entries, &mut items);
+            for item in items.drain(..) {
+                apply(identity, item, out);
+            }
+        });
+        self.scratch = items;
     }
 
     fn close_all(&mut self) {
@@ -158,16 +166,7 @@ impl Engine {
     /// Moves what the dissectors produced, in order, into `batch`: DNS answers, and entries
     /// numbered but not yet named (identity is applied by [`apply`]).
     fn collect(&mut self, batch: &mut Vec<Item>) {
-        let o = self.dissect.output();
-        if o.entries.is_empty() && o.answers.is_empty() {
-            return;
-        }
-        batch.extend(o.answers.drain(..).map(Item::Answer));
-        for mut e in o.entries.drain(..) {
-            self.entries += 1;
-            e.id = self.entries;
-            batch.push(Item::Entry(e));
-        }
+        collect(&mut self.dissect, &mut self.entries, batch);
     }
 
     /// Replaces the Kubernetes holdings kept by live watches.
@@ -238,6 +237,20 @@ impl Engine {
             entries: self.entries,
             dropped,
         }
+    }
+}
+
+/// Moves what the dissectors produced into `batch`, numbering entries from `entries`.
+fn collect(dissect: &mut Dissect, entries: &mut u64, batch: &mut Vec<Item>) {
+    let o = dissect.output();
+    if o.entries.is_empty() && o.answers.is_empty() {
+        return;
+    }
+    batch.extend(o.answers.drain(..).map(Item::Answer));
+    for mut e in o.entries.drain(..) {
+        *entries += 1;
+        e.id = *entries;
+        batch.push(Item::Entry(e));
     }
 }
 
