@@ -4,6 +4,7 @@
 //! is an error.
 
 use std::collections::VecDeque;
+use wiremap_model::DropReason;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
@@ -198,8 +199,8 @@ impl Dissector for Amqp {
             ts,
             data,
             Events {
-                desync: "amqp_desync",
-                skipped: "amqp_message_skipped",
+                desync: DropReason::AmqpDesync,
+                skipped: DropReason::AmqpMessageSkipped,
             },
             frame,
             |cx, t, m, len| {
@@ -254,7 +255,7 @@ impl Dissector for Amqp {
                     } else {
                         if pending.len() > 1024 {
                             pending.pop_front();
-                            cx.stats.event("amqp_pending_evicted");
+                            cx.stats.event(DropReason::AmqpPendingEvicted);
                         }
                         pending.push_back((class, p));
                     }
@@ -299,7 +300,7 @@ impl Dissector for Amqp {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "amqp_gap_desync");
+        self.framer.gap(cx, dir, len, DropReason::AmqpGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

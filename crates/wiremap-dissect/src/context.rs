@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use wiremap_model::{Detail, Direction, Endpoint, Entry, Protocol, Timestamp};
+use wiremap_model::{
+    Detail, Direction, DropCounts, DropReason, Endpoint, Entry, Protocol, Timestamp,
+};
 use wiremap_reassembly::FlowInfo;
 
 /// An address a DNS answer named, for the identity index.
@@ -32,14 +34,14 @@ pub struct Output {
 pub struct DissectStats {
     /// Flows per detected protocol (`http`, `tls`, `dns`, `tcp`, `udp`).
     pub flows: BTreeMap<&'static str, u64>,
-    /// Desyncs, malformed messages and other events, by name.
-    pub events: BTreeMap<&'static str, u64>,
+    /// Desyncs, malformed messages and other losses, by reason.
+    pub events: DropCounts,
 }
 
 impl DissectStats {
     /// Counts one occurrence of `event`.
-    pub fn event(&mut self, event: &'static str) {
-        *self.events.entry(event).or_insert(0) += 1;
+    pub fn event(&mut self, event: DropReason) {
+        self.events.add(event);
     }
 }
 

@@ -3,6 +3,7 @@
 //! client asked for.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use wiremap_model::DropReason;
 
 use wiremap_model::{Detail, Direction, DnsInfo, Protocol, Timestamp, Transport};
 
@@ -381,7 +382,7 @@ impl Dns {
         let m = match parse(raw) {
             Ok(m) => m,
             Err(_) => {
-                cx.stats.event("dns_malformed");
+                cx.stats.event(DropReason::DnsMalformed);
                 return;
             }
         };
@@ -396,7 +397,7 @@ impl Dns {
             }
             if self.pending.len() >= MAX_PENDING {
                 let old = self.pending.remove(0);
-                cx.stats.event("dns_pending_evicted");
+                cx.stats.event(DropReason::DnsPendingEvicted);
                 self.emit(cx, old, None);
             }
             self.pending.push(Pending {
@@ -423,7 +424,7 @@ impl Dns {
             return;
         }
         if m.answers_dropped > 0 {
-            cx.stats.event("dns_answers_truncated");
+            cx.stats.event(DropReason::DnsAnswersTruncated);
         }
         answers_for_identity(&m, ts, &mut cx.out.answers);
         match self
@@ -435,7 +436,7 @@ impl Dns {
                 let p = self.pending.remove(i);
                 self.emit(cx, p, Some((ts, &m, raw.len() as u64)));
             }
-            None => cx.stats.event("dns_unmatched_response"),
+            None => cx.stats.event(DropReason::DnsUnmatchedResponse),
         }
     }
 }
@@ -517,7 +518,7 @@ impl Dissector for Dns {
             self.buf_ts[di] = ts;
         }
         if self.buf[di].len() > MAX_TCP_MESSAGE {
-            cx.stats.event("dns_desync");
+            cx.stats.event(DropReason::DnsDesync);
             self.buf[di].clear();
             self.lost[di] = true;
         }
@@ -527,7 +528,7 @@ impl Dissector for Dns {
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
         if self.tcp {
             // Length-prefixed framing cannot be recovered after a hole.
-            cx.stats.event("dns_gap_desync");
+            cx.stats.event(DropReason::DnsGapDesync);
             self.buf[dir.index()].clear();
             self.lost[dir.index()] = true;
         }

@@ -1,5 +1,6 @@
 //! Splitting a direction's bytes into length-delimited messages, for the binary protocols.
 
+use wiremap_model::DropReason;
 use wiremap_model::{Direction, Timestamp};
 
 use crate::Cx;
@@ -44,9 +45,9 @@ impl Framer {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Events {
     /// Not this protocol any more: the direction is lost.
-    pub desync: &'static str,
+    pub desync: DropReason,
     /// A message over the buffering cap was read by its head and skipped by length.
-    pub skipped: &'static str,
+    pub skipped: DropReason,
 }
 
 impl Framer {
@@ -145,7 +146,7 @@ impl Framer {
         &data[k..]
     }
 
-    fn lose(&mut self, cx: &mut Cx<'_>, d: usize, event: &'static str) {
+    fn lose(&mut self, cx: &mut Cx<'_>, d: usize, event: DropReason) {
         cx.stats.event(event);
         self.lost[d] = true;
         self.buf[d] = Vec::new();
@@ -153,7 +154,7 @@ impl Framer {
 
     /// `len` bytes were lost. Inside a message being skipped that costs nothing; anywhere
     /// else this direction cannot be framed any more.
-    pub(crate) fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, len: u64, event: &'static str) {
+    pub(crate) fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, len: u64, event: DropReason) {
         let d = dir.index();
         if self.buf[d].is_empty() && self.skip[d] >= len && !self.lost[d] {
             self.skip[d] -= len;

@@ -2,6 +2,7 @@
 //! `Upgrade`/101 and CONNECT hand-off, resynchronisation after gaps and mid-stream joins.
 
 use std::collections::VecDeque;
+use wiremap_model::DropReason;
 use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
 
 pub use crate::gql::graphql_operation;
@@ -252,7 +253,7 @@ impl Http {
         {
             Ok(httparse::Status::Complete((_, h))) => h,
             _ => {
-                cx.stats.event("http_malformed_headers");
+                cx.stats.event(DropReason::HttpMalformedHeaders);
                 &[]
             }
         };
@@ -273,7 +274,7 @@ impl Http {
                 return Ok(());
             }
             let Some(req) = self.pending.front() else {
-                cx.stats.event("http_unmatched_response");
+                cx.stats.event(DropReason::HttpUnmatchedResponse);
                 // Skip its body as well as we can.
                 h.st = match framing(raw, true) {
                     Framing::Length(n) => St::Body(n),
@@ -537,7 +538,7 @@ impl Http {
                     h.buf.clear();
                     // A message that does not start like HTTP means we are lost.
                     if !plausible_start(rest) {
-                        cx.stats.event("http_desync");
+                        cx.stats.event(DropReason::HttpDesync);
                         h.st = St::Resync;
                     }
                 }
@@ -553,7 +554,7 @@ impl Http {
                     if whole.is_none() && h.buf.is_empty() && rest.len() >= MAX_HEAD {
                         // No end within the limit: too large. Look for the next message past
                         // what was searched, so no byte is searched twice.
-                        cx.stats.event("http_head_too_large");
+                        cx.stats.event(DropReason::HttpHeadTooLarge);
                         h.st = St::Resync;
                         rest = &rest[MAX_HEAD..];
                         continue;
@@ -568,7 +569,7 @@ impl Http {
                                 None => {
                                     rest = &[];
                                     if h.buf.len() > MAX_HEAD {
-                                        cx.stats.event("http_head_too_large");
+                                        cx.stats.event(DropReason::HttpHeadTooLarge);
                                         h.buf.clear();
                                         h.st = St::Resync;
                                     }
@@ -585,7 +586,7 @@ impl Http {
                         None => &rest[..end],
                     };
                     if self.on_head(cx, dir, head).is_err() {
-                        cx.stats.event("http_malformed");
+                        cx.stats.event(DropReason::HttpMalformed);
                         // Look for the next message from the byte after this one's start,
                         // where it lies.
                         self.half[di].st = St::Resync;
@@ -653,7 +654,7 @@ impl Http {
                         h.size += rest.len() as u64;
                         rest = &[];
                         if h.buf.len() > 4096 {
-                            cx.stats.event("http_chunk_desync");
+                            cx.stats.event(DropReason::HttpChunkDesync);
                             h.buf.clear();
                             h.st = St::Resync;
                         }
@@ -675,7 +676,7 @@ impl Http {
                             Some(0) => h.st = St::Trailers,
                             Some(n) => h.st = St::ChunkData(n),
                             None => {
-                                cx.stats.event("http_chunk_desync");
+                                cx.stats.event(DropReason::HttpChunkDesync);
                                 h.st = St::Resync;
                             }
                         }
@@ -730,7 +731,7 @@ impl Http {
         }
         match find_start(rest, want) {
             Some((at, Start::Request | Start::Response)) => {
-                cx.stats.event("http_resync");
+                cx.stats.event(DropReason::HttpResync);
                 h.st = St::Start;
                 *rest = &rest[at..];
             }
@@ -761,7 +762,7 @@ impl Http {
         // A head still unfinished when the flow ends (at most MAX_HEAD held) is a loss too.
         for h in &self.half {
             if h.st == St::Head && !h.buf.is_empty() {
-                cx.stats.event("http_head_unfinished");
+                cx.stats.event(DropReason::HttpHeadUnfinished);
             }
         }
         if let Some(server) = self.client.map(Direction::flip) {
@@ -811,7 +812,7 @@ impl Dissector for Http {
             St::UntilClose => St::UntilClose,
             St::Start => St::Resync,
             _ => {
-                cx.stats.event("http_gap_desync");
+                cx.stats.event(DropReason::HttpGapDesync);
                 h.buf.clear();
                 St::Resync
             }

@@ -3,6 +3,7 @@
 //! `grpc-message` from the trailers, and message counts for streaming calls.
 
 use std::collections::BTreeMap;
+use wiremap_model::DropReason;
 
 use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
 
@@ -127,10 +128,10 @@ struct Continued {
 /// Counts what the caps of a header block dropped and whether it was malformed.
 fn count_decoded(cx: &mut Cx<'_>, d: &crate::hpack::Decoded) {
     if d.error {
-        cx.stats.event("http2_hpack_error");
+        cx.stats.event(DropReason::Http2HpackError);
     }
     if d.truncated {
-        cx.stats.event("http2_header_list_truncated");
+        cx.stats.event(DropReason::Http2HeaderListTruncated);
     }
 }
 
@@ -260,7 +261,7 @@ impl Http2 {
         count_decoded(cx, &decoded);
         let fields = decoded.fields;
         if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&sid) {
-            cx.stats.event("http2_streams_evicted");
+            cx.stats.event(DropReason::Http2StreamsEvicted);
             if let Some(&old) = self.streams.keys().next() {
                 self.emit(cx, old);
             }
@@ -345,7 +346,7 @@ impl Http2 {
                 if !c.dropped && c.block.len() + payload.len() > MAX_HEADER_BLOCK {
                     // Too big to hold: drop it. Its dynamic table updates are lost with it,
                     // so this direction decodes on as if joined mid-stream.
-                    cx.stats.event("http2_header_block_too_large");
+                    cx.stats.event(DropReason::Http2HeaderBlockTooLarge);
                     c.dropped = true;
                     c.block = Vec::new();
                     self.hpack[di] = Some(Hpack::new(false));
@@ -360,7 +361,7 @@ impl Http2 {
                 }
                 return;
             }
-            cx.stats.event("http2_continuation_lost");
+            cx.stats.event(DropReason::Http2ContinuationLost);
         }
         match ty {
             0 => {
@@ -400,7 +401,7 @@ impl Http2 {
             }
             1 => {
                 let Some(block) = strip_padding(payload, flags, true) else {
-                    cx.stats.event("http2_malformed_headers");
+                    cx.stats.event(DropReason::Http2MalformedHeaders);
                     return;
                 };
                 if flags & 0x04 == 0 {
@@ -477,7 +478,7 @@ impl Dissector for Http2 {
         let buf = std::mem::take(&mut self.buf[di]);
         while let Some((len, ty, flags, sid)) = frame_header(&buf[at..]) {
             if len > MAX_FRAME {
-                cx.stats.event("http2_desync");
+                cx.stats.event(DropReason::Http2Desync);
                 self.lost[di] = true;
                 return Next::Continue;
             }
@@ -488,7 +489,7 @@ impl Dissector for Http2 {
                     self.frame(cx, dir, ts, (ty, flags, sid), have, len);
                     self.skip[di] = len - have.len();
                     at = buf.len();
-                    cx.stats.event("http2_data_skipped");
+                    cx.stats.event(DropReason::Http2DataSkipped);
                 }
                 break;
             };
@@ -502,7 +503,7 @@ impl Dissector for Http2 {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, _len: u64) {
-        cx.stats.event("http2_gap_desync");
+        cx.stats.event(DropReason::Http2GapDesync);
         self.lost[dir.index()] = true;
         self.buf[dir.index()].clear();
     }

@@ -1,6 +1,7 @@
 //! Kafka: length-prefixed requests matched to responses by correlation id; API key and
 //! version, client id.
 
+use wiremap_model::DropReason;
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
@@ -186,8 +187,8 @@ impl Dissector for Kafka {
             ts,
             data,
             Events {
-                desync: "kafka_desync",
-                skipped: "kafka_message_skipped",
+                desync: DropReason::KafkaDesync,
+                skipped: DropReason::KafkaMessageSkipped,
             },
             frame,
             |cx, t, msg, len| {
@@ -204,7 +205,7 @@ impl Dissector for Kafka {
                             .bool("kafka_request", true);
                         if pending.len() > 1024 {
                             pending.remove(0);
-                            cx.stats.event("kafka_pending_evicted");
+                            cx.stats.event(DropReason::KafkaPendingEvicted);
                         }
                         pending.push(Pending {
                             ts: t,
@@ -216,7 +217,7 @@ impl Dissector for Kafka {
                         return;
                     }
                     if Some(dir) == *client {
-                        cx.stats.event("kafka_malformed_request");
+                        cx.stats.event(DropReason::KafkaMalformedRequest);
                         return;
                     }
                 }
@@ -234,7 +235,7 @@ impl Dissector for Kafka {
                             AppInfo::default().bool("kafka_response", true),
                         );
                     }
-                    None => cx.stats.event("kafka_unmatched_response"),
+                    None => cx.stats.event(DropReason::KafkaUnmatchedResponse),
                 }
             },
         );
@@ -242,7 +243,7 @@ impl Dissector for Kafka {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "kafka_gap_desync");
+        self.framer.gap(cx, dir, len, DropReason::KafkaGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

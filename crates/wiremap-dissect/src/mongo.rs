@@ -1,6 +1,7 @@
 //! MongoDB wire protocol: OP_MSG and legacy OP_QUERY/OP_REPLY (and the other legacy
 //! opcodes); command, database, collection and errors from the BSON bodies.
 
+use wiremap_model::DropReason;
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
@@ -262,8 +263,8 @@ impl Dissector for Mongo {
             ts,
             data,
             Events {
-                desync: "mongodb_desync",
-                skipped: "mongodb_message_skipped",
+                desync: DropReason::MongodbDesync,
+                skipped: DropReason::MongodbMessageSkipped,
             },
             frame,
             |cx, t, msg, len| {
@@ -281,7 +282,7 @@ impl Dissector for Mongo {
                         .str("mongodb_collection", coll);
                     if pending.len() > 1024 {
                         pending.remove(0);
-                        cx.stats.event("mongodb_pending_evicted");
+                        cx.stats.event(DropReason::MongodbPendingEvicted);
                     }
                     pending.push(Pending {
                         ts: t,
@@ -309,7 +310,7 @@ impl Dissector for Mongo {
                             .str("mongodb_error_message", errmsg);
                         emit_app(cx, Protocol::Mongodb, p, Some((t, len)), code, !ok, extra);
                     }
-                    None => cx.stats.event("mongodb_unmatched_reply"),
+                    None => cx.stats.event(DropReason::MongodbUnmatchedReply),
                 }
             },
         );
@@ -317,7 +318,7 @@ impl Dissector for Mongo {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "mongodb_gap_desync");
+        self.framer.gap(cx, dir, len, DropReason::MongodbGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

@@ -1,6 +1,7 @@
 //! MySQL/MariaDB client/server protocol: the server greeting, COM_* commands (one entry
 //! each) with OK/ERR/result-set replies, and the switch to TLS after an SSL request.
 
+use wiremap_model::DropReason;
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
@@ -179,8 +180,8 @@ impl Dissector for Mysql {
             ts,
             data,
             Events {
-                desync: "mysql_desync",
-                skipped: "mysql_message_skipped",
+                desync: DropReason::MysqlDesync,
+                skipped: DropReason::MysqlMessageSkipped,
             },
             frame,
             |cx, t, m, len| {
@@ -243,7 +244,7 @@ impl Dissector for Mysql {
                     return;
                 }
                 let Some(name) = command_name(m[4]) else {
-                    cx.stats.event("mysql_unknown_command");
+                    cx.stats.event(DropReason::MysqlUnknownCommand);
                     return;
                 };
                 self.flush_answered(cx);
@@ -294,7 +295,7 @@ impl Dissector for Mysql {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "mysql_gap_desync");
+        self.framer.gap(cx, dir, len, DropReason::MysqlGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

@@ -3,6 +3,7 @@
 //! SSLRequest followed by TLS (handed back to detection).
 
 use std::collections::{HashMap, VecDeque};
+use wiremap_model::DropReason;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
@@ -271,7 +272,7 @@ impl Postgres {
             .str("postgresql_user", self.user.clone());
         if self.pending.len() > 1024 {
             self.pending.pop_front();
-            cx.stats.event("postgresql_pending_evicted");
+            cx.stats.event(DropReason::PostgresqlPendingEvicted);
         }
         self.pending.push_back((
             Pending {
@@ -348,7 +349,7 @@ impl Postgres {
                             }
                         }
                     }
-                    None => cx.stats.event("postgresql_unmatched_error"),
+                    None => cx.stats.event(DropReason::PostgresqlUnmatchedError),
                 }
             }
             b'Z' => {
@@ -397,8 +398,8 @@ impl Dissector for Postgres {
             ts,
             data,
             Events {
-                desync: "postgresql_desync",
-                skipped: "postgresql_message_skipped",
+                desync: DropReason::PostgresqlDesync,
+                skipped: DropReason::PostgresqlMessageSkipped,
             },
             |d| {
                 if client {
@@ -424,7 +425,8 @@ impl Dissector for Postgres {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "postgresql_gap_desync");
+        self.framer
+            .gap(cx, dir, len, DropReason::PostgresqlGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

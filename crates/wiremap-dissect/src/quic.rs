@@ -8,6 +8,7 @@ use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes128Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
+use wiremap_model::DropReason;
 use wiremap_model::{Detail, Direction, Protocol, Timestamp, TlsInfo, Transport};
 
 use crate::tls::{parse_client_hello, version_name, ClientHello};
@@ -259,7 +260,7 @@ impl Dissector for Quic {
             Some(_) => {}
             None => {
                 if self.client.is_none() {
-                    cx.stats.event("quic_undecryptable");
+                    cx.stats.event(DropReason::QuicUndecryptable);
                 }
             }
         }

@@ -2,6 +2,7 @@
 //! (pub/sub messages, RESP3 `>`) counted but not paired.
 
 use std::collections::VecDeque;
+use wiremap_model::DropReason;
 
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
@@ -312,8 +313,8 @@ impl Dissector for Redis {
             ts,
             data,
             Events {
-                desync: "redis_desync",
-                skipped: "redis_message_skipped",
+                desync: DropReason::RedisDesync,
+                skipped: DropReason::RedisMessageSkipped,
             },
             frame,
             |cx, t, msg, len| {
@@ -353,7 +354,7 @@ impl Dissector for Redis {
                     return;
                 }
                 if msg.first() == Some(&b'>') {
-                    cx.stats.event("redis_push");
+                    cx.stats.event(DropReason::RedisPush);
                     return;
                 }
                 match pending.pop_front() {
@@ -370,7 +371,7 @@ impl Dissector for Redis {
                         emit_app(cx, Protocol::Redis, p, Some((t, len)), 0, error, extra);
                     }
                     // Pub/sub messages arrive without a command.
-                    None => cx.stats.event("redis_push"),
+                    None => cx.stats.event(DropReason::RedisPush),
                 }
             },
         );
@@ -378,7 +379,7 @@ impl Dissector for Redis {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "redis_gap_desync");
+        self.framer.gap(cx, dir, len, DropReason::RedisGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

@@ -2,6 +2,7 @@
 //! ServerHello (chosen version and ALPN). One entry per ClientHello, closed with the
 //! connection's byte counts; the encrypted rest is only counted.
 
+use wiremap_model::DropReason;
 use wiremap_model::{Detail, Direction, Protocol, Timestamp, TlsInfo, Transport};
 
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
@@ -256,7 +257,7 @@ impl Tls {
             }
             let len = (usize::from(hs[1]) << 16) | (usize::from(hs[2]) << 8) | usize::from(hs[3]);
             if len > MAX_HANDSHAKE {
-                cx.stats.event("tls_handshake_too_large");
+                cx.stats.event(DropReason::TlsHandshakeTooLarge);
                 self.side[di].done = true;
                 return;
             }
@@ -272,7 +273,7 @@ impl Tls {
                         client: dir,
                         ch,
                     }),
-                    None => cx.stats.event("tls_malformed_client_hello"),
+                    None => cx.stats.event(DropReason::TlsMalformedClientHello),
                 },
                 2 => match parse_server_hello(body) {
                     Some(sh) => {
@@ -280,7 +281,7 @@ impl Tls {
                             self.server = Some((ts, sh));
                         }
                     }
-                    None => cx.stats.event("tls_malformed_server_hello"),
+                    None => cx.stats.event(DropReason::TlsMalformedServerHello),
                 },
                 _ => {}
             }
@@ -323,7 +324,7 @@ impl Dissector for Tls {
                     break;
                 }
                 if !record_header_ok(&side.rec) {
-                    cx.stats.event("tls_desync");
+                    cx.stats.event(DropReason::TlsDesync);
                     side.done = true;
                     break;
                 }

@@ -1,6 +1,7 @@
 //! WebSocket frames after an HTTP `Upgrade: websocket` (RFC 6455): one entry per client
 //! frame, answered by the next server frame; opcode, payload length, permessage-deflate.
 
+use wiremap_model::DropReason;
 use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
 
 use crate::framing::{Events, Frame, Framer};
@@ -141,8 +142,8 @@ impl Dissector for Ws {
             ts,
             data,
             Events {
-                desync: "ws_desync",
-                skipped: "ws_message_skipped",
+                desync: DropReason::WsDesync,
+                skipped: DropReason::WsMessageSkipped,
             },
             frame,
             |cx, t, m, len| {
@@ -185,7 +186,7 @@ impl Dissector for Ws {
                 } else if let Some(p) = self.pending.take() {
                     Ws::emit(cx, client, p, Some((t, len, len.saturating_sub(at as u64))));
                 } else {
-                    cx.stats.event("ws_server_frame");
+                    cx.stats.event(DropReason::WsServerFrame);
                 }
             },
         );
@@ -194,7 +195,7 @@ impl Dissector for Ws {
     }
 
     fn gap(&mut self, cx: &mut Cx<'_>, dir: Direction, _ts: Timestamp, len: u64) {
-        self.framer.gap(cx, dir, len, "ws_gap_desync");
+        self.framer.gap(cx, dir, len, DropReason::WsGapDesync);
     }
 
     fn close(&mut self, cx: &mut Cx<'_>, _ts: Timestamp) {

@@ -5,7 +5,7 @@ mod common;
 
 use common::{converse, converse_steps, Step};
 use wiremap_dissect::DissectConfig;
-use wiremap_model::{Detail, Direction};
+use wiremap_model::{Detail, Direction, DropReason};
 
 use Direction::{AtoB as C, BtoA as S};
 
@@ -65,8 +65,8 @@ fn ok_response(sid: u32) -> Vec<u8> {
     h2_frame(1, 0x05, sid, &hpack_literals(&[(":status", "200")]))
 }
 
-fn event(stats: &wiremap_dissect::DissectStats, name: &str) -> u64 {
-    stats.events.get(name).copied().unwrap_or(0)
+fn event(stats: &wiremap_dissect::DissectStats, reason: DropReason) -> u64 {
+    stats.events.get(reason)
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn http2_continuation_flood_is_capped_and_the_connection_goes_on() {
     conv.push((S, ok_response(3)));
     let (es, stats) = converse(DissectConfig::default(), 8080, &conv);
     assert_eq!(
-        event(&stats, "http2_header_block_too_large"),
+        event(&stats, DropReason::Http2HeaderBlockTooLarge),
         1,
         "{stats:?}"
     );
@@ -115,8 +115,12 @@ fn hpack_output_is_capped_and_errors_counted() {
         8080,
         &[(C, client), (S, ok_response(1))],
     );
-    assert_eq!(event(&stats, "http2_header_list_truncated"), 1, "{stats:?}");
-    assert_eq!(event(&stats, "http2_hpack_error"), 1, "{stats:?}");
+    assert_eq!(
+        event(&stats, DropReason::Http2HeaderListTruncated),
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(event(&stats, DropReason::Http2HpackError), 1, "{stats:?}");
     let kept: usize = es
         .iter()
         .map(|e| match &e.detail {
@@ -146,7 +150,7 @@ fn http2_large_data_frames_are_skipped_by_length() {
     conv.push((S, ok_response(1)));
     conv.push((S, ok_response(3)));
     let (es, stats) = converse(DissectConfig::default(), 8080, &conv);
-    assert_eq!(event(&stats, "http2_data_skipped"), 1, "{stats:?}");
+    assert_eq!(event(&stats, DropReason::Http2DataSkipped), 1, "{stats:?}");
     let got: Vec<(String, u64)> = es
         .iter()
         .filter_map(|e| match &e.detail {
@@ -182,16 +186,16 @@ fn http_after_garbage(garbage: Vec<u8>, chunk: usize) -> (Vec<(i64, bool)>, u64,
     ));
     let (es, stats) = converse(DissectConfig::default(), 80, &conv);
     let lost: u64 = [
-        "http_malformed",
-        "http_chunk_desync",
-        "http_desync",
-        "http_head_too_large",
+        DropReason::HttpMalformed,
+        DropReason::HttpChunkDesync,
+        DropReason::HttpDesync,
+        DropReason::HttpHeadTooLarge,
     ]
     .iter()
-    .map(|n| event(&stats, n))
+    .map(|n| event(&stats, *n))
     .sum();
     let got = es.iter().map(|e| (e.status_code, e.has_response)).collect();
-    (got, lost, event(&stats, "http_resync"))
+    (got, lost, event(&stats, DropReason::HttpResync))
 }
 
 #[test]
@@ -241,7 +245,11 @@ fn http1_heads_are_capped_and_unfinished_ones_counted() {
     assert!(head.len() > 60 * 1024 && head.len() < 64 * 1024);
     // Unfinished at the end of the flow: counted, not silent.
     let (es, stats) = converse(DissectConfig::default(), 80, &chunked(C, &head, 1460));
-    assert_eq!(event(&stats, "http_head_unfinished"), 1, "{stats:?}");
+    assert_eq!(
+        event(&stats, DropReason::HttpHeadUnfinished),
+        1,
+        "{stats:?}"
+    );
     assert!(es.is_empty());
     // Past 64 KiB: dropped and counted, and the next request is read.
     let mut long = head.clone();
@@ -250,7 +258,7 @@ fn http1_heads_are_capped_and_unfinished_ones_counted() {
     let mut conv = chunked(C, &long, 1460);
     conv.push((S, b"HTTP/1.1 204 No Content\r\n\r\n".to_vec()));
     let (es, stats) = converse(DissectConfig::default(), 80, &conv);
-    assert_eq!(event(&stats, "http_head_too_large"), 1, "{stats:?}");
+    assert_eq!(event(&stats, DropReason::HttpHeadTooLarge), 1, "{stats:?}");
     let got: Vec<(String, i64)> = es
         .iter()
         .filter_map(|e| match &e.detail {
@@ -300,8 +308,12 @@ fn kafka_message_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
     conv.push((C, kafka_request(3, 2, 10)));
     conv.push((S, kafka_response(2)));
     let (es, stats) = converse(DissectConfig::default(), 9092, &conv);
-    assert_eq!(event(&stats, "kafka_message_skipped"), 1, "{stats:?}");
-    assert_eq!(event(&stats, "kafka_desync"), 0, "{stats:?}");
+    assert_eq!(
+        event(&stats, DropReason::KafkaMessageSkipped),
+        1,
+        "{stats:?}"
+    );
+    assert_eq!(event(&stats, DropReason::KafkaDesync), 0, "{stats:?}");
     let names: Vec<String> = es
         .iter()
         .filter_map(|e| match app_field(e, "kafka_api_key_name") {
@@ -323,7 +335,7 @@ fn kafka_message_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
         Step::Data(S, kafka_response(2)),
     ];
     let (es, stats) = converse_steps(DissectConfig::default(), flow(9092), &steps);
-    assert_eq!(event(&stats, "kafka_gap_desync"), 0, "{stats:?}");
+    assert_eq!(event(&stats, DropReason::KafkaGapDesync), 0, "{stats:?}");
     assert_eq!(es.len(), 2, "{es:?}");
     assert!(es.iter().all(|e| e.has_response));
 }
@@ -355,7 +367,11 @@ fn postgres_query_over_the_buffer_cap_is_skipped_and_the_flow_goes_on() {
     conv.push((C, pg_msg(b'Q', b"SELECT 1\0")));
     conv.push((S, done));
     let (es, stats) = converse(DissectConfig::default(), 5432, &conv);
-    assert_eq!(event(&stats, "postgresql_message_skipped"), 1, "{stats:?}");
+    assert_eq!(
+        event(&stats, DropReason::PostgresqlMessageSkipped),
+        1,
+        "{stats:?}"
+    );
     let queries: Vec<String> = es
         .iter()
         .filter_map(|e| match app_field(e, "postgresql_query") {
@@ -390,7 +406,11 @@ fn dns_reply_with_thousands_of_records_keeps_its_entry() {
         r.extend_from_slice(&(0x0a00_0000 + i).to_be_bytes());
     }
     let (es, stats) = converse(DissectConfig::default(), 53, &[(C, tcp(&q)), (S, tcp(&r))]);
-    assert_eq!(event(&stats, "dns_answers_truncated"), 1, "{stats:?}");
+    assert_eq!(
+        event(&stats, DropReason::DnsAnswersTruncated),
+        1,
+        "{stats:?}"
+    );
     assert_eq!(es.len(), 1);
     let Detail::Dns(d) = &es[0].detail else {
         panic!("dns detail: {es:?}")
@@ -415,8 +435,12 @@ fn redis_large_values_are_skipped_by_length() {
     conv.push((C, b"*1\r\n$4\r\nPING\r\n".to_vec()));
     conv.push((S, b"+PONG\r\n".to_vec()));
     let (es, stats) = converse(DissectConfig::default(), 6379, &conv);
-    assert_eq!(event(&stats, "redis_message_skipped"), 2, "{stats:?}");
-    assert_eq!(event(&stats, "redis_desync"), 0, "{stats:?}");
+    assert_eq!(
+        event(&stats, DropReason::RedisMessageSkipped),
+        2,
+        "{stats:?}"
+    );
+    assert_eq!(event(&stats, DropReason::RedisDesync), 0, "{stats:?}");
     let verbs: Vec<String> = es
         .iter()
         .filter_map(|e| match app_field(e, "redis_type") {

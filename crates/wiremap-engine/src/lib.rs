@@ -16,7 +16,7 @@ use wiremap_decode::{Decoder, Transport as L4};
 use wiremap_dissect::{Dissect, DissectConfig, Session};
 use wiremap_identity::{IdentityIndex, IdentityLimits, Zones};
 pub use wiremap_map::Stats;
-use wiremap_model::{Detail, Entry, Timestamp};
+use wiremap_model::{Detail, DropReason, Entry, Timestamp};
 use wiremap_reassembly::{FlowTable, Limits};
 
 /// Settings of a pipeline.
@@ -206,29 +206,31 @@ impl Engine {
     pub fn stats(&self) -> Stats {
         let mut dropped: BTreeMap<String, u64> = BTreeMap::new();
         for (e, n) in &self.decode_errors {
-            let name = e.map_or_else(|| "other_ip_protocols".to_string(), |e| e.counter());
+            let name = e.map_or_else(
+                || DropReason::OtherIpProtocols.name().to_string(),
+                |e| e.counter(),
+            );
             *dropped.entry(name).or_insert(0) += n;
         }
         let d = self.decoder.stats();
         let r = self.table.stats();
         let i = self.identity.stats();
+        let mut counts = self.dissect.stats().events.clone();
         for (k, v) in [
-            ("non_ip_frames", d.non_ip),
-            ("fragments_evicted", d.fragments.evicted),
-            ("fragments_invalid", d.fragments.invalid),
-            ("tcp_gaps", r.gaps),
-            ("tcp_gap_bytes", r.gap_bytes),
-            ("flows_evicted", r.evicted_flows),
-            ("flows_evicted_memory", r.memory_evicted_flows),
-            ("orphan_tcp_packets", r.orphan_packets),
-            ("identity_addresses_evicted", i.evicted_addresses),
+            (DropReason::NonIpFrames, d.non_ip),
+            (DropReason::FragmentsEvicted, d.fragments.evicted),
+            (DropReason::FragmentsInvalid, d.fragments.invalid),
+            (DropReason::TcpGaps, r.gaps),
+            (DropReason::TcpGapBytes, r.gap_bytes),
+            (DropReason::FlowsEvicted, r.evicted_flows),
+            (DropReason::FlowsEvictedMemory, r.memory_evicted_flows),
+            (DropReason::OrphanTcpPackets, r.orphan_packets),
+            (DropReason::IdentityAddressesEvicted, i.evicted_addresses),
         ] {
-            if v > 0 {
-                dropped.insert(k.to_string(), v);
-            }
+            counts.add_n(k, v);
         }
-        for (k, v) in &self.dissect.stats().events {
-            dropped.insert((*k).to_string(), *v);
+        for (k, v) in counts.nonzero() {
+            dropped.insert(k.name().to_string(), v);
         }
         Stats {
             packets: self.packets,

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
-use wiremap_model::{Endpoint, Entry, Protocol, Timestamp};
+use wiremap_model::{DropReason, Endpoint, Entry, Protocol, Timestamp};
 
 use crate::{
     is_internal, node_of, Bytes, Edge, Latency, Level, Node, ServiceMap, Sketch, Stats, Window,
@@ -291,11 +291,11 @@ impl MapBuilder {
     /// The map so far; what folded is added to `stats.dropped`.
     pub fn build(&self, mut stats: Stats) -> ServiceMap {
         for (k, v) in [
-            ("map_entries_folded", self.folded_entries),
-            ("map_entries_dropped", self.dropped_entries),
+            (DropReason::MapEntriesFolded, self.folded_entries),
+            (DropReason::MapEntriesDropped, self.dropped_entries),
         ] {
             if v > 0 {
-                stats.dropped.insert(k.to_string(), v);
+                stats.dropped.insert(k.name().to_string(), v);
             }
         }
         let mut nodes: Vec<Node> = self

@@ -6,11 +6,13 @@
 //! capture, dissect, identity, map and server stages agree without depending on each other.
 #![deny(clippy::unwrap_used)]
 
+mod drop;
 mod entry;
 mod flow;
 mod identity;
 mod time;
 
+pub use drop::{DropCounts, DropReason};
 pub use entry::{
     AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Entry, HttpInfo, Protocol, TlsInfo, Transport,
 };

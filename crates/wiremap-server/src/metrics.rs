@@ -95,7 +95,7 @@ pub(crate) fn render(app: &App) -> String {
         &mut o,
         "wiremap_dropped_total",
         "counter",
-        "Everything dropped or not understood, by reason.",
+        "Everything dropped or not understood, by reason (`wiremap drops` explains each).",
     );
     for (reason, v) in &c.pipeline.dropped {
         let _ = writeln!(o, "wiremap_dropped_total{{reason=\"{}\"}} {v}", esc(reason));

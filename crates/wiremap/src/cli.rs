@@ -35,6 +35,9 @@ enum Command {
         #[command(subcommand)]
         command: KflCommand,
     },
+    /// List every reason a map's `stats.dropped` (and `wiremap_dropped_total`) can show, with
+    /// what it means.
+    Drops,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +146,39 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Capture(a) => crate::live::capture(a),
         Command::Export(a) => crate::live::export(a),
         Command::Kfl { command } => Ok(kfl(command)),
+        Command::Drops => {
+            use std::io::Write;
+            let decode = [
+                (
+                    "truncated_<header>",
+                    "A frame cut short inside that header: not decoded.",
+                ),
+                (
+                    "malformed_<header>",
+                    "A header field with an impossible value: not decoded.",
+                ),
+                (
+                    "unsupported_link",
+                    "A frame of a link type wiremap does not decode.",
+                ),
+                (
+                    "tunnel_too_deep",
+                    "Tunnels nested deeper than wiremap follows.",
+                ),
+            ];
+            let rows = wiremap_model::DropReason::ALL
+                .iter()
+                .map(|r| (r.name(), r.meaning()))
+                .chain(decode);
+            let mut out = std::io::stdout().lock();
+            for (name, meaning) in rows {
+                // A closed pipe (`| head`) ends the listing quietly.
+                if writeln!(out, "{name:<30} {meaning}").is_err() {
+                    break;
+                }
+            }
+            Ok(0)
+        }
     }
 }
 
