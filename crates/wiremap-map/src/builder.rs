@@ -23,6 +23,10 @@ use crate::{
 pub const DEFAULT_MAX_NODES: usize = 10_000;
 /// Edges a map holds by default before the rest fold into edges between "other" nodes.
 pub const DEFAULT_MAX_EDGES: usize = 50_000;
+/// Endpoints remembered per node of the budget (about 40 bytes each).
+const SEEN_PER_NODE: usize = 16;
+/// Marks a remembered endpoint that was folded into an "other" node.
+const FOLDED: u32 = 1 << 31;
 
 #[derive(Debug, Clone)]
 struct NodeAgg {
@@ -91,6 +95,9 @@ pub struct MapBuilder {
     max_edges: usize,
     /// "Other" nodes made past `max_nodes` (they do not count against it).
     others: usize,
+    /// The "other" node of each namespace, and of internal / external addresses.
+    other_ns: HashMap<String, u32>,
+    other_plain: [Option<u32>; 2],
     /// Entries with an end or an edge folded into an "other" node.
     folded_entries: u64,
     /// Entries not mapped at all: even their "other" edge had no room.
@@ -123,6 +130,8 @@ impl MapBuilder {
             max_nodes: max_nodes.max(1),
             max_edges: max_edges.max(1),
             others: 0,
+            other_ns: HashMap::default(),
+            other_plain: [None; 2],
             folded_entries: 0,
             dropped_entries: 0,
         }
@@ -131,8 +140,8 @@ impl MapBuilder {
     /// The node of `ep`, and whether it was folded into an "other" node.
     fn node(&mut self, ep: &Endpoint) -> (u32, bool) {
         let key = (ep.ip, IdentityRef(ep.identity.clone()));
-        if let Some(&i) = self.seen.get(&key) {
-            return (i, false);
+        if let Some(&v) = self.seen.get(&key) {
+            return (v & !FOLDED, v & FOLDED != 0);
         }
         let (id, name, kind, namespace) = node_of(self.level, ep);
         let (i, folded) = match self.ids.get(&id) {
@@ -143,7 +152,7 @@ impl MapBuilder {
                 if let Some((_, n)) = self.nodes.get_mut(o as usize) {
                     n.folded += 1;
                 }
-                // Not remembered in `seen`: a flood of new endpoints must not grow it.
+                self.remember(key, o | FOLDED);
                 return (o, true);
             }
             None => {
@@ -167,12 +176,17 @@ impl MapBuilder {
                 n.addresses.insert(ep.ip);
             }
         }
-        // One node can have many addresses (a DNS name, a namespace): the shortcut map is
-        // bounded too, past which endpoints are looked up by id.
-        if self.seen.len() < 4 * self.max_nodes {
-            self.seen.insert(key, i);
-        }
+        self.remember(key, i);
         (i, folded)
+    }
+
+    /// Remembers where an endpoint went. One node can have many addresses (a DNS name, a
+    /// namespace) and a flood many folded ones: the shortcut map is bounded too, past which
+    /// endpoints are looked up by id.
+    fn remember(&mut self, key: (IpAddr, IdentityRef), v: u32) {
+        if self.seen.len() < SEEN_PER_NODE * self.max_nodes {
+            self.seen.insert(key, v);
+        }
     }
 
     fn push(&mut self, id: String, agg: NodeAgg) -> u32 {
@@ -184,6 +198,14 @@ impl MapBuilder {
 
     /// The "other" node that folded nodes of `namespace` (or outside any) go to.
     fn other(&mut self, namespace: &str, external: bool) -> u32 {
+        let known = if !namespace.is_empty() {
+            self.other_ns.get(namespace).copied()
+        } else {
+            self.other_plain[usize::from(external)]
+        };
+        if let Some(i) = known {
+            return i;
+        }
         let (id, name) = if !namespace.is_empty() {
             (
                 format!("other:{namespace}"),
@@ -209,7 +231,13 @@ impl MapBuilder {
             out: 0,
             inn: 0,
         };
-        self.push(id, agg)
+        let i = self.push(id, agg);
+        if namespace.is_empty() {
+            self.other_plain[usize::from(external)] = Some(i);
+        } else {
+            self.other_ns.insert(namespace.to_string(), i);
+        }
+        i
     }
 
     /// The "other" node a node folds into when its edges have no room.

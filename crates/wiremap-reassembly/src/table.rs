@@ -192,8 +192,7 @@ struct Flow<S> {
 
 /// The table of live flows.
 pub struct FlowTable<S> {
-    /// Flows are boxed: the table then holds small slots, and its spare room (kept so that
-    /// deletions never make it grow, see [`FlowTable::new`]) costs little.
+    /// Flows are boxed: the table then holds small slots, and its spare room costs little.
     flows: FxHashMap<FlowKey, Box<Flow<S>>>,
     limits: Limits,
     stats: ReassemblyStats,
@@ -222,16 +221,17 @@ fn key_of(transport: Transport, src: IpAddr, sp: u16, dst: IpAddr, dp: u16) -> F
 }
 
 impl<S> FlowTable<S> {
-    /// An empty table. The flows themselves take at most half of `max_memory` (fewer flows
-    /// than `max_flows` when they would not fit). The hash table is made twice that many
-    /// slots up front: with deletions it then always rehashes in place, never growing by
-    /// doubling (which holds the old and the new table at once). Its pages are touched only
-    /// as flows arrive.
+    /// An empty table. The flows take at most half of `max_memory` (fewer flows than
+    /// `max_flows` when they would not fit), counting for each its box and two slots of the
+    /// hash table: with deletions the table settles at about twice the flows it holds.
+    /// Flows are boxed so that those slots are small: a table that doubles holds the old
+    /// and the new one at once, which with whole flows in the slots cost more than the flows.
+    /// The table grows as flows arrive (a sweep for idle flows walks all of it, so a table
+    /// made at its final size would make every sweep of a quiet capture cost the maximum).
     pub fn new(mut limits: Limits) -> Self {
         let fit = limits.max_memory / 2 / Self::slot_size();
         limits.max_flows = limits.max_flows.min(fit).max(1);
-        let mut flows = FxHashMap::default();
-        flows.reserve(2 * limits.max_flows);
+        let flows = FxHashMap::default();
         FlowTable {
             flows,
             limits,
