@@ -71,13 +71,13 @@ now() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
 
 # Phase 1: known traffic, checked through the API, with two dissecting workers sharing the
 # interfaces by flow (kernel fanout); the later phases run the single-thread path.
-start_capture "$work/data" --redact x-api-key --workers 2
+start_capture "$work/data" --redact x-api-key --redact-param ticket --workers 2
 sleep 0.5
 t0=$(now)
 for _ in 1 2 3 4 5; do in_pod client dig +short +tries=1 @"${addr[dns]}" api.shop.test A >/dev/null; done
 for _ in 1 2 3 4 5 6; do in_pod client curl -s -o /dev/null "http://${addr[web]}:8080/items.json"; done
 in_pod client curl -s -o /dev/null -H "Authorization: Bearer s3cr3t-token" -H "Cookie: session=c00kie" \
-  -H "X-Api-Key: k3y-value" "http://${addr[web]}:8080/items.json?auth=1"
+  -H "X-Api-Key: k3y-value" "http://${addr[web]}:8080/items.json?mark=1&ticket=t1ck3t-val&token=t0k3n-val"
 in_pod client redis-cli -h "${addr[cache]}" SET stock:1 5 >/dev/null
 in_pod client redis-cli -h "${addr[cache]}" GET stock:1 >/dev/null
 in_pod client redis-cli -h "${addr[cache]}" LPUSH queue a >/dev/null
@@ -199,12 +199,13 @@ check([x["error"] for x in r if x["redis_type"] == "INCR"] == [True], "INCR on a
 check(not any("127.0.0.1" in n["id"] for n in m["nodes"]), "nothing from interfaces not captured (the API's own loopback traffic)")
 h = [x for x in ents if x["protocol"] == "http"]
 check(len(h) == 7 and all(x["status_code"] == 200 for x in h), "7 HTTP entries, all 200")
-auth = [x for x in h if "auth=1" in x["url"]]
+auth = [x for x in h if "mark=1" in x["url"]]
 hd = auth[0]["request"]["headers"] if auth else {}
 check(hd.get("authorization") == "[REDACTED]" and hd.get("cookie") == "[REDACTED]" and hd.get("x-api-key") == "[REDACTED]", "Authorization, Cookie and --redact headers redacted")
 import glob
 stored = b"".join(open(f, "rb").read() for f in glob.glob(f"{w}/data/*.entries"))
-check(b"s3cr3t-token" not in stored and b"c00kie" not in stored and b"k3y-value" not in stored, "no secret reaches the stored entries")
+check(bool(auth) and "ticket=[REDACTED]" in auth[0]["url"] and "token=[REDACTED]" in auth[0]["url"], "secret-named and --redact-param query parameters redacted")
+check(all(x not in stored for x in (b"s3cr3t-token", b"c00kie", b"k3y-value", b"t1ck3t-val", b"t0k3n-val")), "no secret reaches the stored entries")
 s = load("stats.json")
 check(s["kernel_drops"] == 0 and not any(k in s["dropped"] for k in ("flows_evicted", "tcp_gaps")), f"zero drops (kernel {s['kernel_drops']}, pipeline {s['dropped']})")
 check(s["duplicates"] > 0, f"copies from the second and third interface dropped ({s['duplicates']})")

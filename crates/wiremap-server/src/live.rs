@@ -231,6 +231,13 @@ impl Shared {
         })
     }
 
+    /// Counts a write the store refused (shown in stats as `store_errors` and the last one).
+    pub fn store_error(&self, e: &wiremap_store::StoreError) {
+        let mut c = lock(&self.counters);
+        c.store_errors += 1;
+        c.last_store_error = e.to_string();
+    }
+
     /// Flushes the store and lists its segments (what a query reads), with the id of the
     /// newest entry they hold.
     pub fn segments(&self) -> Snapshot {
@@ -284,9 +291,7 @@ impl Ingest {
     }
 
     fn store_error(&self, e: &wiremap_store::StoreError) {
-        let mut c = lock(&self.shared.counters);
-        c.store_errors += 1;
-        c.last_store_error = e.to_string();
+        self.shared.store_error(e);
     }
 
     /// Runs `f` with a sink that stores each entry it produces and queues it for the live

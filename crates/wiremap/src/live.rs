@@ -53,6 +53,11 @@ pub(crate) struct ListenArgs {
     /// Cookie and Set-Cookie; may be given several times.
     #[arg(long = "redact", value_name = "HEADER")]
     redact: Vec<String>,
+    /// URL query parameter whose value is replaced before anything is stored, on top of the
+    /// usual secret names (password, token, key, secret, auth, sig, session…; a name matches
+    /// when it contains one); may be given several times.
+    #[arg(long = "redact-param", value_name = "NAME")]
+    redact_params: Vec<String>,
     /// Seconds a query may run before it is stopped (the answer is then 503).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     query_timeout: u64,
@@ -270,6 +275,9 @@ fn prepare(listen: &ListenArgs, naming: &NamingArgs) -> Result<(Access, EngineCo
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
+    cfg.dissect
+        .redact_query_params
+        .extend(listen.redact_params.iter().map(|p| p.trim().to_ascii_lowercase()));
     Ok((access, cfg))
 }
 
@@ -542,7 +550,11 @@ fn fanout_loop(
                                     Ok(g) => g,
                                     Err(e) => e.into_inner(),
                                 };
-                                let _ = store.append_packet(p.ts, p.link, p.data, p.orig_len);
+                                let r = store.append_packet(p.ts, p.link, p.data, p.orig_len);
+                                drop(store);
+                                if let Err(e) = r {
+                                    shared.store_error(&e);
+                                }
                             }
                             engine.dissect(&p, &mut items);
                         }
