@@ -275,9 +275,12 @@ fn prepare(listen: &ListenArgs, naming: &NamingArgs) -> Result<(Access, EngineCo
         .iter()
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
-    cfg.dissect
-        .redact_query_params
-        .extend(listen.redact_params.iter().map(|p| p.trim().to_ascii_lowercase()));
+    cfg.dissect.redact_query_params.extend(
+        listen
+            .redact_params
+            .iter()
+            .map(|p| p.trim().to_ascii_lowercase()),
+    );
     Ok((access, cfg))
 }
 
