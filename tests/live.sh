@@ -29,6 +29,7 @@ cleanup() {
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null
   sleep 0.3
   pods_down "$node"
+  ip netns del "${POD_PREFIX}late-$$" 2>/dev/null
   rm -rf "/etc/netns/wm-lclient-$$" "$work"
 }
 trap cleanup EXIT
@@ -59,8 +60,11 @@ sleep 0.5
 api=127.0.0.1:8899
 get() { in_node curl -sf "http://$api$1"; }
 start_capture() { # DATA-DIR [extra args…]
-  local data=$1; shift
-  ip netns exec "$node" "$wiremap" capture -i "br0,lb1-$$,lb2-$$" --data "$data" --listen "$api" "$@" \
+  start_capture_on "br0,lb1-$$,lb2-$$" "$@"
+}
+start_capture_on() { # IFACES DATA-DIR [extra args…]
+  local ifaces=$1 data=$2; shift 2
+  ip netns exec "$node" "$wiremap" capture -i "$ifaces" --data "$data" --listen "$api" "$@" \
     > "$work/capture.log" 2>&1 &
   wm=$!
   for _ in $(seq 100); do get /api/stats >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -167,6 +171,33 @@ get "/api/map?level=namespace" > "$work/kube-namespace.json"
 get "/api/stats" > "$work/kube-stats.json"
 stop_capture
 
+# Phase 6: the node as it is. The bridge alone (promiscuous while captured, so it shows what
+# it forwards between pods), then every interface followed: a pod made after the start.
+start_capture_on br0 "$work/bridge"
+sleep 0.5
+for _ in 1 2 3 4; do in_pod client curl -s -o /dev/null "http://${addr[web]}:8080/items.json"; done
+sleep 1.2
+get "/api/map?level=ip&q=http" > "$work/bridge-map.json"
+stop_capture
+start_capture_on any "$work/all"
+sleep 0.5
+late="${POD_PREFIX}late-$$"
+ip netns add "$late"
+ip link add "lp9-$$" type veth peer name "lb9-$$"
+ip link set "lp9-$$" netns "$late"
+ip link set "lb9-$$" netns "$node"
+ip -n "$node" link set "lb9-$$" master br0
+ip -n "$node" link set "lb9-$$" up
+ip -n "$late" addr add 10.79.0.30/24 dev "lp9-$$"
+ip -n "$late" link set "lp9-$$" up
+ip -n "$late" link set lo up
+sleep 1.5
+for _ in 1 2 3; do ip netns exec "$late" curl -s -o /dev/null "http://${addr[web]}:8080/items.json"; done
+sleep 1.2
+get "/api/map?level=ip&q=http" > "$work/all-map.json"
+get "/api/stats" > "$work/all-stats.json"
+stop_capture
+
 "$wiremap" map "$work/export.pcapng" > "$work/export-map.json"
 tshark -r "$work/export.pcapng" 2>/dev/null | wc -l > "$work/export-tshark.txt"
 tshark -r "$work/crash-export.pcapng" 2>/dev/null | wc -l > "$work/crash-tshark.txt"
@@ -246,6 +277,12 @@ kst = load("kube-stats.json")["kubernetes"]
 check(kst.get("lists", 0) >= 8 and kst.get("objects", 0) == 7 and kst.get("errors", -1) == 0, f"watch counters in /api/stats {kst}")
 wn = {n["id"]: n for n in load("kube-workload.json")["nodes"]}
 check(wn.get(front, {}).get("labels", {}).get("app") == "front" and wn.get(front, {}).get("namespace") == "shop", "live watches: workload node labels and namespace")
+
+be = edges(load("bridge-map.json"))
+check(be.get((c, f"ip:{web}", "http")) == 4, f"the bridge alone shows the pod-to-pod traffic it forwards (4 HTTP) {be}")
+ae, ast = edges(load("all-map.json")), load("all-stats.json")
+check(ae.get(("ip:10.79.0.30", f"ip:{web}", "http")) == 3, f"--all-interfaces: a pod made after the start is captured (3 HTTP, once each) {ae}")
+check(ast["interfaces"]["added"] >= 1, f"interfaces followed: {ast['interfaces']}")
 
 ss = load("small-stats.json")["store"]
 du = int(open(f"{w}/small-du.txt").read())

@@ -10,6 +10,7 @@
 
 mod error;
 mod file;
+mod follow;
 mod live;
 mod merge;
 mod pcapng_writer;
@@ -18,7 +19,9 @@ mod writer;
 
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
-pub use live::{compile_bpf, BpfInsn, Dedup, KernelStats, LiveError, LiveSource, RingConfig};
+pub use live::{
+    compile_bpf, BpfInsn, Dedup, FollowCounts, KernelStats, LiveError, LiveSource, RingConfig,
+};
 pub use merge::Merge;
 pub use pcapng_writer::{PcapngWriter, CUSTOM_PEN};
 pub use readahead::ReadAhead;

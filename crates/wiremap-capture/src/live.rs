@@ -27,6 +27,8 @@ const ETH_P_ALL: u16 = 0x0003;
 const TP_STATUS_USER: u32 = 1;
 const PACKET_OUTGOING: u8 = 4;
 const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+const PACKET_MR_PROMISC: u16 = 1;
 /// Symmetric flow hash (both directions of a flow go to one member), IP fragments reassembled
 /// before hashing.
 const FANOUT_HASH_DEFRAG: u32 = 0x8000;
@@ -166,6 +168,8 @@ impl Default for RingConfig {
 
 struct Ring {
     iface: String,
+    /// Kernel index: names are reused, indexes are not.
+    ifindex: u32,
     fd: libc::c_int,
     map: *mut u8,
     map_len: usize,
@@ -216,6 +220,14 @@ fn setopt<T>(fd: libc::c_int, level: libc::c_int, name: libc::c_int, v: &T) -> l
 }
 
 #[repr(C)]
+struct PacketMreq {
+    mr_ifindex: libc::c_int,
+    mr_type: u16,
+    mr_alen: u16,
+    mr_address: [u8; 8],
+}
+
+#[repr(C)]
 struct Req3 {
     block_size: u32,
     block_nr: u32,
@@ -224,6 +236,14 @@ struct Req3 {
     retire_blk_tov: u32,
     sizeof_priv: u32,
     feature_req_word: u32,
+}
+
+/// The kernel index of `iface`.
+fn ifindex(iface: &str) -> Option<u32> {
+    let name = CString::new(iface).ok()?;
+    // SAFETY: `name` is a valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
 }
 
 fn link_of(iface: &str) -> (LinkType, bool) {
@@ -354,6 +374,7 @@ impl Ring {
         sll.sll_ifindex = index as i32;
         let ring = Ring {
             iface: iface.to_string(),
+            ifindex: index,
             fd,
             map: map.cast(),
             map_len,
@@ -377,6 +398,18 @@ impl Ring {
         };
         if rc != 0 {
             return Err(os(iface, "bind"));
+        }
+        // Promiscuous while this socket lives: a bridge then shows the frames it forwards
+        // between its ports, not only those addressed to it. The kernel drops the membership
+        // with the socket, so the interface is left as it was however the process ends.
+        let mreq = PacketMreq {
+            mr_ifindex: index as libc::c_int,
+            mr_type: PACKET_MR_PROMISC,
+            mr_alen: 0,
+            mr_address: [0; 8],
+        };
+        if setopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mreq) != 0 {
+            return Err(os(iface, "promiscuous mode"));
         }
         if let Some(group) = fanout {
             let arg: u32 = u32::from(group) | (FANOUT_HASH_DEFRAG << 16);
@@ -563,6 +596,33 @@ pub struct LiveSource {
     rings: Vec<Ring>,
     turn: usize,
     dedup: Dedup,
+    follow: Option<Following>,
+}
+
+/// How a source that follows every interface opens new rings, and what it counted.
+struct Following {
+    watch: Option<crate::follow::Watch>,
+    schedule: crate::follow::Schedule,
+    bpf: Option<String>,
+    cfg: RingConfig,
+    fanout: Option<u16>,
+    counts: FollowCounts,
+}
+
+/// Interfaces a following source picked up and let go.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FollowCounts {
+    /// Interfaces captured after they appeared.
+    pub added: u64,
+    /// Interfaces closed because they went away.
+    pub removed: u64,
+    /// Interfaces that appeared but could not be opened (gone again, or refused).
+    pub failed: u64,
+}
+
+/// The fanout group of an interface: the same in every worker, so that they share it.
+fn group(base: Option<u16>, ifindex: u32) -> Option<u16> {
+    base.map(|b| b.wrapping_add(ifindex as u16))
 }
 
 impl std::fmt::Debug for LiveSource {
@@ -583,11 +643,76 @@ impl LiveSource {
         Ok(LiveSource::from_rings(rings))
     }
 
+    /// Opens a ring on every interface but loopback, and follows them: an interface that
+    /// appears later is captured within a second, one that goes away is closed (counted in
+    /// [`LiveSource::follow_counts`]).
+    pub fn open_all(bpf: Option<&str>, cfg: RingConfig) -> Result<Self, LiveError> {
+        Self::following(bpf, cfg, None)
+    }
+
+    fn following(
+        bpf: Option<&str>,
+        cfg: RingConfig,
+        fanout: Option<u16>,
+    ) -> Result<Self, LiveError> {
+        if let Some(expr) = bpf {
+            // A bad filter is refused now, not skipped interface by interface.
+            compile_bpf(expr, LinkType::ETHERNET)?;
+        }
+        let mut s = LiveSource::from_rings(Vec::new());
+        s.follow = Some(Following {
+            watch: crate::follow::Watch::open(),
+            schedule: crate::follow::Schedule::new(),
+            bpf: bpf.map(str::to_string),
+            cfg,
+            fanout,
+            counts: FollowCounts::default(),
+        });
+        for (name, index) in crate::follow::interfaces() {
+            let ring = Ring::open(&name, cfg, bpf, group(fanout, index))?;
+            s.rings.push(ring);
+        }
+        Ok(s)
+    }
+
+    /// Interfaces picked up and let go since the start (zero unless following).
+    pub fn follow_counts(&self) -> FollowCounts {
+        self.follow.as_ref().map(|f| f.counts).unwrap_or_default()
+    }
+
+    /// Opens rings on interfaces that appeared and closes those that went away.
+    fn rescan(&mut self) {
+        let Some(f) = self.follow.as_mut() else {
+            return;
+        };
+        let now = crate::follow::interfaces();
+        let before = self.rings.len();
+        self.rings
+            .retain(|r| now.iter().any(|(n, i)| *n == r.iface && *i == r.ifindex));
+        f.counts.removed += (before - self.rings.len()) as u64;
+        for (name, index) in now {
+            if self.rings.iter().any(|r| r.ifindex == index) {
+                continue;
+            }
+            match Ring::open(&name, f.cfg, f.bpf.as_deref(), group(f.fanout, index)) {
+                Ok(ring) => {
+                    f.counts.added += 1;
+                    self.rings.push(ring);
+                }
+                Err(_) => f.counts.failed += 1,
+            }
+        }
+        if self.turn >= self.rings.len() {
+            self.turn = 0;
+        }
+    }
+
     fn from_rings(rings: Vec<Ring>) -> Self {
         LiveSource {
             rings,
             turn: 0,
             dedup: Dedup::default(),
+            follow: None,
         }
     }
 
@@ -603,16 +728,36 @@ impl LiveSource {
         if workers <= 1 {
             return Ok(vec![LiveSource::open(ifaces, bpf, cfg)?]);
         }
-        let base = (std::process::id() as u16).wrapping_mul(31);
+        let base = Some((std::process::id() as u16).wrapping_mul(31));
         (0..workers)
             .map(|_| {
                 let rings = ifaces
                     .iter()
-                    .enumerate()
-                    .map(|(k, i)| Ring::open(i, cfg, bpf, Some(base.wrapping_add(k as u16))))
+                    .map(|i| {
+                        let index = ifindex(i).ok_or_else(|| LiveError::NoInterface {
+                            iface: i.to_string(),
+                        })?;
+                        Ring::open(i, cfg, bpf, group(base, index))
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(LiveSource::from_rings(rings))
             })
+            .collect()
+    }
+
+    /// [`LiveSource::open_all`] for `workers` sources sharing every interface by flow; each
+    /// follows the interfaces on its own and joins the same group for each.
+    pub fn open_all_fanout(
+        bpf: Option<&str>,
+        cfg: RingConfig,
+        workers: usize,
+    ) -> Result<Vec<Self>, LiveError> {
+        if workers <= 1 {
+            return Ok(vec![LiveSource::open_all(bpf, cfg)?]);
+        }
+        let base = Some((std::process::id() as u16).wrapping_mul(31));
+        (0..workers)
+            .map(|_| Self::following(bpf, cfg, base))
             .collect()
     }
 
@@ -623,12 +768,19 @@ impl LiveSource {
 
     /// Waits up to `timeout` for the next packet; `Ok(None)` when none came.
     pub fn next_packet(&mut self, timeout: Duration) -> Result<Option<Packet<'_>>, LiveError> {
+        if self.follow.as_mut().is_some_and(|f| f.schedule.take()) {
+            self.rescan();
+        }
         let multi = self.rings.len() > 1;
         loop {
             if let Some(found) = self.poll_rings(multi) {
                 return Ok(Some(self.packet_at(found)));
             }
             if !self.wait(timeout)? {
+                return Ok(None);
+            }
+            if self.follow.as_ref().is_some_and(|f| f.schedule.due) {
+                // Links changed: the caller comes back and the next call rescans.
                 return Ok(None);
             }
         }
@@ -667,8 +819,8 @@ impl LiveSource {
                 }
                 if multi {
                     let data = &ring.block_bytes()[start..start + len];
-                    let link = ring.link;
-                    if self.dedup.is_copy(ts, r as u32, link, data) {
+                    let (link, ifindex) = (ring.link, ring.ifindex);
+                    if self.dedup.is_copy(ts, ifindex, link, data) {
                         continue;
                     }
                 }
@@ -689,9 +841,32 @@ impl LiveSource {
                 revents: 0,
             })
             .collect();
+        let watch = self.follow.as_ref().and_then(|f| f.watch.as_ref());
+        if let Some(w) = watch {
+            fds.push(libc::pollfd {
+                fd: w.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Following: wake at least once a second to rescan.
+        let timeout = match &self.follow {
+            Some(_) => timeout.min(crate::follow::RESCAN_EVERY),
+            None => timeout,
+        };
         let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: `fds` is a valid array of pollfd of the length given.
         let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if let Some(f) = self.follow.as_mut() {
+            let changed = f.watch.as_ref().is_some_and(|w| w.drain());
+            // A ring whose interface went away reports an error instead of packets.
+            let broken = fds[..self.rings.len()]
+                .iter()
+                .any(|p| p.revents & (libc::POLLERR | libc::POLLNVAL | libc::POLLHUP) != 0);
+            if changed || broken {
+                f.schedule.due = true;
+            }
+        }
         if rc < 0 {
             let e = std::io::Error::last_os_error();
             if e.kind() == std::io::ErrorKind::Interrupted {

@@ -151,6 +151,8 @@ pub struct LiveCounters {
     pub pipeline: Stats,
     /// Kernel counters per interface.
     pub kernel: BTreeMap<String, KernelStats>,
+    /// Interfaces picked up and let go while following every interface.
+    pub interfaces: wiremap_capture::FollowCounts,
     /// Packets dropped as copies seen on another interface.
     pub duplicates: u64,
     /// Store counters.

@@ -130,6 +130,19 @@ pub(crate) fn render(app: &App) -> String {
     }
     head(
         &mut o,
+        "wiremap_interfaces_total",
+        "counter",
+        "Interfaces picked up (added), let go (removed) or not opened (failed) while following every interface.",
+    );
+    for (event, v) in [
+        ("added", c.interfaces.added),
+        ("removed", c.interfaces.removed),
+        ("failed", c.interfaces.failed),
+    ] {
+        let _ = writeln!(o, "wiremap_interfaces_total{{event=\"{event}\"}} {v}");
+    }
+    head(
+        &mut o,
         "wiremap_queries_stopped_total",
         "counter",
         "Queries stopped early or refused, by reason (client_gone, shutdown, timeout, busy, stream_slow_clients, stream_refused).",

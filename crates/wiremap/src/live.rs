@@ -92,15 +92,21 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct CaptureArgs {
-    /// Interfaces to capture on (comma-separated or repeated).
+    /// Interfaces to capture on (comma-separated or repeated); `any` is --all-interfaces.
+    /// Captured interfaces are promiscuous while captured, so a bridge shows what it
+    /// forwards between its ports.
     #[arg(
         short = 'i',
         long = "interface",
         value_name = "IFACE",
-        required = true,
+        required_unless_present = "all_interfaces",
         value_delimiter = ','
     )]
     interfaces: Vec<String>,
+    /// Capture every interface but loopback, and follow them as they come and go (a pod's
+    /// veth created later is captured within a second).
+    #[arg(long = "all-interfaces", conflicts_with = "interfaces")]
+    all_interfaces: bool,
     /// Kernel filter in tcpdump syntax (e.g. `not port 22`).
     #[arg(long, value_name = "EXPR")]
     bpf: Option<String>,
@@ -396,12 +402,18 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         blocks: a.ring_mb,
         ..RingConfig::default()
     };
-    let live = match LiveSource::open_fanout(
-        &a.interfaces,
-        a.bpf.as_deref(),
-        ring,
-        usize::from(a.workers),
-    ) {
+    let all = a.all_interfaces || a.interfaces.iter().any(|i| i == "any");
+    let opened = if all {
+        LiveSource::open_all_fanout(a.bpf.as_deref(), ring, usize::from(a.workers))
+    } else {
+        LiveSource::open_fanout(
+            &a.interfaces,
+            a.bpf.as_deref(),
+            ring,
+            usize::from(a.workers),
+        )
+    };
+    let live = match opened {
         Ok(l) => l,
         Err(e) => {
             eprintln!("wiremap: error: {e}");
@@ -476,7 +488,11 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
             }
         })
         .context("starting the capture thread")?;
-    let what = format!("capturing on {}", a.interfaces.join(","));
+    let what = if all {
+        "capturing on every interface".to_string()
+    } else {
+        format!("capturing on {}", a.interfaces.join(","))
+    };
     let api = (access, limits(&a.listen));
     run_server(shared, api, a.listen.listen, worker, &what, background)
 }
@@ -498,6 +514,7 @@ fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Insta
         }
         if last.elapsed() >= FLUSH_EVERY {
             let k = live.kernel_stats();
+            wiremap_server::lock_counters(ingest.shared()).interfaces = live.follow_counts();
             ingest.tick(&k, live.duplicates());
             last = Instant::now();
         }
@@ -576,6 +593,11 @@ fn fanout_loop(
                     }
                     if last.elapsed() >= FLUSH_EVERY {
                         let k = live.kernel_stats();
+                        if w == 0 {
+                            // Every worker follows the same interfaces: one tells.
+                            wiremap_server::lock_counters(&shared).interfaces =
+                                live.follow_counts();
+                        }
                         let _ = tx.send(FromWorker::Stats(w, engine.stats(), k, live.duplicates()));
                         last = Instant::now();
                     }
