@@ -222,6 +222,11 @@ impl Hpack {
         }
     }
 
+    /// Bytes the dynamic table holds (HPACK's own measure: name, value and 32 per entry).
+    pub fn table_size(&self) -> usize {
+        self.size
+    }
+
     /// Decodes a header block; fields that cannot be known come back as `None`.
     pub fn decode(&mut self, d: &[u8]) -> Vec<Field> {
         self.decode_bounded(d).fields

@@ -20,6 +20,11 @@ const MAX_HEADER_BLOCK: usize = 256 * 1024;
 const MAX_HELD_DATA: usize = 64 * 1024;
 /// Most streams tracked at once per connection.
 const MAX_STREAMS: usize = 4096;
+/// Header bytes kept for one stream over all its HEADERS frames (name, value and 32 each,
+/// as HPACK counts them); more are dropped and counted.
+const MAX_STREAM_HEADERS: usize = 256 * 1024;
+/// Header bytes kept for all the open streams of a connection together.
+const MAX_FLOW_HEADERS: usize = 1024 * 1024;
 
 fn frame_header(d: &[u8]) -> Option<(usize, u8, u8, u32)> {
     let h = d.get(..9)?;
@@ -110,6 +115,8 @@ struct Stream {
     bytes: [u64; 2],
     messages: [u64; 2],
     reset: Option<u32>,
+    /// Header bytes kept for this stream (see [`MAX_STREAM_HEADERS`]).
+    header_bytes: usize,
     request_headers: Vec<(String, String)>,
     response_headers: Vec<(String, String)>,
 }
@@ -144,6 +151,8 @@ pub struct Http2 {
     /// Header block being continued, per direction.
     cont: [Option<Continued>; 2],
     streams: BTreeMap<u32, Stream>,
+    /// Header bytes kept for all open streams (see [`MAX_FLOW_HEADERS`]).
+    header_bytes: usize,
     client: Option<Direction>,
     lost: [bool; 2],
     started_clean: bool,
@@ -178,6 +187,7 @@ impl Http2 {
         let Some(s) = self.streams.remove(&sid) else {
             return;
         };
+        self.header_bytes = self.header_bytes.saturating_sub(s.header_bytes);
         if !s.has_request {
             return;
         }
@@ -286,9 +296,26 @@ impl Http2 {
         if self.client.is_none() && (is_request || is_response) {
             self.client = Some(if is_request { dir } else { dir.flip() });
         }
+        let mut dropped = false;
         for (n, v) in fields {
             let (Some(n), v) = (n, v) else { continue };
+            // HTTP/2 requires lowercase names; a peer that sends others must not slip a
+            // secret past redaction, whose lists are lowercase.
+            let n = if n.bytes().any(|c| c.is_ascii_uppercase()) {
+                n.to_ascii_lowercase()
+            } else {
+                n
+            };
             let v = v.unwrap_or_default();
+            let size = 32 + n.len() + v.len();
+            if s.header_bytes + size > MAX_STREAM_HEADERS
+                || self.header_bytes + size > MAX_FLOW_HEADERS
+            {
+                dropped = true;
+                continue;
+            }
+            s.header_bytes += size;
+            self.header_bytes += size;
             // Secrets go before anything is kept (gRPC metadata names are lowercase already).
             let v = match n.as_str() {
                 ":path" => self.redact.target(&v).into_owned(),
@@ -310,6 +337,9 @@ impl Http2 {
             } else {
                 s.response_headers.push((n, v));
             }
+        }
+        if dropped {
+            cx.stats.event(DropReason::Http2HeaderListTruncated);
         }
         if from_client {
             if !s.has_request {
@@ -445,7 +475,8 @@ impl Http2 {
 impl Dissector for Http2 {
     fn held(&self) -> usize {
         let cont: usize = self.cont.iter().flatten().map(|c| c.block.capacity()).sum();
-        self.buf[0].capacity() + self.buf[1].capacity() + cont
+        let tables: usize = self.hpack.iter().flatten().map(Hpack::table_size).sum();
+        self.buf[0].capacity() + self.buf[1].capacity() + cont + tables + self.header_bytes
     }
     fn data(&mut self, cx: &mut Cx<'_>, dir: Direction, ts: Timestamp, data: &[u8]) -> Next {
         let di = dir.index();

@@ -99,7 +99,9 @@ pub struct Node {
     pub requests_out: u64,
     /// Requests this node received.
     pub requests_in: u64,
-    /// For an "other" node: how many endpoints folded into it (absent otherwise).
+    /// For an "other" node: how many endpoints folded into it, each counted when first met
+    /// (an endpoint no longer remembered, or met under another identity pointer, counts
+    /// again); absent otherwise.
     #[serde(skip_serializing_if = "is_zero")]
     pub folded: u64,
 }

@@ -453,11 +453,12 @@ pub(crate) async fn export(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let r = wiremap_store::export(
+        let r = wiremap_store::export_until(
             &snap.dir,
             &snap.segments,
             &plan.scope,
-            &|e| !run.stop() && plan.matches(e),
+            &|e| plan.matches(e),
+            &|| run.stop(),
             &mut w,
         );
         let r = r
@@ -520,6 +521,7 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "dropped": c.pipeline.dropped,
         "kernel": c.kernel,
         "kernel_drops": c.kernel.values().map(|k| k.drops).sum::<u64>(),
+        "interfaces": c.interfaces,
         "duplicates": c.duplicates,
         "store": c.store,
         "store_errors": c.store_errors,

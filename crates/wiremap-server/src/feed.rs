@@ -34,6 +34,8 @@ pub(crate) enum Update {
     Delta(Arc<str>),
     /// The feed started over from the store: clients send a snapshot.
     Resync,
+    /// The feed could not go on (its store scan failed or ran out of time): clients close.
+    Closed,
 }
 
 /// Whether the first map is ready.
@@ -47,8 +49,10 @@ pub(crate) enum Ready {
 #[derive(Debug)]
 struct State {
     map: Arc<ServiceMap>,
-    /// The snapshot's JSON members after `"seq":N,`, made when first asked for.
-    snapshot: Option<Arc<str>>,
+    /// Which tick `map` is from.
+    version: u64,
+    /// The snapshot's JSON members after `"seq":N,` and the version they were made from.
+    snapshot: Option<(u64, Arc<str>)>,
 }
 
 /// A shared live map.
@@ -59,6 +63,8 @@ pub(crate) struct Feed {
     ready: watch::Receiver<Ready>,
     /// Set when the last client leaves: a first scan still running stops.
     gone: Arc<AtomicBool>,
+    /// Set when the feed's task ended: new clients get a fresh feed instead.
+    dead: AtomicBool,
 }
 
 impl Drop for Feed {
@@ -88,31 +94,49 @@ impl Feed {
         }
     }
 
-    /// The current map as snapshot members (serialised once per tick at most).
-    pub(crate) fn snapshot(&self) -> Arc<str> {
+    /// The current map as snapshot members, serialised at most once per tick, off the
+    /// async workers and outside the lock (a big map takes a while).
+    pub(crate) async fn snapshot(&self) -> Arc<str> {
+        let (map, version) = {
+            let s = lock(&self.state);
+            if let Some((v, j)) = &s.snapshot {
+                if *v == s.version {
+                    return Arc::clone(j);
+                }
+            }
+            (Arc::clone(&s.map), s.version)
+        };
+        let j: Arc<str> = tokio::task::spawn_blocking(move || {
+            let map = serde_json::to_string(&*map).unwrap_or_else(|_| "{}".into());
+            format!("\"type\":\"snapshot\",\"map\":{map}}}")
+        })
+        .await
+        .unwrap_or_else(|_| "\"type\":\"snapshot\",\"map\":{}}".to_string())
+        .into();
         let mut s = lock(&self.state);
-        if let Some(j) = &s.snapshot {
-            return Arc::clone(j);
+        if s.version == version {
+            s.snapshot = Some((version, Arc::clone(&j)));
         }
-        let map = serde_json::to_string(&*s.map).unwrap_or_else(|_| "{}".into());
-        let j: Arc<str> = format!("\"type\":\"snapshot\",\"map\":{map}}}").into();
-        s.snapshot = Some(Arc::clone(&j));
         j
     }
 
     /// The whole current map as delta members: every node and edge upserted (what a client
     /// that paused is sent when it resumes).
-    pub(crate) fn everything(&self) -> String {
+    pub(crate) async fn everything(&self) -> String {
         let m = Arc::clone(&lock(&self.state).map);
-        let body = json!({
-            "type": "delta",
-            "upsert": {"nodes": m.nodes, "edges": m.edges},
-            "remove": {"nodes": [], "edges": []},
-            "window": m.window,
-            "stats": m.stats,
+        tokio::task::spawn_blocking(move || {
+            let body = json!({
+                "type": "delta",
+                "upsert": {"nodes": m.nodes, "edges": m.edges},
+                "remove": {"nodes": [], "edges": []},
+                "window": m.window,
+                "stats": m.stats,
+            })
+            .to_string();
+            members(&body).to_string()
         })
-        .to_string();
-        members(&body).to_string()
+        .await
+        .unwrap_or_default()
     }
 }
 
@@ -143,19 +167,26 @@ impl Feeds {
     pub(crate) fn join(&self, app: &App, key: String, plan: Plan) -> Arc<Feed> {
         let mut by_key = lock(&self.by_key);
         if let Some(f) = by_key.get(&key).and_then(Weak::upgrade) {
-            return f;
+            if !f.dead.load(std::sync::atomic::Ordering::Relaxed) {
+                return f;
+            }
         }
-        by_key.retain(|_, w| w.strong_count() > 0);
+        by_key.retain(|_, w| {
+            w.upgrade()
+                .is_some_and(|f| !f.dead.load(std::sync::atomic::Ordering::Relaxed))
+        });
         let (ready_tx, ready_rx) = watch::channel(Ready::Pending);
         let stats = lock(&app.shared.counters).pipeline.clone();
         let feed = Arc::new(Feed {
             state: Mutex::new(State {
                 map: Arc::new(MapBuilder::new(plan.level).build(stats)),
+                version: 0,
                 snapshot: None,
             }),
             updates: broadcast::channel(BACKLOG).0,
             ready: ready_rx,
             gone: Arc::new(AtomicBool::new(false)),
+            dead: AtomicBool::new(false),
         });
         by_key.insert(key, Arc::downgrade(&feed));
         tokio::spawn(run(
@@ -171,7 +202,8 @@ impl Feeds {
     pub(crate) fn len(&self) -> usize {
         lock(&self.by_key)
             .values()
-            .filter(|w| w.strong_count() > 0)
+            .filter_map(Weak::upgrade)
+            .filter(|f| !f.dead.load(std::sync::atomic::Ordering::Relaxed))
             .count()
     }
 }
@@ -262,8 +294,25 @@ async fn run(app: App, plan: Arc<Plan>, feed: Weak<Feed>, ready: watch::Sender<R
     let Some(gone) = feed.upgrade().map(|f| Arc::clone(&f.gone)) else {
         return;
     };
-    let Some((mut builder, mut cursor)) = fresh(&app, &plan, Arc::clone(&gone)).await else {
-        let _ = ready.send(Ready::Failed);
+    follow(&app, &plan, &feed, &ready, gone).await;
+    // However the feed ended, its clients hear it and new ones get a fresh feed.
+    let _ = ready.send(Ready::Failed);
+    if let Some(f) = feed.upgrade() {
+        f.dead.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = f.updates.send(Update::Closed);
+    }
+}
+
+/// The feed's work until it cannot go on or nobody holds it.
+async fn follow(
+    app: &App,
+    plan: &Arc<Plan>,
+    feed: &Weak<Feed>,
+    ready: &watch::Sender<Ready>,
+    gone: Arc<AtomicBool>,
+) {
+    let app = app.clone();
+    let Some((mut builder, mut cursor)) = fresh(&app, plan, Arc::clone(&gone)).await else {
         return;
     };
     let stats = || lock(&app.shared.counters).pipeline.clone();
@@ -271,7 +320,7 @@ async fn run(app: App, plan: Arc<Plan>, feed: Weak<Feed>, ready: watch::Sender<R
     let publish = |f: &Feed, m: ServiceMap| {
         let mut s = lock(&f.state);
         s.map = Arc::new(m);
-        s.snapshot = None;
+        s.version += 1;
     };
     {
         let Some(f) = feed.upgrade() else { return };
@@ -308,7 +357,7 @@ async fn run(app: App, plan: Arc<Plan>, feed: Weak<Feed>, ready: watch::Sender<R
             }
             None => {
                 // Fell behind what memory holds: start over from the store.
-                let Some((b, c)) = fresh(&app, &plan, Arc::clone(&gone)).await else {
+                let Some((b, c)) = fresh(&app, plan, Arc::clone(&gone)).await else {
                     return;
                 };
                 builder = b;

@@ -67,17 +67,18 @@ pub(crate) async fn stream(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let open = app.shared.stream_clients.load(Ordering::Relaxed);
-    if open >= app.limits.stream_clients as u64 {
+    // A place is taken now, not at the upgrade, so a burst of upgrades cannot pass the cap
+    // together; it is given back when the connection (or a refused upgrade) ends.
+    let Some(place) = Place::take(&app) else {
         app.shared
             .queries
             .stream_refused
             .fetch_add(1, Ordering::Relaxed);
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("too many live streams open ({open})"),
+            &format!("too many live streams open ({})", app.limits.stream_clients),
         );
-    }
+    };
     if p.from.as_deref().is_none_or(str::is_empty) {
         p.from = Some(DEFAULT_FROM.to_string());
     }
@@ -101,23 +102,51 @@ pub(crate) async fn stream(
             )
         }
     };
-    // Clients asking the same question share one map.
+    // Clients asking the same question share one map: same level, filter and part, and a
+    // window that starts in the same minute (a relative `from` is resolved now, so a client
+    // that comes an hour later asks another question).
+    let from_minute = plan.window.from.map(|t| t.0.div_euclid(60_000_000_000));
     let key = format!(
-        "{}\u{0}{}\u{0}{}\u{0}{}\u{0}{}",
+        "{}\u{0}{}\u{0}{:?}\u{0}{}\u{0}{}",
         plan.level.as_str(),
         p.q.as_deref().unwrap_or("").trim(),
-        p.from.as_deref().unwrap_or(""),
+        from_minute,
         p.node.as_deref().unwrap_or(""),
         p.edge.as_deref().unwrap_or(""),
     );
     ws.max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
-            app.shared.stream_clients.fetch_add(1, Ordering::Relaxed);
+            let _place = place;
             let feed = app.feeds.join(&app, key, plan);
             run(socket, app.clone(), feed).await;
-            app.shared.stream_clients.fetch_sub(1, Ordering::Relaxed);
         })
+}
+
+/// A live stream's place among the `Limits::stream_clients` allowed.
+struct Place(Arc<crate::Shared>);
+
+impl Place {
+    fn take(app: &App) -> Option<Place> {
+        let open = &app.shared.stream_clients;
+        let cap = app.limits.stream_clients as u64;
+        let mut n = open.load(Ordering::Relaxed);
+        loop {
+            if n >= cap {
+                return None;
+            }
+            match open.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(Place(Arc::clone(&app.shared))),
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.stream_clients.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Sends one message, or gives up on a client that has not taken the previous ones in time.
@@ -142,12 +171,23 @@ async fn send(
 async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
     let (mut tx, mut rx) = socket.split();
     let mut updates = feed.subscribe();
-    if !feed.wait_ready().await {
+    // A client that leaves while the first map is read lets go of the feed at once (the
+    // feed's scan stops when nobody holds it).
+    let ready = loop {
+        tokio::select! {
+            r = feed.wait_ready() => break r,
+            m = rx.next() => match m {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break false,
+                Some(Ok(_)) => {}
+            },
+        }
+    };
+    if !ready {
         return;
     }
     let mut seq: u64 = 1;
     let text = |seq: u64, members: &str| Message::Text(message(seq, members).into());
-    if !send(&app, &mut tx, text(seq, &feed.snapshot())).await {
+    if !send(&app, &mut tx, text(seq, &feed.snapshot().await)).await {
         return;
     }
     let mut paused = false;
@@ -168,9 +208,13 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
                             held = true;
                             continue;
                         }
-                        feed.snapshot()
+                        feed.snapshot().await
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    // The feed could not go on (its store scan failed or timed out).
+                    Ok(Update::Closed) | Err(broadcast::error::RecvError::Closed) => {
+                        let _ = tx.send(Message::Close(None)).await;
+                        return;
+                    }
                 };
                 seq += 1;
                 if !send(&app, &mut tx, text(seq, &members)).await {
@@ -194,9 +238,13 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
                     }
                     "resume" => {
                         paused = false;
-                        std::mem::take(&mut held).then(|| feed.everything())
+                        if std::mem::take(&mut held) {
+                            Some(feed.everything().await)
+                        } else {
+                            None
+                        }
                     }
-                    "snapshot" => Some(feed.snapshot().to_string()),
+                    "snapshot" => Some(feed.snapshot().await.to_string()),
                     _ => None,
                 };
                 if let Some(members) = out {

@@ -157,10 +157,23 @@ fn a_query_past_its_time_is_stopped_with_503() {
         "/api/entries?q=http%20%26%26%20status_code%20%3E%20999",
     );
     assert_eq!(st, 503, "{body}");
+    // An export stops too: its body is cut (no closing chunk), never a complete-looking file.
+    let mut s = TcpStream::connect(addr).expect("connects");
+    write!(
+        s,
+        "GET /api/export.pcapng HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sends");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    assert!(
+        !raw.ends_with(b"0\r\n\r\n"),
+        "a stopped export looks complete"
+    );
     let (_, body) = get(addr, "/api/stats");
-    assert_eq!(json(&body)["queries"]["timeout"], 2, "{body}");
+    assert_eq!(json(&body)["queries"]["timeout"], 3, "{body}");
     let (_, body) = get(addr, "/metrics");
-    assert!(body.contains("wiremap_queries_stopped_total{reason=\"timeout\"} 2"));
+    assert!(body.contains("wiremap_queries_stopped_total{reason=\"timeout\"} 3"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

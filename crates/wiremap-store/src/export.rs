@@ -22,6 +22,8 @@ pub struct ExportReport {
     pub flows: u64,
     /// Packets written.
     pub packets: u64,
+    /// `stop` said so before the end: the file is cut short.
+    pub stopped: bool,
 }
 
 /// Both directions of a flow under one key.
@@ -50,10 +52,27 @@ pub fn export(
     matches: &dyn Fn(&Entry) -> bool,
     out: impl Write,
 ) -> Result<ExportReport, StoreError> {
+    export_until(dir, segments, scope, matches, &|| false, out)
+}
+
+/// [`export`] that gives up as soon as `stop` says so (a client gone, a shutdown, a time
+/// limit): both the entry scan and the packet scan ask it as they go.
+pub fn export_until(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    scope: &Scope,
+    matches: &dyn Fn(&Entry) -> bool,
+    stop: &dyn Fn() -> bool,
+    out: impl Write,
+) -> Result<ExportReport, StoreError> {
     let mut report = ExportReport::default();
     let mut history = History::default();
     let mut flows: HashMap<FlowKey, (i64, i64)> = HashMap::new();
     scan(dir, segments, scope, &mut |e| {
+        if stop() {
+            report.stopped = true;
+            return ControlFlow::Break(());
+        }
         if matches(&e) {
             report.entries += 1;
             history.add(&e);
@@ -82,6 +101,9 @@ pub fn export(
         let mut decoder = Decoder::new();
         let mut failed = None;
         for m in segments {
+            if report.stopped {
+                break;
+            }
             let (Some(f), Some(t)) = (m.from, m.to) else {
                 continue;
             };
@@ -91,6 +113,10 @@ pub fn export(
             let path = seg_path(dir, m.seq, "pcapng");
             // Damaged blocks are skipped inside; a file that cannot be read is skipped whole.
             let read = scan_packets(&path, m.closed, &mut |ts, link, data, orig| {
+                if stop() {
+                    report.stopped = true;
+                    return ControlFlow::Break(());
+                }
                 let Ok(Some(seg)) = decoder.decode(ts, link.0, data) else {
                     return ControlFlow::Continue(());
                 };

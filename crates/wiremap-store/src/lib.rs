@@ -38,7 +38,7 @@ use wiremap_model::{Entry, Identity, Protocol, Timestamp};
 
 pub use codec::Corrupt;
 pub use damage::{FileScan, Span};
-pub use export::{export, ExportReport};
+pub use export::{export, export_until, ExportReport};
 pub use packets::{read_packets, scan_packets, PacketVisitor};
 pub use read::{read_entries, scan_entries};
 pub use segments::{get, inspect, scan, QUARANTINE_DIR};
