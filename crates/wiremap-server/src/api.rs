@@ -5,7 +5,6 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -48,12 +47,21 @@ impl ApiError {
     }
 }
 
-/// The query string, or a JSON 400 naming what is wrong with it (axum's own rejection is
-/// plain text).
-pub(crate) fn params(q: Result<Query<Params>, QueryRejection>) -> Result<Params, ApiError> {
-    match q {
-        Ok(Query(p)) => Ok(p),
-        Err(e) => Err(bad(format!("bad query string: {}", e.body_text()))),
+/// The query string of a request: a JSON 400 naming what is wrong with it when it does not
+/// parse (axum's own rejection is plain text).
+pub(crate) struct Q(pub(crate) Params);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Q {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<Params>::from_request_parts(parts, state).await {
+            Ok(Query(p)) => Ok(Q(p)),
+            Err(e) => Err(bad(format!("bad query string: {}", e.body_text()))),
+        }
     }
 }
 
@@ -64,17 +72,11 @@ impl IntoResponse for ApiError {
 }
 
 pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError(
-        StatusCode::BAD_REQUEST,
-        Box::new(json!({"error": msg.into()})),
-    )
+    ApiError::new(StatusCode::BAD_REQUEST, msg)
 }
 
 pub(crate) fn internal(msg: impl std::fmt::Display) -> ApiError {
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Box::new(json!({"error": msg.to_string()})),
-    )
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg.to_string())
 }
 
 /// Entries of one node or one edge of a map.
@@ -233,14 +235,7 @@ pub(crate) fn new_builder(app: &App, level: Level) -> MapBuilder {
     MapBuilder::with_limits(level, app.limits.map_nodes, app.limits.map_edges)
 }
 
-pub(crate) async fn map(
-    State(app): State<App>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let p = match params(q) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+pub(crate) async fn map(State(app): State<App>, Q(p): Q) -> Response {
     if !matches!(
         p.format.as_deref(),
         None | Some("" | "json" | "dot" | "mermaid")
@@ -285,14 +280,7 @@ fn json_response<T: serde::Serialize>(v: &T) -> Response {
 /// Most entries a page holds.
 const MAX_PAGE: usize = 10_000;
 
-pub(crate) async fn entries(
-    State(app): State<App>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let p = match params(q) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+pub(crate) async fn entries(State(app): State<App>, Q(p): Q) -> Response {
     let limit = p.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return bad(format!("bad `limit` {limit}: from 1 to {MAX_PAGE}")).into_response();
@@ -371,14 +359,7 @@ pub(crate) async fn entry(State(app): State<App>, Path(id): Path<String>) -> Res
     .await
 }
 
-pub(crate) async fn kfl_check(
-    State(app): State<App>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let p = match params(q) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+pub(crate) async fn kfl_check(State(app): State<App>, Q(p): Q) -> Response {
     let q = p.q.unwrap_or_default();
     // Checking reads no store and is bounded by the filter's own limits: no gate, so typing
     // in the filter bar is never refused while big queries run.
@@ -425,14 +406,7 @@ impl std::io::Write for ChanWriter {
     }
 }
 
-pub(crate) async fn export(
-    State(app): State<App>,
-    q: Result<Query<Params>, QueryRejection>,
-) -> Response {
-    let p = match params(q) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
+pub(crate) async fn export(State(app): State<App>, Q(p): Q) -> Response {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let gone = Arc::new(AtomicBool::new(false));
     let a = app.clone();

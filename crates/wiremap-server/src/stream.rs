@@ -13,16 +13,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast;
 
-use crate::api::{params, plan, Params};
+use crate::api::{plan, Q};
 use crate::feed::{message, Feed, Update};
 use crate::query::refuse;
 use crate::App;
@@ -58,15 +57,11 @@ pub(crate) async fn stream(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     headers: HeaderMap,
     State(app): State<App>,
-    q: Result<Query<Params>, QueryRejection>,
+    Q(mut p): Q,
 ) -> Response {
     if !origin_ok(&headers, &app.access.origins) {
         return refuse(StatusCode::FORBIDDEN, "origin not allowed");
     }
-    let mut p = match params(q) {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
     // A place is taken now, not at the upgrade, so a burst of upgrades cannot pass the cap
     // together; it is given back when the connection (or a refused upgrade) ends.
     let Some(place) = Place::take(&app) else {

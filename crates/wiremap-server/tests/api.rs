@@ -1,7 +1,5 @@
 //! The API over a store filled from a real capture: token, paging, lookups, errors.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
 use wiremap_capture::{FileSource, PacketSource};
@@ -16,28 +14,9 @@ fn pcap(name: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// A GET with an optional bearer token: (status, body).
-fn get(addr: std::net::SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connects");
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .expect("sends");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("reads");
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+mod common;
 
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
-}
+use common::{get, json};
 
 #[test]
 fn api_over_an_imported_capture() {

@@ -7,29 +7,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wiremap_model::{Detail, Endpoint, Entry, Protocol, Timestamp, Transport};
+use wiremap_model::Timestamp;
 use wiremap_server::{router_with, Access, Limits, Shared};
 use wiremap_store::{Store, StoreConfig};
 
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).expect("connects");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("sends");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("reads");
-    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
+mod common;
 
-fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+use common::{http_entry, json};
+
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    common::get(addr, path, None)
 }
 
 /// `n` HTTP entries, each from its own client address to one server: a spoofed flood.
@@ -38,24 +25,8 @@ fn flood(dir: &std::path::Path, n: u32) -> Arc<Shared> {
     let mut store = Store::open(StoreConfig::new(dir)).expect("store");
     for i in 0..n {
         let src = std::net::Ipv4Addr::from(0x0a00_0000 + i);
-        let mut e = Entry {
-            id: 0,
-            stream: u64::from(i),
-            index: 0,
-            timestamp: Timestamp::from_parts(1_700_000_000, i * 1000),
-            elapsed_time: 100,
-            protocol: Protocol::Http,
-            transport: Transport::Tcp,
-            src: Endpoint::new(src.into(), 40000),
-            dst: Endpoint::new("10.255.0.1".parse().expect("ip"), 80),
-            request_size: 10,
-            response_size: 10,
-            has_response: true,
-            status_code: 200,
-            error: false,
-            node_name: String::new(),
-            detail: Detail::None,
-        };
+        let ts = Timestamp::from_parts(1_700_000_000, i * 1000);
+        let mut e = http_entry(u64::from(i), ts, src.into(), "10.255.0.1");
         store.append_entry(&mut e).expect("append");
     }
     store.flush().expect("flush");

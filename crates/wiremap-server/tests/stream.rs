@@ -7,32 +7,21 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wiremap_model::{Detail, Endpoint, Entry, Protocol, Timestamp, Transport};
+use wiremap_model::Timestamp;
 use wiremap_server::{router, Access, Shared};
 use wiremap_store::{Store, StoreConfig};
+
+mod common;
+
+use common::http_entry;
 
 fn store(dir: &std::path::Path) -> Arc<Shared> {
     let _ = std::fs::remove_dir_all(dir);
     let mut store = Store::open(StoreConfig::new(dir)).expect("store");
     for i in 0..50u32 {
-        let mut e = Entry {
-            id: 0,
-            stream: u64::from(i),
-            index: 0,
-            timestamp: Timestamp::from_parts(1_700_000_000, i),
-            elapsed_time: 100,
-            protocol: Protocol::Http,
-            transport: Transport::Tcp,
-            src: Endpoint::new(format!("10.0.0.{}", i % 5).parse().expect("ip"), 40000),
-            dst: Endpoint::new("10.0.1.1".parse().expect("ip"), 80),
-            request_size: 10,
-            response_size: 10,
-            has_response: true,
-            status_code: 200,
-            error: false,
-            node_name: String::new(),
-            detail: Detail::None,
-        };
+        let src = format!("10.0.0.{}", i % 5).parse().expect("ip");
+        let ts = Timestamp::from_parts(1_700_000_000, i);
+        let mut e = http_entry(u64::from(i), ts, src, "10.0.1.1");
         store.append_entry(&mut e).expect("append");
     }
     store.flush().expect("flush");
@@ -96,16 +85,7 @@ impl Ws {
 }
 
 fn stats(addr: SocketAddr) -> serde_json::Value {
-    let mut s = TcpStream::connect(addr).expect("connects");
-    write!(
-        s,
-        "GET /api/stats HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("sends");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("reads");
-    let body = out.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+    common::json(&common::get(addr, "/api/stats", None).1)
 }
 
 #[test]

@@ -308,6 +308,16 @@ fn seg_path(dir: &Path, seq: u64, ext: &str) -> PathBuf {
     dir.join(format!("seg-{seq:010}.{ext}"))
 }
 
+/// Opens a segment file to read; `None` when it is gone (deleted by retention after a query
+/// listed it), which reads as empty.
+pub(crate) fn open_existing(path: &Path) -> Result<Option<File>, StoreError> {
+    match File::open(path) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 pub(crate) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());

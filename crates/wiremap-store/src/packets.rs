@@ -289,10 +289,8 @@ pub fn scan_packets(
     complete: bool,
     visit: &mut PacketVisitor<'_>,
 ) -> Result<FileScan, StoreError> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileScan::default()),
-        Err(e) => return Err(crate::io(path)(e)),
+    let Some(f) = crate::open_existing(path)? else {
+        return Ok(FileScan::default());
     };
     read_packets(&path.display().to_string(), f, complete, visit, &mut |s| {
         damage::report(path, s)
