@@ -12,7 +12,7 @@
   };
   const KIND_COLORS = {
     workload: "#4f7cff", pod: "#7c5cff", service: "#00a3a3", namespace: "#e07b00",
-    node: "#8a6d3b", dns: "#9aa4b2", zone: "#b08fd0", ip: "#c2c8d0",
+    node: "#8a6d3b", dns: "#9aa4b2", zone: "#b08fd0", ip: "#c2c8d0", other: "#6b7280",
   };
   const HUB_DEGREE = 40;
   const HUB_MAP_EDGES = 300;
@@ -539,7 +539,7 @@
     let h;
     if (n) {
       const d = n.data;
-      h = "<b>" + esc(label(d)) + "</b>" + esc(d.kind) + (d.external ? ", external" : "") + "<br>in " + fmtN(d.requests_in) + " · out " + fmtN(d.requests_out) + (d.addresses && d.addresses.length ? "<br><span class=muted>" + esc(d.addresses.slice(0, 4).join(", ")) + "</span>" : "") + (S.visible.badges.get(n) ? "<br>" + S.visible.badges.get(n) + " edges collapsed" : "");
+      h = "<b>" + esc(label(d)) + "</b>" + esc(d.kind) + (d.external ? ", external" : "") + "<br>in " + fmtN(d.requests_in) + " · out " + fmtN(d.requests_out) + (d.addresses && d.addresses.length ? "<br><span class=muted>" + esc(d.addresses.slice(0, 4).join(", ")) + "</span>" : "") + (d.folded ? "<br>" + fmtN(d.folded) + " endpoints folded here" : "") + (S.visible.badges.get(n) ? "<br>" + S.visible.badges.get(n) + " edges collapsed" : "");
     } else {
       const d = e.data;
       h = "<b>" + esc(label(e.a.data)) + " → " + esc(label(e.b.data)) + "</b>" + esc(e.protocol) + "<br>requests " + fmtN(e.requests) + " · errors " + fmtN(e.errors) + (e.members.length === 1 ? "<br>latency p50 " + fmtUs(d.latency_us.p50) + " · p99 " + fmtUs(d.latency_us.p99) + "<br>bytes ↑ " + fmtB(d.bytes.request) + " ↓ " + fmtB(d.bytes.response) : "<br>" + e.members.length + " edges grouped");
@@ -628,7 +628,7 @@
       ["id", esc(d.id)], ["kind", esc(d.kind) + (d.external ? " (external)" : "")], ["namespace", esc(d.namespace || "—")],
       ["requests in", fmtN(d.requests_in)], ["requests out", fmtN(d.requests_out)],
       ["addresses", esc((d.addresses || []).join(", "))], ["labels", labels || "—"],
-    ]);
+    ].concat(d.folded ? [["folded", fmtN(d.folded) + " endpoints past the map's node budget (--max-nodes)"]] : []));
     openPanel(body, { node: d.id });
   }
   function showEdge(e) {
