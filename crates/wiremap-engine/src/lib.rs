@@ -15,7 +15,7 @@ use wiremap_capture::{CaptureError, FileSource, Merge, Packet, PacketSource};
 use wiremap_decode::{Decoder, Transport as L4};
 use wiremap_dissect::{Dissect, DissectConfig, Session};
 use wiremap_identity::{IdentityIndex, IdentityLimits, Zones};
-pub use wiremap_map::Stats;
+pub use wiremap_model::Stats;
 use wiremap_model::{Detail, DropReason, Entry, Timestamp};
 use wiremap_reassembly::{FlowTable, Limits};
 

@@ -20,6 +20,8 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 pub use sketch::Sketch;
+/// Whole-run counters shown with a map (kept here for callers that name it by this crate).
+pub use wiremap_model::Stats;
 use wiremap_model::{Endpoint, IdentityKind, Protocol, Timestamp};
 
 /// How far nodes are merged.
@@ -61,21 +63,6 @@ impl Level {
             Level::Ip => "ip",
         }
     }
-}
-
-/// Whole-run counters shown with a map.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Stats {
-    /// Packets read.
-    pub packets: u64,
-    /// Bytes of captured packets.
-    pub bytes: u64,
-    /// Flows seen.
-    pub flows: u64,
-    /// Entries produced.
-    pub entries: u64,
-    /// Everything dropped or not understood, by reason.
-    pub dropped: BTreeMap<String, u64>,
 }
 
 /// A node of the map.

@@ -168,6 +168,23 @@ impl DropCounts {
     }
 }
 
+/// Whole-run counters of a pipeline, shown with every map: what was read and produced, and
+/// everything dropped or not understood by reason (the names of [`DropReason`], and the
+/// decoder's `truncated_<header>`-style ones).
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets read.
+    pub packets: u64,
+    /// Bytes of captured packets.
+    pub bytes: u64,
+    /// Flows seen.
+    pub flows: u64,
+    /// Entries produced.
+    pub entries: u64,
+    /// Everything dropped or not understood, by reason.
+    pub dropped: std::collections::BTreeMap<String, u64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ mod flow;
 mod identity;
 mod time;
 
-pub use drop::{DropCounts, DropReason};
+pub use drop::{DropCounts, DropReason, Stats};
 pub use entry::{
     AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Entry, HttpInfo, Protocol, TlsInfo, Transport,
 };
