@@ -11,12 +11,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use wiremap_ingest::{lock, Snapshot};
 use wiremap_kfl::Filter;
 use wiremap_map::{node_id, Level, MapBuilder, ServiceMap, Window};
 use wiremap_model::{Entry, Timestamp};
 use wiremap_store::Scope;
 
-use crate::live::{lock, Snapshot};
 use crate::query::{self, Run};
 use crate::{parse_time, App};
 
@@ -484,7 +484,6 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
     // Queries find store damage the ingest loop never sees (and `serve --data` has none).
     c.store = lock(&app.shared.store).stats();
     let clients = app
-        .shared
         .stream_clients
         .load(std::sync::atomic::Ordering::Relaxed);
     json_response(&json!({
@@ -504,6 +503,6 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "kubernetes": c.kubernetes,
         "stream_clients": clients,
         "stream_feeds": app.feeds.len(),
-        "queries": app.shared.queries.values().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "queries": app.queries.values().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
+use wiremap_ingest::lock;
 use wiremap_map::{MapBuilder, ServiceMap};
 
 use crate::api::{new_builder, Plan};
-use crate::live::lock;
 use crate::query::{self, Run};
 use crate::stream::TICK;
 use crate::App;

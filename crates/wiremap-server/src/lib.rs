@@ -10,7 +10,6 @@
 
 mod api;
 mod feed;
-mod live;
 mod metrics;
 mod query;
 mod stream;
@@ -30,7 +29,8 @@ use axum::routing::get;
 use axum::Router;
 use wiremap_model::Timestamp;
 
-pub use live::{
+// The ingest side the API reads from, for callers that reach it through this crate.
+pub use wiremap_ingest::{
     lock_counters, EdgeMetrics, Ingest, LiveCounters, Recent, Shared, Snapshot, FLUSH_EVERY,
     RECENT_CAP,
 };
@@ -64,6 +64,10 @@ pub(crate) struct App {
     pub(crate) gate: Arc<tokio::sync::Semaphore>,
     /// Live maps shared by stream clients.
     pub(crate) feeds: Arc<feed::Feeds>,
+    /// Queries stopped early or refused, by why.
+    pub(crate) queries: Arc<QueryCounters>,
+    /// Live stream connections open.
+    pub(crate) stream_clients: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The HTTP API over `shared`, with the default [`Limits`].
@@ -81,6 +85,8 @@ pub fn router_with(shared: Arc<Shared>, access: Access, limits: Limits) -> Route
         )),
         limits: Arc::new(limits),
         feeds: Arc::default(),
+        queries: Arc::default(),
+        stream_clients: Arc::default(),
     };
     Router::new()
         .route("/", get(ui::index))

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use wiremap_ingest::{lock, LATENCY_BUCKETS};
 
-use crate::live::{lock, LATENCY_BUCKETS};
 use crate::App;
 
 fn esc(s: &str) -> String {
@@ -147,7 +147,7 @@ pub(crate) fn render(app: &App) -> String {
         "counter",
         "Queries stopped early or refused, by reason (client_gone, shutdown, timeout, busy, stream_slow_clients, stream_refused).",
     );
-    for (reason, v) in app.shared.queries.values() {
+    for (reason, v) in app.queries.values() {
         let _ = writeln!(
             o,
             "wiremap_queries_stopped_total{{reason=\"{reason}\"}} {v}"

@@ -93,16 +93,19 @@ pub(crate) enum Stop {
 pub(crate) struct Run {
     gone: Arc<AtomicBool>,
     shared: Arc<Shared>,
+    queries: Arc<QueryCounters>,
     deadline: Instant,
     calls: std::cell::Cell<u32>,
     stopped: std::cell::Cell<Option<Stop>>,
 }
 
 impl Run {
-    pub(crate) fn new(gone: Arc<AtomicBool>, shared: Arc<Shared>, timeout: Duration) -> Run {
+    pub(crate) fn new(gone: Arc<AtomicBool>, app: &App, timeout: Duration) -> Run {
+        let (shared, queries) = (Arc::clone(&app.shared), Arc::clone(&app.queries));
         Run {
             gone,
             shared,
+            queries,
             deadline: Instant::now() + timeout,
             calls: std::cell::Cell::new(0),
             stopped: std::cell::Cell::new(None),
@@ -128,7 +131,7 @@ impl Run {
         };
         if let Some(w) = why {
             self.stopped.set(Some(w));
-            let q = &self.shared.queries;
+            let q = &self.queries;
             match w {
                 Stop::ClientGone => &q.client_gone,
                 Stop::Shutdown => &q.shutdown,
@@ -200,11 +203,11 @@ where
         {
             Ok(Ok(p)) => p,
             _ => {
-                app.shared.queries.busy.fetch_add(1, Ordering::Relaxed);
+                app.queries.busy.fetch_add(1, Ordering::Relaxed);
                 return Err(busy(&app));
             }
         };
-    let run = Run::new(gone, Arc::clone(&app.shared), app.limits.query_timeout);
+    let run = Run::new(gone, &app, app.limits.query_timeout);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         f(&run)

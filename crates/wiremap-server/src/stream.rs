@@ -65,10 +65,7 @@ pub(crate) async fn stream(
     // A place is taken now, not at the upgrade, so a burst of upgrades cannot pass the cap
     // together; it is given back when the connection (or a refused upgrade) ends.
     let Some(place) = Place::take(&app) else {
-        app.shared
-            .queries
-            .stream_refused
-            .fetch_add(1, Ordering::Relaxed);
+        app.queries.stream_refused.fetch_add(1, Ordering::Relaxed);
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("too many live streams open ({})", app.limits.stream_clients),
@@ -119,11 +116,11 @@ pub(crate) async fn stream(
 }
 
 /// A live stream's place among the `Limits::stream_clients` allowed.
-struct Place(Arc<crate::Shared>);
+struct Place(Arc<std::sync::atomic::AtomicU64>);
 
 impl Place {
     fn take(app: &App) -> Option<Place> {
-        let open = &app.shared.stream_clients;
+        let open = &app.stream_clients;
         let cap = app.limits.stream_clients as u64;
         let mut n = open.load(Ordering::Relaxed);
         loop {
@@ -131,7 +128,7 @@ impl Place {
                 return None;
             }
             match open.compare_exchange_weak(n, n + 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Some(Place(Arc::clone(&app.shared))),
+                Ok(_) => return Some(Place(Arc::clone(&app.stream_clients))),
                 Err(now) => n = now,
             }
         }
@@ -140,7 +137,7 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        self.0.stream_clients.fetch_sub(1, Ordering::AcqRel);
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -154,8 +151,7 @@ async fn send(
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
         Err(_) => {
-            app.shared
-                .queries
+            app.queries
                 .stream_slow_clients
                 .fetch_add(1, Ordering::Relaxed);
             false

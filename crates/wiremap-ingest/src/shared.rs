@@ -1,5 +1,6 @@
-//! The ingest side: an engine writing into the store, and the state the API reads while it
-//! runs (recent entries for the live stream, counters, per-edge metrics).
+//! The state readers share with the ingest loop ([`Shared`]) and the loop's front half
+//! ([`Ingest`]): an engine writing into the store, recent entries for live streams,
+//! counters and per-edge metrics.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,8 @@ pub const LATENCY_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`, taking over a lock a panicking holder poisoned (counters and maps stay usable).
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     match m.lock() {
         Ok(g) => g,
         Err(p) => p.into_inner(),
@@ -209,10 +211,6 @@ pub struct Shared {
     pub edges: Mutex<EdgeMetrics>,
     /// Set to stop ingesting.
     pub stop: AtomicBool,
-    /// Live stream connections open.
-    pub stream_clients: std::sync::atomic::AtomicU64,
-    /// Queries stopped early or refused, by why.
-    pub queries: crate::QueryCounters,
 }
 
 impl Shared {
@@ -228,8 +226,6 @@ impl Shared {
             }),
             edges: Mutex::new(EdgeMetrics::default()),
             stop: AtomicBool::new(false),
-            stream_clients: std::sync::atomic::AtomicU64::new(0),
-            queries: crate::QueryCounters::default(),
         })
     }
 

@@ -1,0 +1,220 @@
+//! Packet sources driven into an [`Ingest`]: a capture file, one capture ring set, or
+//! fanout workers that dissect on several threads and hand their items to one naming and
+//! storing thread.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use wiremap_capture::{KernelStats, LiveSource, PacketSource};
+use wiremap_engine::{Engine, EngineConfig, Item, Stats};
+
+use crate::{lock_counters, Ingest, FLUSH_EVERY};
+
+/// Reads a capture into the store; a broken input keeps what was read before the break.
+pub fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
+    let started = Instant::now();
+    let mut last = Instant::now();
+    {
+        let mut c = lock_counters(ingest.shared());
+        c.capturing = true;
+    }
+    loop {
+        if ingest.stopping() {
+            break;
+        }
+        match src.advance() {
+            Ok(true) => {
+                let p = src.packet();
+                if !wiremap_decode::link_supported(p.link.0) {
+                    let (record, offset) = src.location();
+                    eprintln!(
+                        "wiremap: error: {}: record {record} at byte {offset}: link type {} is not supported",
+                        src.name(),
+                        p.link.0
+                    );
+                    break;
+                }
+                ingest.packet(&p);
+            }
+            Ok(false) => break,
+            Err(e) if e.is_truncated_tail() => {
+                eprintln!("wiremap: warning: {e}; using the records before it");
+            }
+            Err(e) => eprintln!("wiremap: error: {e}; keeping what was read before it"),
+        }
+        if last.elapsed() >= FLUSH_EVERY {
+            ingest.tick(&[], 0);
+            last = Instant::now();
+        }
+    }
+    ingest.finish();
+    lock_counters(ingest.shared()).capturing = false;
+    eprintln!(
+        "wiremap: import done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Reads one live source into `ingest` until told to stop or `deadline`.
+pub fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<Instant>) {
+    lock_counters(ingest.shared()).capturing = true;
+    let mut last = Instant::now();
+    loop {
+        if ingest.stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match live.next_packet(Duration::from_millis(100)) {
+            Ok(Some(p)) => ingest.packet(&p),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                break;
+            }
+        }
+        if last.elapsed() >= FLUSH_EVERY {
+            let k = live.kernel_stats();
+            lock_counters(ingest.shared()).interfaces = live.follow_counts();
+            ingest.tick(&k, live.duplicates());
+            last = Instant::now();
+        }
+    }
+    let k = live.kernel_stats();
+    ingest.tick(&k, live.duplicates());
+    ingest.finish();
+    lock_counters(ingest.shared()).capturing = false;
+    eprintln!("wiremap: capture stopped");
+}
+
+/// What a dissecting worker tells the naming thread.
+enum FromWorker {
+    Items(Vec<Item>),
+    Stats(usize, Stats, Vec<(String, KernelStats)>, u64),
+    Done,
+}
+
+/// Fanout capture: each worker reads its rings, stores the raw packets and dissects; this
+/// thread names the entries (one identity index, so a DNS answer seen by one worker names
+/// the flows of all) and stores them. Entries are produced only when their response has
+/// been seen, well after the DNS answer that named the server, so arrival order suffices.
+pub fn fanout_loop(
+    sources: Vec<LiveSource>,
+    mut ingest: Ingest,
+    deadline: Option<Instant>,
+    cfg: EngineConfig,
+    keep_packets: bool,
+) {
+    const BATCH: usize = 256;
+    let n = sources.len();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<FromWorker>(64);
+    let shared = ingest.shared().clone();
+    let mut handles = Vec::new();
+    for (w, mut live) in sources.into_iter().enumerate() {
+        let (tx, shared, cfg) = (tx.clone(), shared.clone(), cfg.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("dissect-{w}"))
+            .spawn(move || {
+                let mut engine = Engine::new(cfg);
+                let mut items = Vec::with_capacity(BATCH * 2);
+                let mut last = Instant::now();
+                loop {
+                    let stop = shared.stop.load(Ordering::Relaxed)
+                        || deadline.is_some_and(|d| Instant::now() >= d);
+                    if stop {
+                        break;
+                    }
+                    match live.next_packet(Duration::from_millis(100)) {
+                        Ok(Some(p)) => {
+                            if keep_packets {
+                                let mut store = match shared.store.lock() {
+                                    Ok(g) => g,
+                                    Err(e) => e.into_inner(),
+                                };
+                                let r = store.append_packet(p.ts, p.link, p.data, p.orig_len);
+                                drop(store);
+                                if let Err(e) = r {
+                                    shared.store_error(&e);
+                                }
+                            }
+                            engine.dissect(&p, &mut items);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            eprintln!("wiremap: error: {e}");
+                            break;
+                        }
+                    }
+                    if items.len() >= BATCH || (last.elapsed() >= FLUSH_EVERY && !items.is_empty())
+                    {
+                        let full = std::mem::replace(&mut items, Vec::with_capacity(BATCH * 2));
+                        if tx.send(FromWorker::Items(full)).is_err() {
+                            return;
+                        }
+                    }
+                    if last.elapsed() >= FLUSH_EVERY {
+                        let k = live.kernel_stats();
+                        if w == 0 {
+                            // Every worker follows the same interfaces: one tells.
+                            lock_counters(&shared).interfaces = live.follow_counts();
+                        }
+                        let _ = tx.send(FromWorker::Stats(w, engine.stats(), k, live.duplicates()));
+                        last = Instant::now();
+                    }
+                }
+                engine.finish_dissect(&mut items);
+                let _ = tx.send(FromWorker::Items(items));
+                let k = live.kernel_stats();
+                let _ = tx.send(FromWorker::Stats(w, engine.stats(), k, live.duplicates()));
+                let _ = tx.send(FromWorker::Done);
+            });
+        match h {
+            Ok(h) => handles.push(h),
+            Err(e) => eprintln!("wiremap: error: starting a dissecting thread: {e}"),
+        }
+    }
+    drop(tx);
+    lock_counters(ingest.shared()).capturing = true;
+    let mut stats = vec![Stats::default(); n];
+    let mut kernel: Vec<Vec<(String, KernelStats)>> = vec![Vec::new(); n];
+    let mut dups = vec![0u64; n];
+    let mut done = 0;
+    let mut last = Instant::now();
+    let publish = |ingest: &mut Ingest,
+                   stats: &[Stats],
+                   kernel: &[Vec<(String, KernelStats)>],
+                   dups: &[u64]| {
+        ingest.set_worker_stats(stats);
+        let mut per: std::collections::BTreeMap<String, KernelStats> =
+            std::collections::BTreeMap::new();
+        for (iface, k) in kernel.iter().flatten() {
+            let e = per.entry(iface.clone()).or_default();
+            e.packets += k.packets;
+            e.drops += k.drops;
+        }
+        let per: Vec<(String, KernelStats)> = per.into_iter().collect();
+        ingest.tick(&per, dups.iter().sum());
+    };
+    while done < handles.len() {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(FromWorker::Items(batch)) => ingest.items(batch),
+            Ok(FromWorker::Stats(w, s, k, d)) => {
+                stats[w] = s;
+                kernel[w] = k;
+                dups[w] = d;
+            }
+            Ok(FromWorker::Done) => done += 1,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if last.elapsed() >= FLUSH_EVERY {
+            publish(&mut ingest, &stats, &kernel, &dups);
+            last = Instant::now();
+        }
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    publish(&mut ingest, &stats, &kernel, &dups);
+    ingest.finish();
+    lock_counters(ingest.shared()).capturing = false;
+    eprintln!("wiremap: capture stopped");
+}
