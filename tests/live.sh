@@ -179,7 +179,7 @@ for _ in 1 2 3 4; do in_pod client curl -s -o /dev/null "http://${addr[web]}:808
 sleep 1.2
 get "/api/map?level=ip&q=http" > "$work/bridge-map.json"
 stop_capture
-start_capture_on any "$work/all"
+start_capture_on any "$work/all" --node node-a
 sleep 0.5
 late="${POD_PREFIX}late-$$"
 ip netns add "$late"
@@ -195,6 +195,7 @@ sleep 1.5
 for _ in 1 2 3; do ip netns exec "$late" curl -s -o /dev/null "http://${addr[web]}:8080/items.json"; done
 sleep 1.2
 get "/api/map?level=ip&q=http" > "$work/all-map.json"
+get "/api/map?level=ip&q=node_name%20%3D%3D%20%22node-b%22" > "$work/all-other-node.json"
 get "/api/stats" > "$work/all-stats.json"
 stop_capture
 
@@ -283,6 +284,9 @@ check(be.get((c, f"ip:{web}", "http")) == 4, f"the bridge alone shows the pod-to
 ae, ast = edges(load("all-map.json")), load("all-stats.json")
 check(ae.get(("ip:10.79.0.30", f"ip:{web}", "http")) == 3, f"--all-interfaces: a pod made after the start is captured (3 HTTP, once each) {ae}")
 check(ast["interfaces"]["added"] >= 1, f"interfaces followed: {ast['interfaces']}")
+am = load("all-map.json")
+check(all(e.get("nodes") == ["node-a"] for e in am["edges"]) and am["edges"], "edges say which node saw them (--node)")
+check(load("all-other-node.json")["edges"] == [], "node_name == another node selects nothing")
 
 ss = load("small-stats.json")["store"]
 du = int(open(f"{w}/small-du.txt").read())

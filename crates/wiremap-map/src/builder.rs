@@ -23,6 +23,8 @@ use crate::{
 pub const DEFAULT_MAX_NODES: usize = 10_000;
 /// Edges a map holds by default before the rest fold into edges between "other" nodes.
 pub const DEFAULT_MAX_EDGES: usize = 50_000;
+/// Capture nodes listed per edge.
+pub const MAX_EDGE_NODES: usize = 16;
 /// Endpoints remembered per node of the budget (about 40 bytes each).
 const SEEN_PER_NODE: usize = 16;
 /// Marks a remembered endpoint that was folded into an "other" node.
@@ -44,6 +46,8 @@ struct NodeAgg {
 
 #[derive(Debug, Clone)]
 struct EdgeAgg {
+    /// Capture nodes that saw the edge (at most [`MAX_EDGE_NODES`]).
+    nodes: BTreeSet<String>,
     requests: u64,
     responses: u64,
     errors: u64,
@@ -294,6 +298,7 @@ impl MapBuilder {
             .edges
             .entry((src, dst, e.protocol))
             .or_insert_with(|| EdgeAgg {
+                nodes: BTreeSet::new(),
                 requests: 0,
                 responses: 0,
                 errors: 0,
@@ -303,6 +308,12 @@ impl MapBuilder {
                 last: e.timestamp,
             });
         edge.requests += 1;
+        if !e.node_name.is_empty()
+            && edge.nodes.len() < MAX_EDGE_NODES
+            && !edge.nodes.contains(&e.node_name)
+        {
+            edge.nodes.insert(e.node_name.clone());
+        }
         if e.has_response {
             edge.responses += 1;
             edge.latency.add(e.elapsed_time.max(0) as u64);
@@ -369,6 +380,7 @@ impl MapBuilder {
                     p90: e.latency.quantile(0.9),
                     p99: e.latency.quantile(0.99),
                 },
+                nodes: e.nodes.iter().cloned().collect(),
                 first_seen: e.first,
                 last_seen: e.last,
             })

@@ -13,7 +13,7 @@ mod builder;
 mod export;
 mod sketch;
 
-pub use builder::{MapBuilder, DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES};
+pub use builder::{MapBuilder, DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES, MAX_EDGE_NODES};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -140,6 +140,9 @@ pub struct Edge {
     pub first_seen: Timestamp,
     /// Last request.
     pub last_seen: Timestamp,
+    /// Capture nodes that saw it (`node_name` of its entries; absent when none is known).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
 }
 
 /// The time window a map covers.
@@ -407,5 +410,24 @@ mod tests {
         let dropped = map.stats.dropped["map_entries_dropped"];
         assert_eq!(mapped + dropped, 200);
         assert!(dropped > 0);
+    }
+
+    #[test]
+    fn edges_list_the_capture_nodes_that_saw_them() {
+        let mut m = MapBuilder::new(Level::Ip);
+        for node in ["worker-2", "worker-1", "worker-2", ""] {
+            let mut e = entry("10.0.0.1", "10.0.0.2", None, 200, 10);
+            e.node_name = node.to_string();
+            m.add(&e);
+        }
+        let mut other = entry("10.0.0.3", "10.0.0.2", None, 200, 10);
+        other.node_name = String::new();
+        m.add(&other);
+        let map = m.build(Stats::default());
+        let by_src = |s: &str| map.edges.iter().find(|e| e.source == s).expect("edge");
+        assert_eq!(by_src("ip:10.0.0.1").nodes, ["worker-1", "worker-2"]);
+        assert!(by_src("ip:10.0.0.3").nodes.is_empty());
+        let json = serde_json::to_string(&map).expect("json");
+        assert_eq!(json.matches("\"nodes\":[\"worker-1\"").count(), 1);
     }
 }

@@ -639,7 +639,7 @@
       ["latency p50 / p90 / p99", fmtUs(d.latency_us.p50) + " / " + fmtUs(d.latency_us.p90) + " / " + fmtUs(d.latency_us.p99)],
       ["bytes request / response", fmtB(d.bytes.request) + " / " + fmtB(d.bytes.response)],
       ["first / last seen", esc(d.first_seen) + "<br>" + esc(d.last_seen)],
-    ]);
+    ].concat(d.nodes && d.nodes.length ? [["seen by", d.nodes.map(esc).join(", ")]] : []));
     openPanel(body, e.members.length === 1 ? { edge: edgeKey(d) } : { node: e.a.data.id });
   }
   async function openPanel(head, part) {

@@ -134,6 +134,10 @@ pub(crate) struct CaptureArgs {
     /// Store entries only, not the raw packets (no pcapng export then).
     #[arg(long = "no-packets")]
     no_packets: bool,
+    /// The node's name, for `node_name` of every entry (default: `NODE_NAME` from the
+    /// environment, as a DaemonSet sets it from the downward API, then the host name).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    node: Option<String>,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -351,9 +355,11 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
         Ok(x) => x,
         Err(c) => return Ok(c),
     };
-    cfg.dissect.node = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    cfg.dissect.node = a.node.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default()
+    });
     let ring = RingConfig {
         blocks: a.ring_mb,
         ..RingConfig::default()
