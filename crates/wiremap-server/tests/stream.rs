@@ -171,3 +171,43 @@ fn clients_with_the_same_question_share_one_map() {
     drop(rt);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn streams_past_the_cap_are_refused_until_one_closes() {
+    let dir = std::env::temp_dir().join(format!("wiremap-stream-cap-{}", std::process::id()));
+    let shared = store(&dir);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let limits = wiremap_server::Limits {
+        stream_clients: 2,
+        ..wiremap_server::Limits::default()
+    };
+    rt.spawn(wiremap_server::serve(
+        listener,
+        wiremap_server::router_with(shared, Access::default(), limits),
+        std::future::pending(),
+    ));
+    let mut a = Ws::connect(addr, "/api/stream?level=ip");
+    let _b = Ws::connect(addr, "/api/stream?level=ip");
+    a.recv();
+    let (status, body) = common::get(addr, "/api/stream?level=ip", None);
+    // Refused before any upgrade is attempted, and counted.
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(stats(addr)["queries"]["stream_refused"], 1);
+    drop(a);
+    let start = Instant::now();
+    while stats(addr)["stream_clients"].as_u64() != Some(1) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the place was not given back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut c = Ws::connect(addr, "/api/stream?level=ip");
+    assert_eq!(c.recv()["type"], "snapshot");
+    drop(rt);
+    let _ = std::fs::remove_dir_all(&dir);
+}
