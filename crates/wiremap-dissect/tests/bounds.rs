@@ -9,21 +9,8 @@ use wiremap_model::{Detail, Direction, DropReason};
 
 use Direction::{AtoB as C, BtoA as S};
 
-/// A TCP flow from 10.0.0.1:40000 to 10.0.0.2:`port`.
 fn flow(port: u16) -> wiremap_reassembly::FlowInfo {
-    use std::net::{IpAddr, Ipv4Addr};
-    wiremap_reassembly::FlowInfo::new(
-        1,
-        wiremap_model::FlowKey {
-            transport: wiremap_model::Transport::Tcp,
-            a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            a_port: 40000,
-            b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-            b_port: port,
-        },
-        true,
-        wiremap_model::Timestamp(0),
-    )
+    common::tcp_flow(port)
 }
 
 fn h2_frame(ty: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {

@@ -1,23 +1,13 @@
 //! HTTP/2 header lists kept per stream: bounded across HEADERS frames, counted as held
 //! memory, and redacted whatever the case of their names.
 
+mod common;
+
 use wiremap_model::{Direction, Timestamp};
 use wiremap_reassembly::StreamHandler;
 
 fn flow(port: u16) -> wiremap_reassembly::FlowInfo {
-    use std::net::{IpAddr, Ipv4Addr};
-    wiremap_reassembly::FlowInfo::new(
-        1,
-        wiremap_model::FlowKey {
-            transport: wiremap_model::Transport::Tcp,
-            a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            a_port: 40000,
-            b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-            b_port: port,
-        },
-        true,
-        Timestamp(0),
-    )
+    common::tcp_flow(port)
 }
 
 fn h2_frame(ty: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wiremap_model::Timestamp;
-use wiremap_server::{router_with, Access, Limits, Shared};
+use wiremap_server::{Access, Limits, Shared};
 use wiremap_store::{Store, StoreConfig};
 
 mod common;
@@ -34,17 +34,7 @@ fn flood(dir: &std::path::Path, n: u32) -> Arc<Shared> {
 }
 
 fn serve(shared: Arc<Shared>, limits: Limits) -> (tokio::runtime::Runtime, SocketAddr) {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let addr = listener.local_addr().expect("addr");
-    rt.spawn(wiremap_server::serve(
-        listener,
-        router_with(shared, Access::default(), limits),
-        std::future::pending(),
-    ));
-    (rt, addr)
+    common::serve(shared, Access::default(), limits)
 }
 
 fn tmp(name: &str) -> std::path::PathBuf {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wiremap_model::Timestamp;
-use wiremap_server::{router, Access, Shared};
+use wiremap_server::{Access, Limits, Shared};
 use wiremap_store::{Store, StoreConfig};
 
 mod common;
@@ -92,16 +92,7 @@ fn stats(addr: SocketAddr) -> serde_json::Value {
 fn clients_with_the_same_question_share_one_map() {
     let dir = std::env::temp_dir().join(format!("wiremap-stream-{}", std::process::id()));
     let shared = store(&dir);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let addr = listener.local_addr().expect("addr");
-    rt.spawn(wiremap_server::serve(
-        listener,
-        router(shared, Access::default()),
-        std::future::pending(),
-    ));
+    let (rt, addr) = common::serve(shared, Access::default(), Limits::default());
 
     let mut a = Ws::connect(addr, "/api/stream?level=ip&from=-1h");
     let mut b = Ws::connect(addr, "/api/stream?level=ip&from=-1h");
@@ -176,20 +167,11 @@ fn clients_with_the_same_question_share_one_map() {
 fn streams_past_the_cap_are_refused_until_one_closes() {
     let dir = std::env::temp_dir().join(format!("wiremap-stream-cap-{}", std::process::id()));
     let shared = store(&dir);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("binds");
-    let addr = listener.local_addr().expect("addr");
-    let limits = wiremap_server::Limits {
+    let limits = Limits {
         stream_clients: 2,
-        ..wiremap_server::Limits::default()
+        ..Limits::default()
     };
-    rt.spawn(wiremap_server::serve(
-        listener,
-        wiremap_server::router_with(shared, Access::default(), limits),
-        std::future::pending(),
-    ));
+    let (rt, addr) = common::serve(shared, Access::default(), limits);
     let mut a = Ws::connect(addr, "/api/stream?level=ip");
     let _b = Ws::connect(addr, "/api/stream?level=ip");
     a.recv();

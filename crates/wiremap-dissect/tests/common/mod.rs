@@ -187,13 +187,10 @@ pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
 
 /// Runs a built conversation (client is side A, the server listens on `server_port`) through
 /// a fresh dissector: its entries and counters.
-pub fn converse(
-    cfg: DissectConfig,
-    server_port: u16,
-    conv: &[(Direction, Vec<u8>)],
-) -> (Vec<Entry>, wiremap_dissect::DissectStats) {
+/// A TCP flow from 10.0.0.1:40000 to 10.0.0.2:`server_port`, its opening seen.
+pub fn tcp_flow(server_port: u16) -> FlowInfo {
     use std::net::{IpAddr, Ipv4Addr};
-    let info = FlowInfo::new(
+    FlowInfo::new(
         1,
         wiremap_model::FlowKey {
             transport: wiremap_model::Transport::Tcp,
@@ -204,7 +201,15 @@ pub fn converse(
         },
         true,
         Timestamp(0),
-    );
+    )
+}
+
+pub fn converse(
+    cfg: DissectConfig,
+    server_port: u16,
+    conv: &[(Direction, Vec<u8>)],
+) -> (Vec<Entry>, wiremap_dissect::DissectStats) {
+    let info = tcp_flow(server_port);
     let steps: Vec<Step> = conv
         .iter()
         .map(|(d, b)| Step::Data(*d, b.clone()))

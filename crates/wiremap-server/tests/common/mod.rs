@@ -50,3 +50,23 @@ pub fn http_entry(stream: u64, ts: Timestamp, src: std::net::IpAddr, dst: &str) 
         detail: Detail::None,
     }
 }
+
+/// Serves the API over `shared` on a free loopback port, on a runtime of its own (dropping
+/// the runtime stops the server).
+pub fn serve(
+    shared: std::sync::Arc<wiremap_server::Shared>,
+    access: wiremap_server::Access,
+    limits: wiremap_server::Limits,
+) -> (tokio::runtime::Runtime, SocketAddr) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(wiremap_server::serve(
+        listener,
+        wiremap_server::router_with(shared, access, limits),
+        std::future::pending(),
+    ));
+    (rt, addr)
+}
