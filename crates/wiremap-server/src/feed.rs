@@ -3,8 +3,11 @@
 //! Why: a map is the size of the traffic (up to the server's node budget), and a copy per
 //! client made memory grow with clients × map size. A [`Feed`] folds new entries into one map
 //! every 500 ms, diffs it against the previous tick once, and broadcasts the delta as
-//! serialised text that every client sends as it is; a full snapshot is serialised at most
-//! once per tick, when some client needs one. A feed lives as long as one client holds it.
+//! serialised text that every client sends as it is (the same bytes, shared); a full snapshot
+//! is serialised at most once per tick, when some client needs one, and shared the same way.
+//! Sequence numbers are the feed's ticks, so that no client needs a message of its own: a
+//! snapshot carries the tick it shows, each delta the tick it leads to. A feed lives as long
+//! as one client holds it.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -13,6 +16,7 @@ use std::ops::ControlFlow;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
+use axum::extract::ws::Utf8Bytes;
 use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use wiremap_ingest::lock;
@@ -30,8 +34,8 @@ const BACKLOG: usize = 8;
 /// What a feed tells its clients each tick.
 #[derive(Debug, Clone)]
 pub(crate) enum Update {
-    /// A delta's JSON members after `"seq":N,` (the client adds its own sequence number).
-    Delta(Arc<str>),
+    /// The delta that leads to tick `.0`, as the message every client sends.
+    Delta(u64, Utf8Bytes),
     /// The feed started over from the store: clients send a snapshot.
     Resync,
     /// The feed could not go on (its store scan failed or ran out of time): clients close.
@@ -51,8 +55,8 @@ struct State {
     map: Arc<ServiceMap>,
     /// Which tick `map` is from.
     version: u64,
-    /// The snapshot's JSON members after `"seq":N,` and the version they were made from.
-    snapshot: Option<(u64, Arc<str>)>,
+    /// The snapshot message of a version, made when first asked for.
+    snapshot: Option<(u64, Utf8Bytes)>,
 }
 
 /// A shared live map.
@@ -94,66 +98,70 @@ impl Feed {
         }
     }
 
-    /// The current map as snapshot members, serialised at most once per tick, off the
-    /// async workers and outside the lock (a big map takes a while).
-    pub(crate) async fn snapshot(&self) -> Arc<str> {
+    /// The current map as a snapshot message, with the tick it shows: serialised at most
+    /// once per tick, off the async workers and outside the lock (a big map takes a while),
+    /// and shared by every client that sends it.
+    pub(crate) async fn snapshot(&self) -> (u64, Utf8Bytes) {
         let (map, version) = {
             let s = lock(&self.state);
             if let Some((v, j)) = &s.snapshot {
                 if *v == s.version {
-                    return Arc::clone(j);
+                    return (*v, j.clone());
                 }
             }
             (Arc::clone(&s.map), s.version)
         };
-        let j: Arc<str> = tokio::task::spawn_blocking(move || {
+        let j: Utf8Bytes = tokio::task::spawn_blocking(move || {
             let map = serde_json::to_string(&*map).unwrap_or_else(|_| "{}".into());
-            format!("\"type\":\"snapshot\",\"map\":{map}}}")
+            format!("{{\"seq\":{version},\"type\":\"snapshot\",\"map\":{map}}}")
         })
         .await
-        .unwrap_or_else(|_| "\"type\":\"snapshot\",\"map\":{}}".to_string())
+        .unwrap_or_else(|_| format!("{{\"seq\":{version},\"type\":\"snapshot\",\"map\":{{}}}}"))
         .into();
         let mut s = lock(&self.state);
         if s.version == version {
-            s.snapshot = Some((version, Arc::clone(&j)));
+            s.snapshot = Some((version, j.clone()));
         }
-        j
+        (version, j)
     }
 
-    /// The whole current map as delta members: every node and edge upserted (what a client
-    /// that paused is sent when it resumes).
-    pub(crate) async fn everything(&self) -> String {
-        let m = Arc::clone(&lock(&self.state).map);
-        tokio::task::spawn_blocking(move || {
-            let body = json!({
-                "type": "delta",
-                "upsert": {"nodes": m.nodes, "edges": m.edges},
-                "remove": {"nodes": [], "edges": []},
-                "window": m.window,
-                "stats": m.stats,
-            })
-            .to_string();
-            members(&body).to_string()
+    /// The whole current map as one delta, with the tick it leads to: every node and edge
+    /// upserted (what a client that paused is sent when it resumes).
+    pub(crate) async fn everything(&self) -> (u64, Utf8Bytes) {
+        let (m, version) = {
+            let s = lock(&self.state);
+            (Arc::clone(&s.map), s.version)
+        };
+        let text = tokio::task::spawn_blocking(move || {
+            delta_message(
+                version,
+                &m.nodes.iter().collect::<Vec<_>>(),
+                &m.edges.iter().collect::<Vec<_>>(),
+                &m,
+            )
         })
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+        (version, text.into())
     }
 }
 
-/// `{"a":1,"b":2}` → `"a":1,"b":2}`: what follows the opening brace, so a sequence number can
-/// be put in front.
-fn members(body: &str) -> &str {
-    body.strip_prefix('{').unwrap_or(body)
-}
-
-/// The message a client sends: its own sequence number, then the shared members.
-pub(crate) fn message(seq: u64, members: &str) -> String {
-    let mut s = String::with_capacity(members.len() + 24);
-    s.push_str("{\"seq\":");
-    s.push_str(&seq.to_string());
-    s.push(',');
-    s.push_str(members);
-    s
+/// A delta message: what changed, leading to tick `seq`.
+fn delta_message(
+    seq: u64,
+    nodes: &[&wiremap_map::Node],
+    edges: &[&wiremap_map::Edge],
+    m: &ServiceMap,
+) -> String {
+    json!({
+        "seq": seq,
+        "type": "delta",
+        "upsert": {"nodes": nodes, "edges": edges},
+        "remove": {"nodes": [], "edges": []},
+        "window": m.window,
+        "stats": m.stats,
+    })
+    .to_string()
 }
 
 /// The feeds in use, by query.
@@ -260,8 +268,8 @@ impl Sent {
         self.edges = m.edges.iter().map(|e| (edge_key(e), digest(e))).collect();
     }
 
-    /// The delta's members since the last call.
-    fn delta(&mut self, m: &ServiceMap) -> Arc<str> {
+    /// The delta since the last call, as the message leading to tick `seq`.
+    fn delta(&mut self, m: &ServiceMap, seq: u64) -> Utf8Bytes {
         let mut nodes = Vec::new();
         for n in &m.nodes {
             let d = digest(n);
@@ -276,15 +284,7 @@ impl Sent {
                 edges.push(e);
             }
         }
-        let body = json!({
-            "type": "delta",
-            "upsert": {"nodes": nodes, "edges": edges},
-            "remove": {"nodes": [], "edges": []},
-            "window": m.window,
-            "stats": m.stats,
-        })
-        .to_string();
-        members(&body).into()
+        delta_message(seq, &nodes, &edges, m).into()
     }
 }
 
@@ -317,16 +317,19 @@ async fn follow(
     };
     let stats = || lock(&app.shared.counters).pipeline.clone();
     let mut sent = Sent::default();
-    let publish = |f: &Feed, m: ServiceMap| {
+    // The tick each published map is; deltas lead from one to the next.
+    let mut version: u64 = 0;
+    let publish = |f: &Feed, m: ServiceMap, version: u64| {
         let mut s = lock(&f.state);
         s.map = Arc::new(m);
-        s.version += 1;
+        s.version = version;
     };
     {
         let Some(f) = feed.upgrade() else { return };
         let m = builder.build(stats());
         sent.reset(&m);
-        publish(&f, m);
+        version += 1;
+        publish(&f, m, version);
     }
     let _ = ready.send(Ready::Yes);
     let mut tick = tokio::time::interval(TICK);
@@ -350,10 +353,11 @@ async fn follow(
                     }
                 }
                 let m = builder.build(stats());
-                let d = sent.delta(&m);
+                version += 1;
+                let d = sent.delta(&m, version);
                 let Some(f) = feed.upgrade() else { return };
-                publish(&f, m);
-                Update::Delta(d)
+                publish(&f, m, version);
+                Update::Delta(version, d)
             }
             None => {
                 // Fell behind what memory holds: start over from the store.
@@ -364,8 +368,9 @@ async fn follow(
                 cursor = c;
                 let m = builder.build(stats());
                 sent.reset(&m);
+                version += 1;
                 let Some(f) = feed.upgrade() else { return };
-                publish(&f, m);
+                publish(&f, m, version);
                 Update::Resync
             }
         };

@@ -1,11 +1,13 @@
 //! `/api/stream`: the live map over a WebSocket. A full snapshot first, then every 500 ms a
 //! delta (nodes and edges that changed since the last tick) with a sequence number.
 //!
-//! Clients with the same level, filter and window share one map ([`crate::feed`]): each
-//! connection holds only its sequence number and the message it is sending. A client that
-//! falls behind the feed's short backlog gets a fresh snapshot instead of the deltas it
-//! missed, so nothing queues up per client; one that takes nothing for
-//! `Limits::stream_send_timeout` is disconnected. `{"type":"pause"}` stops deltas,
+//! Clients with the same level, filter and window share one map ([`crate::feed`]) and send
+//! the same message bytes: a connection holds only the tick its client is at. Sequence
+//! numbers are the feed's ticks: a snapshot carries the tick it shows and each delta the
+//! tick it leads to, so deltas follow a snapshot consecutively. A client that falls behind
+//! the feed's short backlog gets a fresh snapshot instead of the deltas it missed, so nothing
+//! queues up per client; one that takes nothing for `Limits::stream_send_timeout` is
+//! disconnected. `{"type":"pause"}` stops deltas (acknowledged with `{"type":"paused"}`),
 //! `{"type":"resume"}` sends what changed meanwhile as one delta (the whole map, upserted),
 //! `{"type":"snapshot"}` asks for a full map.
 
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::broadcast;
 
 use crate::api::{plan, Q};
-use crate::feed::{message, Feed, Update};
+use crate::feed::{Feed, Update};
 use crate::query::refuse;
 use crate::App;
 
@@ -176,9 +178,9 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
     if !ready {
         return;
     }
-    let mut seq: u64 = 1;
-    let text = |seq: u64, members: &str| Message::Text(message(seq, members).into());
-    if !send(&app, &mut tx, text(seq, &feed.snapshot().await)).await {
+    // The tick the client's map is at; every message it is sent carries the feed's tick.
+    let (mut at, first) = feed.snapshot().await;
+    if !send(&app, &mut tx, Message::Text(first)).await {
         return;
     }
     let mut paused = false;
@@ -187,14 +189,18 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
     loop {
         tokio::select! {
             u = updates.recv() => {
-                let members: Arc<str> = match u {
-                    Ok(Update::Delta(_)) if paused => {
+                let (seq, text) = match u {
+                    Ok(Update::Delta(..)) if paused => {
                         held = true;
                         continue;
                     }
-                    Ok(Update::Delta(d)) => d,
-                    // Behind the feed's backlog, or the feed started over: a full map.
-                    Ok(Update::Resync) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Already shown by the snapshot the client got.
+                    Ok(Update::Delta(seq, _)) if seq <= at => continue,
+                    Ok(Update::Delta(seq, text)) if seq == at + 1 => (seq, text),
+                    // Behind the feed's backlog, a tick missed, or the feed started over: a
+                    // full map.
+                    Ok(Update::Delta(..) | Update::Resync)
+                    | Err(broadcast::error::RecvError::Lagged(_)) => {
                         if paused {
                             held = true;
                             continue;
@@ -207,8 +213,8 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
                         return;
                     }
                 };
-                seq += 1;
-                if !send(&app, &mut tx, text(seq, &members)).await {
+                at = seq;
+                if !send(&app, &mut tx, Message::Text(text)).await {
                     return;
                 }
             }
@@ -225,7 +231,7 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
                 let out = match kind.as_str() {
                     "pause" => {
                         paused = true;
-                        Some("\"type\":\"paused\"}".to_string())
+                        Some((at, Utf8Bytes::from_static("{\"type\":\"paused\"}")))
                     }
                     "resume" => {
                         paused = false;
@@ -235,12 +241,12 @@ async fn run(socket: WebSocket, app: App, feed: Arc<Feed>) {
                             None
                         }
                     }
-                    "snapshot" => Some(feed.snapshot().await.to_string()),
+                    "snapshot" => Some(feed.snapshot().await),
                     _ => None,
                 };
-                if let Some(members) = out {
-                    seq += 1;
-                    if !send(&app, &mut tx, text(seq, &members)).await {
+                if let Some((seq, text)) = out {
+                    at = seq;
+                    if !send(&app, &mut tx, Message::Text(text)).await {
                         return;
                     }
                 }
