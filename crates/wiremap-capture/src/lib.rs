@@ -8,6 +8,8 @@
 //! can tell the user exactly which part of which file is bad.
 #![deny(clippy::unwrap_used)]
 
+mod bpf;
+mod dedup;
 mod error;
 mod file;
 mod follow;
@@ -17,11 +19,11 @@ mod pcapng_writer;
 mod readahead;
 mod writer;
 
+pub use bpf::{compile_bpf, BpfInsn};
+pub use dedup::{Dedup, DEDUP_WINDOW_NS};
 pub use error::CaptureError;
 pub use file::{FileFormat, FileSource};
-pub use live::{
-    compile_bpf, BpfInsn, Dedup, FollowCounts, KernelStats, LiveError, LiveSource, RingConfig,
-};
+pub use live::{FollowCounts, KernelStats, LiveError, LiveSource, RingConfig};
 pub use merge::Merge;
 pub use pcapng_writer::{PcapngWriter, CUSTOM_PEN};
 pub use readahead::ReadAhead;

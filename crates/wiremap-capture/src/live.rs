@@ -2,19 +2,17 @@
 //! fills blocks of packets, we read them in place and hand each block back when done. No
 //! libpcap. Needs CAP_NET_RAW.
 //!
-//! The same packet crossing two captured interfaces (a pod's veth and the bridge behind it)
-//! is delivered once: [`Dedup`] drops a packet whose IP content (hop count and checksum aside)
-//! was seen on another interface within [`DEDUP_WINDOW_NS`].
+//! The same packet crossing two captured interfaces is delivered once (see [`Dedup`]).
 #![allow(unsafe_code)]
 
-use std::collections::HashMap;
 use std::ffi::CString;
-use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use wiremap_model::Timestamp;
 
+use crate::bpf::compile_bpf;
+use crate::dedup::Dedup;
 use crate::{LinkType, Packet};
 
 const SOL_PACKET: libc::c_int = 263;
@@ -68,72 +66,6 @@ pub enum LiveError {
         /// Why.
         reason: String,
     },
-}
-
-/// One classic BPF instruction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BpfInsn {
-    /// Opcode.
-    pub code: u16,
-    /// Jump if true.
-    pub jt: u8,
-    /// Jump if false.
-    pub jf: u8,
-    /// Constant.
-    pub k: u32,
-}
-
-/// Compiles a tcpdump filter expression for `link` with the system's `tcpdump -ddd`
-/// (the one piece borrowed from libpcap, and only when a filter is asked for).
-pub fn compile_bpf(expr: &str, link: LinkType) -> Result<Vec<BpfInsn>, LiveError> {
-    let err = |reason: String| LiveError::Bpf {
-        expr: expr.to_string(),
-        reason,
-    };
-    let dlt = match link {
-        LinkType::ETHERNET => "EN10MB",
-        _ => "RAW",
-    };
-    let out = std::process::Command::new("tcpdump")
-        .args(["-ddd", "-y", dlt, "--", expr])
-        .output()
-        .map_err(|e| err(format!("cannot run tcpdump to compile it: {e}")))?;
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        return Err(err(msg
-            .lines()
-            .find(|l| !l.contains("WARNING"))
-            .unwrap_or("")
-            .trim()
-            .to_string()));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut lines = text.lines();
-    let n: usize = lines
-        .next()
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or_else(|| err("unexpected tcpdump output".into()))?;
-    let prog: Vec<BpfInsn> = lines
-        .filter_map(|l| {
-            let v: Vec<u32> = l
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            match v[..] {
-                [code, jt, jf, k] => Some(BpfInsn {
-                    code: code as u16,
-                    jt: jt as u8,
-                    jf: jf as u8,
-                    k,
-                }),
-                _ => None,
-            }
-        })
-        .collect();
-    if prog.len() != n || n == 0 {
-        return Err(err("unexpected tcpdump output".into()));
-    }
-    Ok(prog)
 }
 
 /// Kernel counters of a ring, summed since it opened.
@@ -523,74 +455,6 @@ fn u16_at(b: &[u8], at: usize) -> u16 {
         .map_or(0, |x| u16::from_ne_bytes([x[0], x[1]]))
 }
 
-/// How long a packet seen on one interface masks the same packet on another.
-pub const DEDUP_WINDOW_NS: i64 = 50_000_000;
-
-/// Drops the copy of a packet that crossed two captured interfaces.
-#[derive(Debug, Default)]
-pub struct Dedup {
-    seen: HashMap<u64, (Timestamp, u32)>,
-    last_sweep: i64,
-    /// Copies dropped.
-    pub dropped: u64,
-}
-
-fn ip_start(link: LinkType, data: &[u8]) -> Option<usize> {
-    if link == LinkType::ETHERNET {
-        let mut at = 12;
-        let mut et = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
-        while et == 0x8100 || et == 0x88a8 {
-            at += 4;
-            et = u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]);
-        }
-        (et == 0x0800 || et == 0x86dd).then_some(at + 2)
-    } else {
-        Some(0)
-    }
-}
-
-impl Dedup {
-    /// Whether this packet, seen on `iface`, is a copy of one seen on another interface.
-    pub fn is_copy(&mut self, ts: Timestamp, iface: u32, link: LinkType, data: &[u8]) -> bool {
-        let Some(ip) = ip_start(link, data) else {
-            return false;
-        };
-        let Some(pkt) = data.get(ip..) else {
-            return false;
-        };
-        let mut h = rustc_hash::FxHasher::default();
-        match pkt.first().map(|v| v >> 4) {
-            // IPv4 without TTL (8) and header checksum (10..12), which routing changes.
-            Some(4) if pkt.len() >= 20 => {
-                pkt[..8].hash(&mut h);
-                pkt[9..10].hash(&mut h);
-                pkt[12..].hash(&mut h);
-            }
-            // IPv6 without the hop limit (7).
-            Some(6) if pkt.len() >= 40 => {
-                pkt[..7].hash(&mut h);
-                pkt[8..].hash(&mut h);
-            }
-            _ => return false,
-        }
-        let key = h.finish();
-        if ts.0 - self.last_sweep > DEDUP_WINDOW_NS * 4 {
-            self.seen.retain(|_, (t, _)| ts.0 - t.0 <= DEDUP_WINDOW_NS);
-            self.last_sweep = ts.0;
-        }
-        match self.seen.get(&key) {
-            Some((t, i)) if *i != iface && (ts.0 - t.0).abs() <= DEDUP_WINDOW_NS => {
-                self.dropped += 1;
-                true
-            }
-            _ => {
-                self.seen.insert(key, (ts, iface));
-                false
-            }
-        }
-    }
-}
-
 /// Live packets from one or more interfaces, read in place from their rings.
 pub struct LiveSource {
     rings: Vec<Ring>,
@@ -898,29 +762,6 @@ impl LiveSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dedup_drops_a_routed_copy_from_another_interface_only() {
-        let mut ip = vec![0x45, 0, 0, 28, 0, 1, 0x40, 0, 64, 17, 0xaa, 0xbb];
-        ip.extend_from_slice(&[10, 0, 0, 1, 10, 0, 0, 2, 0, 53, 0, 53, 0, 8, 0, 0]);
-        let mut routed = ip.clone();
-        routed[8] = 63;
-        routed[10] = 0x12;
-        let mut d = Dedup::default();
-        let t = Timestamp(1_000);
-        assert!(!d.is_copy(t, 0, LinkType::RAW, &ip));
-        assert!(d.is_copy(Timestamp(2_000), 1, LinkType::RAW, &routed));
-        // Same interface again: a retransmission, kept.
-        assert!(!d.is_copy(Timestamp(3_000), 0, LinkType::RAW, &ip));
-        // Long after: kept.
-        assert!(!d.is_copy(
-            Timestamp(3_000 + DEDUP_WINDOW_NS * 2),
-            1,
-            LinkType::RAW,
-            &ip
-        ));
-        assert_eq!(d.dropped, 1);
-    }
 
     #[test]
     fn missing_interface_is_named() {

@@ -4,9 +4,8 @@
 //! is an error.
 
 use std::collections::VecDeque;
-use wiremap_model::DropReason;
 
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};

@@ -3,9 +3,8 @@
 //! client asked for.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use wiremap_model::DropReason;
 
-use wiremap_model::{Detail, Direction, DnsInfo, Protocol, Timestamp, Transport};
+use wiremap_model::{Detail, Direction, DnsInfo, DropReason, Protocol, Timestamp, Transport};
 
 use crate::{Cx, DissectConfig, Dissector, DnsAnswer, Next, Probe, Verdict};
 

@@ -1,7 +1,6 @@
 //! Splitting a direction's bytes into length-delimited messages, for the binary protocols.
 
-use wiremap_model::DropReason;
-use wiremap_model::{Direction, Timestamp};
+use wiremap_model::{Direction, DropReason, Timestamp};
 
 use crate::Cx;
 

@@ -2,11 +2,12 @@
 //! `Upgrade`/101 and CONNECT hand-off, resynchronisation after gaps and mid-stream joins.
 
 use std::collections::VecDeque;
-use wiremap_model::DropReason;
-use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
+
+use wiremap_model::{Detail, Direction, DropReason, HttpInfo, Protocol, Timestamp, Transport};
 
 pub use crate::gql::graphql_operation;
 use crate::gql::{gql_from, MAX_GQL_BODY};
+use crate::http_framing::{find_head_end, framing, header, parse_hex, Framing};
 use crate::http_start::{find_start, line_start, plausible_start, Start, METHODS};
 use crate::redact::Redactor;
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
@@ -137,75 +138,6 @@ pub struct Http {
     switched_to: String,
     /// Body of the current request, kept while it may be a GraphQL operation.
     gql_body: Option<Vec<u8>>,
-}
-
-fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\n' {
-            if buf[i + 1] == b'\n' {
-                return Some(i + 2);
-            }
-            if buf[i + 1] == b'\r' && buf.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
-        }
-        i += 1;
-    }
-    None
-}
-
-fn parse_hex(line: &[u8]) -> Option<u64> {
-    let mut v: u64 = 0;
-    let mut any = false;
-    for &c in line {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            b'A'..=b'F' => c - b'A' + 10,
-            _ => break,
-        };
-        any = true;
-        v = v.checked_mul(16)?.checked_add(u64::from(d))?;
-    }
-    any.then_some(v)
-}
-
-enum Framing {
-    None,
-    Length(u64),
-    Chunked,
-    UntilClose,
-}
-
-fn header<'h>(raw: &'h [httparse::Header<'_>], name: &str) -> Option<&'h [u8]> {
-    raw.iter()
-        .find(|h| h.name.eq_ignore_ascii_case(name))
-        .map(|h| h.value)
-}
-
-fn framing(raw: &[httparse::Header<'_>], is_response: bool) -> Framing {
-    let mut len = None;
-    for h in raw {
-        if h.name.eq_ignore_ascii_case("transfer-encoding")
-            && h.value
-                .windows(7)
-                .any(|w| w.eq_ignore_ascii_case(b"chunked"))
-        {
-            return Framing::Chunked;
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            len = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok());
-        }
-    }
-    match len {
-        Some(0) => Framing::None,
-        Some(n) => Framing::Length(n),
-        None if is_response => Framing::UntilClose,
-        None => Framing::None,
-    }
 }
 
 impl Http {

@@ -3,9 +3,8 @@
 //! `grpc-message` from the trailers, and message counts for streaming calls.
 
 use std::collections::BTreeMap;
-use wiremap_model::DropReason;
 
-use wiremap_model::{Detail, Direction, HttpInfo, Protocol, Timestamp, Transport};
+use wiremap_model::{Detail, Direction, DropReason, HttpInfo, Protocol, Timestamp, Transport};
 
 use crate::hpack::Hpack;
 use crate::redact::Redactor;

@@ -1,8 +1,7 @@
 //! Kafka: length-prefixed requests matched to responses by correlation id; API key and
 //! version, client id.
 
-use wiremap_model::DropReason;
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};

@@ -22,6 +22,7 @@ mod gql;
 pub mod hpack;
 pub mod http;
 pub mod http2;
+mod http_framing;
 mod http_start;
 pub mod kafka;
 pub mod mongo;

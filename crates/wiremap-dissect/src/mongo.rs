@@ -1,8 +1,7 @@
 //! MongoDB wire protocol: OP_MSG and legacy OP_QUERY/OP_REPLY (and the other legacy
 //! opcodes); command, database, collection and errors from the BSON bodies.
 
-use wiremap_model::DropReason;
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};

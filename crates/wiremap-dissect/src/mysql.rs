@@ -1,8 +1,7 @@
 //! MySQL/MariaDB client/server protocol: the server greeting, COM_* commands (one entry
 //! each) with OK/ERR/result-set replies, and the switch to TLS after an SSL request.
 
-use wiremap_model::DropReason;
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::sql_redact::Dialect;

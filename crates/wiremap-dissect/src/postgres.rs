@@ -3,9 +3,8 @@
 //! SSLRequest followed by TLS (handed back to detection).
 
 use std::collections::{HashMap, VecDeque};
-use wiremap_model::DropReason;
 
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, Events, Frame, Framer, Pending};
 use crate::sql_redact::Dialect;

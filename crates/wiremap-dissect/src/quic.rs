@@ -8,8 +8,7 @@ use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes128Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha256;
-use wiremap_model::DropReason;
-use wiremap_model::{Detail, Direction, Protocol, Timestamp, TlsInfo, Transport};
+use wiremap_model::{Detail, Direction, DropReason, Protocol, Timestamp, TlsInfo, Transport};
 
 use crate::tls::{parse_client_hello, version_name, ClientHello};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};

@@ -2,9 +2,8 @@
 //! (pub/sub messages, RESP3 `>`) counted but not paired.
 
 use std::collections::VecDeque;
-use wiremap_model::DropReason;
 
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{emit_app, flush, Events, Frame, Framer, Pending};
 use crate::redact::REDACTED;

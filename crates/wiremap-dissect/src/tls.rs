@@ -2,8 +2,7 @@
 //! ServerHello (chosen version and ALPN). One entry per ClientHello, closed with the
 //! connection's byte counts; the encrypted rest is only counted.
 
-use wiremap_model::DropReason;
-use wiremap_model::{Detail, Direction, Protocol, Timestamp, TlsInfo, Transport};
+use wiremap_model::{Detail, Direction, DropReason, Protocol, Timestamp, TlsInfo, Transport};
 
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};
 

@@ -1,8 +1,7 @@
 //! WebSocket frames after an HTTP `Upgrade: websocket` (RFC 6455): one entry per client
 //! frame, answered by the next server frame; opcode, payload length, permessage-deflate.
 
-use wiremap_model::DropReason;
-use wiremap_model::{AppInfo, Direction, Protocol, Timestamp, Transport};
+use wiremap_model::{AppInfo, Direction, DropReason, Protocol, Timestamp, Transport};
 
 use crate::framing::{Events, Frame, Framer};
 use crate::{Cx, DissectConfig, Dissector, Next, Probe, Verdict};

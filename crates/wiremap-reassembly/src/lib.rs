@@ -11,6 +11,8 @@
 //! way is counted in [`ReassemblyStats`].
 #![deny(clippy::unwrap_used)]
 
+mod handler;
 mod table;
 
-pub use table::{CloseReason, FlowInfo, FlowTable, Limits, ReassemblyStats, StreamHandler};
+pub use handler::{CloseReason, FlowInfo, Limits, ReassemblyStats, StreamHandler};
+pub use table::FlowTable;

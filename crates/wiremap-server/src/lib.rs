@@ -92,6 +92,7 @@ pub fn router_with(shared: Arc<Shared>, access: Access, limits: Limits) -> Route
         .route("/", get(ui::index))
         .route("/index.html", get(ui::index))
         .route("/app.js", get(ui::app_js))
+        .route("/format.js", get(ui::format_js))
         .route("/app.css", get(ui::app_css))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/map", get(api::map))

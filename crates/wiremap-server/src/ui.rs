@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 
 const INDEX: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
+const FORMAT_JS: &str = include_str!("../ui/format.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
 const CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data: blob:; \
                    style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'";
@@ -31,6 +32,10 @@ pub(crate) async fn app_js() -> Response {
     asset(APP_JS, "text/javascript; charset=utf-8")
 }
 
+pub(crate) async fn format_js() -> Response {
+    asset(FORMAT_JS, "text/javascript; charset=utf-8")
+}
+
 pub(crate) async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
 }
@@ -44,6 +49,13 @@ pub fn standalone_html(map_json: &str) -> String {
         .replace(
             "<link rel=\"stylesheet\" href=\"app.css\">",
             &format!("<style>\n{APP_CSS}\n</style>"),
+        )
+        .replace(
+            "<script src=\"format.js\"></script>",
+            &format!(
+                "<script>\n{}\n</script>",
+                FORMAT_JS.replace("</script", "<\\/script")
+            ),
         )
         .replace(
             "<script src=\"app.js\"></script>",
