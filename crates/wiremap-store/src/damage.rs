@@ -26,6 +26,18 @@ pub struct Span {
     pub what: &'static str,
 }
 
+impl Span {
+    /// One lost record (or block) of `len` bytes at `offset`.
+    pub fn one(offset: u64, len: u64, what: &'static str) -> Span {
+        Span {
+            offset,
+            len,
+            records: 1,
+            what,
+        }
+    }
+}
+
 /// What reading one segment file found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FileScan {

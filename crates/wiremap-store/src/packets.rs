@@ -188,13 +188,10 @@ pub fn read_packets(
                                 }
                             }
                             None => {
-                                let s = Span {
-                                    offset: pos,
-                                    len: len as u64,
-                                    records: 1,
-                                    what: "packet of an unknown interface",
-                                };
-                                lost(s, &mut scan);
+                                lost(
+                                    Span::one(pos, len as u64, "packet of an unknown interface"),
+                                    &mut scan,
+                                );
                             }
                         }
                     }
@@ -205,13 +202,10 @@ pub fn read_packets(
                         if !sane(EPB, b) && trusted.is_none() {
                             trusted = Some(ifaces.len());
                         }
-                        let s = Span {
-                            offset: pos,
-                            len: len as u64,
-                            records: 1,
-                            what: "block of an unknown type",
-                        };
-                        lost(s, &mut scan);
+                        lost(
+                            Span::one(pos, len as u64, "block of an unknown type"),
+                            &mut scan,
+                        );
                     }
                 }
                 pos = next;
@@ -252,26 +246,21 @@ pub fn read_packets(
                                 }
                             }
                         }
-                        let s = Span {
-                            offset: pos,
-                            len: q - pos,
-                            records: 1,
-                            what: "damaged block",
-                        };
-                        lost(s, &mut scan);
+                        lost(Span::one(pos, q - pos, "damaged block"), &mut scan);
                         pos = q;
                     }
                     None => {
                         let end = w.end().map_err(io)?;
                         scan.good = pos;
                         if complete {
-                            let s = Span {
-                                offset: pos,
-                                len: end - pos,
-                                records: 1,
-                                what: "damaged block at the end of a closed segment",
-                            };
-                            lost(s, &mut scan);
+                            lost(
+                                Span::one(
+                                    pos,
+                                    end - pos,
+                                    "damaged block at the end of a closed segment",
+                                ),
+                                &mut scan,
+                            );
                             scan.good = end;
                         }
                         return Ok(scan);

@@ -290,13 +290,7 @@ pub fn read_entries(
                     Ok(None) => {}
                     Err(_) => {
                         ids.lost(Some(kind).filter(|k| *k == REC_ENTRY || *k == REC_IDENTITY));
-                        let s = Span {
-                            offset: pos,
-                            len: next - pos,
-                            records: 1,
-                            what: "undecodable record",
-                        };
-                        lost(s, &mut scan);
+                        lost(Span::one(pos, next - pos, "undecodable record"), &mut scan);
                     }
                 }
                 pos = next;
@@ -304,39 +298,31 @@ pub fn read_entries(
             Frame::Bad { next } => match resync(&mut w, pos, next, &mut budget).map_err(io)? {
                 Found::At(q) => {
                     ids.lost(one_record(&w, pos, q, next));
-                    let s = Span {
-                        offset: pos,
-                        len: q - pos,
-                        records: 1,
-                        what: "damaged record",
-                    };
-                    lost(s, &mut scan);
+                    lost(Span::one(pos, q - pos, "damaged record"), &mut scan);
                     pos = q;
                 }
                 Found::Nothing => {
                     let end = w.end().map_err(io)?;
                     scan.good = pos;
                     if complete {
-                        let s = Span {
-                            offset: pos,
-                            len: end - pos,
-                            records: 1,
-                            what: "damaged record at the end of a closed segment",
-                        };
-                        lost(s, &mut scan);
+                        lost(
+                            Span::one(
+                                pos,
+                                end - pos,
+                                "damaged record at the end of a closed segment",
+                            ),
+                            &mut scan,
+                        );
                         scan.good = end;
                     }
                     return Ok(scan);
                 }
                 Found::GaveUp => {
                     let end = w.end().map_err(io)?;
-                    let s = Span {
-                        offset: pos,
-                        len: end - pos,
-                        records: 1,
-                        what: "damage past the resynchronisation budget",
-                    };
-                    lost(s, &mut scan);
+                    lost(
+                        Span::one(pos, end - pos, "damage past the resynchronisation budget"),
+                        &mut scan,
+                    );
                     scan.good = end;
                     return Ok(scan);
                 }

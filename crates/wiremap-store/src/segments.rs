@@ -160,16 +160,9 @@ pub(crate) fn load(
         meta.add_entry(&e);
         ControlFlow::Continue(())
     });
-    let good = match scanned {
-        Ok(s) => s.good,
-        Err(e) => {
-            unusable(dir, seq, repair, stats, &e);
-            return Ok(None);
-        }
+    let Some(good) = intact(dir, seq, repair, stats, &epath, scanned)? else {
+        return Ok(None);
     };
-    if repair {
-        stats.torn_bytes_truncated += truncate(&epath, good)?;
-    }
     meta.entry_bytes = good;
     let ppath = seg_path(dir, seq, "pcapng");
     if ppath.exists() {
@@ -181,16 +174,9 @@ pub(crate) fn load(
             to = Some(to.map_or(ts.0, |t| t.max(ts.0)));
             ControlFlow::Continue(())
         });
-        let good = match scanned {
-            Ok(s) => s.good,
-            Err(e) => {
-                unusable(dir, seq, repair, stats, &e);
-                return Ok(None);
-            }
+        let Some(good) = intact(dir, seq, repair, stats, &ppath, scanned)? else {
+            return Ok(None);
         };
-        if repair {
-            stats.torn_bytes_truncated += truncate(&ppath, good)?;
-        }
         meta.packets = packets;
         meta.packet_bytes = good;
         for t in [from, to].into_iter().flatten() {
@@ -210,6 +196,29 @@ pub(crate) fn write_index(dir: &Path, meta: &SegmentMeta) -> Result<(), StoreErr
     let text = serde_json::to_string(meta).map_err(|e| io(&idx)(e.into()))?;
     fs::write(&tmp, text).map_err(io(&tmp))?;
     fs::rename(&tmp, &idx).map_err(io(&idx))
+}
+
+/// How much of a segment file a scan found intact, its torn tail cut when repairing; `None`
+/// when the file cannot be used (the segment is then set aside or skipped).
+fn intact(
+    dir: &Path,
+    seq: u64,
+    repair: bool,
+    stats: &mut StoreStats,
+    path: &Path,
+    scanned: Result<crate::damage::FileScan, StoreError>,
+) -> Result<Option<u64>, StoreError> {
+    let good = match scanned {
+        Ok(s) => s.good,
+        Err(e) => {
+            unusable(dir, seq, repair, stats, &e);
+            return Ok(None);
+        }
+    };
+    if repair {
+        stats.torn_bytes_truncated += truncate(path, good)?;
+    }
+    Ok(Some(good))
 }
 
 /// Cuts `path` to `good` bytes (a torn tail); returns the bytes cut.
