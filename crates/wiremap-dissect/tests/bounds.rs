@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{converse, converse_steps, Step};
+use common::{converse, converse_steps, h2_frame, hpack_literals, Step};
 use wiremap_dissect::DissectConfig;
 use wiremap_model::{Detail, Direction, DropReason};
 
@@ -11,26 +11,6 @@ use Direction::{AtoB as C, BtoA as S};
 
 fn flow(port: u16) -> wiremap_reassembly::FlowInfo {
     common::tcp_flow(port)
-}
-
-fn h2_frame(ty: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut f = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, ty, flags];
-    f.extend_from_slice(&sid.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-fn hpack_literals(fields: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for (n, v) in fields {
-        b.push(0x00);
-        b.push(n.len() as u8);
-        b.extend_from_slice(n.as_bytes());
-        b.push(v.len() as u8);
-        b.extend_from_slice(v.as_bytes());
-    }
-    b
 }
 
 fn h2_client_start() -> Vec<u8> {

@@ -3,19 +3,12 @@
 
 mod common;
 
+use common::h2_frame;
 use wiremap_model::{Direction, Timestamp};
 use wiremap_reassembly::StreamHandler;
 
 fn flow(port: u16) -> wiremap_reassembly::FlowInfo {
     common::tcp_flow(port)
-}
-
-fn h2_frame(ty: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut f = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, ty, flags];
-    f.extend_from_slice(&sid.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
 }
 
 /// HPACK integer with an `n`-bit prefix, first byte or-ed with `first`.

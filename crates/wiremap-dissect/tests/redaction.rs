@@ -1,34 +1,16 @@
 //! Secrets never leave the dissectors: conversations built from wire bytes, and the whole
 //! serialised entry searched for the secret, while the fields around it stay.
 
-use std::net::{IpAddr, Ipv4Addr};
+mod common;
 
-use wiremap_dissect::{Dissect, DissectConfig};
-use wiremap_model::{Direction, Entry, FlowKey, Timestamp, Transport};
-use wiremap_reassembly::{CloseReason, FlowInfo, StreamHandler};
+use common::{converse, h2_frame, hpack_literals};
+use wiremap_dissect::DissectConfig;
+use wiremap_model::{Direction, Entry};
 
 use Direction::{AtoB as C, BtoA as S};
 
 fn run(cfg: DissectConfig, server_port: u16, conv: &[(Direction, Vec<u8>)]) -> Vec<Entry> {
-    let info = FlowInfo::new(
-        1,
-        FlowKey {
-            transport: Transport::Tcp,
-            a_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            a_port: 40000,
-            b_ip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-            b_port: server_port,
-        },
-        true,
-        Timestamp(0),
-    );
-    let mut d = Dissect::new(cfg);
-    let mut s = d.open(&info);
-    for (i, (dir, bytes)) in conv.iter().enumerate() {
-        d.data(&mut s, &info, *dir, Timestamp(i as i64 + 1), bytes);
-    }
-    d.close(s, &info, Timestamp(1000), CloseReason::Fin);
-    std::mem::take(&mut d.output().entries)
+    converse(cfg, server_port, conv).0
 }
 
 /// The entries as the store and the API would see them.
@@ -174,27 +156,6 @@ fn http1_targets_and_headers() {
     ] {
         assert!(t.contains(keep), "{keep} lost:\n{t}");
     }
-}
-
-fn h2_frame(ty: u8, flags: u8, sid: u32, payload: &[u8]) -> Vec<u8> {
-    let n = payload.len();
-    let mut f = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, ty, flags];
-    f.extend_from_slice(&sid.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// A header block of literal fields without indexing (no Huffman).
-fn hpack_literals(fields: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = Vec::new();
-    for (n, v) in fields {
-        b.push(0x00);
-        b.push(n.len() as u8);
-        b.extend_from_slice(n.as_bytes());
-        b.push(v.len() as u8);
-        b.extend_from_slice(v.as_bytes());
-    }
-    b
 }
 
 #[test]
