@@ -219,13 +219,13 @@ fn sql_escapes_every_literal() {
     let f = Filter::compile(r#"http && dst.pod.namespace == "it's \\ here" && url.contains("'; DROP TABLE entries; --")"#, ts("2026-01-01T00:00:00Z")).expect("compiles");
     assert_eq!(
         f.to_sql().expect("sql"),
-        r#"((`http` AND (`dst_pod_namespace` = 'it\'s \\ here')) AND (position(`url`, '\'; DROP TABLE entries; --') > 0))"#
+        r#"(((`protocol` IN ('http', 'grpc', 'gql')) AND (if(`dst_pod` = '' AND `dst_service` = '', '', `dst_namespace`) = 'it\'s \\ here')) AND (position(`url`, '\'; DROP TABLE entries; --') > 0))"#
     );
     let f = Filter::compile(r#"timestamp >= timestamp("2026-03-14T22:00:00Z") && protocol in ["http", "dns"] && map_get(local_labels, "app", "") == "x""#, ts("2026-01-01T00:00:00Z")).expect("compiles");
     assert_eq!(
         f.to_sql().expect("sql"),
-        "(((`timestamp` >= fromUnixTimestamp64Nano(toInt64(1773525600000000000))) AND (`protocol` IN ('dns', 'http'))) \
-         AND (if(mapContains(`local_labels`, 'app'), `local_labels`['app'], '') = 'x'))"
+        "(((`timestamp` >= toInt64(1773525600000000000)) AND (`protocol` IN ('dns', 'http'))) \
+         AND (if(has(`src_labels_keys`, 'app'), `src_labels_values`[indexOf(`src_labels_keys`, 'app')], '') = 'x'))"
     );
 }
 

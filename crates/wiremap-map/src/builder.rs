@@ -83,6 +83,46 @@ impl std::hash::Hash for IdentityRef {
     }
 }
 
+/// What one entry or rollup adds to an edge.
+struct Counts<'a> {
+    requests: u64,
+    responses: u64,
+    errors: u64,
+    bytes: Bytes,
+    latency: Option<&'a Sketch>,
+    first: Timestamp,
+    last: Timestamp,
+}
+
+/// Exchanges between two endpoints over one protocol seen by one capture node, aggregated:
+/// what a store keeps per minute (ClickHouse's edge rollups). [`MapBuilder::add_rollup`]
+/// folds it exactly as it would fold the entries it sums up.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollup {
+    /// Client (its port is not used).
+    pub src: Endpoint,
+    /// Server (its port is not used).
+    pub dst: Endpoint,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Capture node (`""` when unknown).
+    pub node_name: String,
+    /// Entries.
+    pub requests: u64,
+    /// Entries with a response.
+    pub responses: u64,
+    /// Failed entries.
+    pub errors: u64,
+    /// Bytes each way.
+    pub bytes: Bytes,
+    /// Latency of the entries with a response.
+    pub latency: Sketch,
+    /// Earliest entry.
+    pub first: Timestamp,
+    /// Latest entry.
+    pub last: Timestamp,
+}
+
 /// Folds entries into a map.
 #[derive(Debug)]
 pub struct MapBuilder {
@@ -258,16 +298,64 @@ impl MapBuilder {
 
     /// Adds one entry.
     pub fn add(&mut self, e: &Entry) {
-        let (mut src, fs) = self.node(&e.src);
-        let (mut dst, fd) = self.node(&e.dst);
+        let has_sample = e.has_response;
+        let mut latency = Sketch::default();
+        if has_sample {
+            latency.add(e.elapsed_time.max(0) as u64);
+        }
+        self.fold(
+            &e.src,
+            &e.dst,
+            e.protocol,
+            &e.node_name,
+            Counts {
+                requests: 1,
+                responses: u64::from(e.has_response),
+                errors: u64::from(e.error),
+                bytes: Bytes {
+                    request: e.request_size,
+                    response: e.response_size,
+                },
+                latency: has_sample.then_some(&latency),
+                first: e.timestamp,
+                last: e.timestamp,
+            },
+        );
+    }
+
+    /// Adds the aggregate of many entries between two endpoints (a store's rollup): the
+    /// same map as adding each of them, in the order of their first timestamps.
+    pub fn add_rollup(&mut self, r: &Rollup) {
+        if r.requests == 0 {
+            return;
+        }
+        self.fold(
+            &r.src,
+            &r.dst,
+            r.protocol,
+            &r.node_name,
+            Counts {
+                requests: r.requests,
+                responses: r.responses,
+                errors: r.errors,
+                bytes: r.bytes,
+                latency: Some(&r.latency),
+                first: r.first,
+                last: r.last,
+            },
+        );
+    }
+
+    fn fold(&mut self, src: &Endpoint, dst: &Endpoint, p: Protocol, node: &str, c: Counts<'_>) {
+        let (mut src, fs) = self.node(src);
+        let (mut dst, fd) = self.node(dst);
         let mut folded = fs || fd;
-        if !self.edges.contains_key(&(src, dst, e.protocol)) && self.edges.len() >= self.max_edges {
+        if !self.edges.contains_key(&(src, dst, p)) && self.edges.len() >= self.max_edges {
             // Fold the client side first (a server with many clients keeps its name), then
             // the server side, then both; an edge that exists is taken, else the first is
             // made while "other" edges have room (a tenth more); past that, nothing.
             let (os, od) = (self.other_of(src), self.other_of(dst));
             let tries = [(os, dst), (src, od), (os, od)];
-            let p = e.protocol;
             let pick = tries
                 .iter()
                 .find(|(s, d)| self.edges.contains_key(&(*s, *d, p)))
@@ -277,54 +365,46 @@ impl MapBuilder {
                         .then_some(tries[0])
                 });
             let Some((s, d)) = pick else {
-                self.dropped_entries += 1;
+                self.dropped_entries += c.requests;
                 return;
             };
             (src, dst) = (s, d);
             folded = true;
         }
         if folded {
-            self.folded_entries += 1;
+            self.folded_entries += c.requests;
         }
         if let Some((_, n)) = self.nodes.get_mut(src as usize) {
-            n.out += 1;
+            n.out += c.requests;
         }
         if let Some((_, n)) = self.nodes.get_mut(dst as usize) {
-            n.inn += 1;
+            n.inn += c.requests;
         }
-        self.from = Some(self.from.map_or(e.timestamp, |f| f.min(e.timestamp)));
-        self.to = Some(self.to.map_or(e.timestamp, |t| t.max(e.timestamp)));
-        let edge = self
-            .edges
-            .entry((src, dst, e.protocol))
-            .or_insert_with(|| EdgeAgg {
-                nodes: BTreeSet::new(),
-                requests: 0,
-                responses: 0,
-                errors: 0,
-                bytes: Bytes::default(),
-                latency: Sketch::default(),
-                first: e.timestamp,
-                last: e.timestamp,
-            });
-        edge.requests += 1;
-        if !e.node_name.is_empty()
-            && edge.nodes.len() < MAX_EDGE_NODES
-            && !edge.nodes.contains(&e.node_name)
-        {
-            edge.nodes.insert(e.node_name.clone());
+        self.from = Some(self.from.map_or(c.first, |f| f.min(c.first)));
+        self.to = Some(self.to.map_or(c.last, |t| t.max(c.last)));
+        let edge = self.edges.entry((src, dst, p)).or_insert_with(|| EdgeAgg {
+            nodes: BTreeSet::new(),
+            requests: 0,
+            responses: 0,
+            errors: 0,
+            bytes: Bytes::default(),
+            latency: Sketch::default(),
+            first: c.first,
+            last: c.last,
+        });
+        edge.requests += c.requests;
+        if !node.is_empty() && edge.nodes.len() < MAX_EDGE_NODES && !edge.nodes.contains(node) {
+            edge.nodes.insert(node.to_string());
         }
-        if e.has_response {
-            edge.responses += 1;
-            edge.latency.add(e.elapsed_time.max(0) as u64);
+        edge.responses += c.responses;
+        if let Some(l) = c.latency {
+            edge.latency.merge(l);
         }
-        if e.error {
-            edge.errors += 1;
-        }
-        edge.bytes.request += e.request_size;
-        edge.bytes.response += e.response_size;
-        edge.first = edge.first.min(e.timestamp);
-        edge.last = edge.last.max(e.timestamp);
+        edge.errors += c.errors;
+        edge.bytes.request += c.bytes.request;
+        edge.bytes.response += c.bytes.response;
+        edge.first = edge.first.min(c.first);
+        edge.last = edge.last.max(c.last);
     }
 
     /// The map so far; what folded is added to `stats.dropped`.

@@ -13,7 +13,7 @@ mod builder;
 mod export;
 mod sketch;
 
-pub use builder::{MapBuilder, DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES, MAX_EDGE_NODES};
+pub use builder::{MapBuilder, Rollup, DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES, MAX_EDGE_NODES};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -410,6 +410,87 @@ mod tests {
         let dropped = map.stats.dropped["map_entries_dropped"];
         assert_eq!(mapped + dropped, 200);
         assert!(dropped > 0);
+    }
+
+    #[test]
+    fn rollups_fold_like_their_entries() {
+        let mut es = Vec::new();
+        for (i, (src, dst, name, status, lat, node)) in [
+            (
+                "10.0.0.1",
+                "93.184.216.34",
+                Some("example.com"),
+                200,
+                100,
+                "w1",
+            ),
+            (
+                "10.0.0.1",
+                "93.184.216.35",
+                Some("example.com"),
+                503,
+                0,
+                "w1",
+            ),
+            ("10.0.0.1", "93.184.216.35", Some("example.com"), 0, 7, "w2"),
+            ("10.0.0.2", "10.0.0.3", None, 200, 123_456, ""),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut e = entry(src, dst, name, status, lat);
+            e.timestamp = Timestamp(i as i64 * 1_000);
+            e.has_response = status != 0;
+            e.node_name = node.into();
+            es.push(e);
+        }
+        for level in [Level::Ip, Level::Workload] {
+            let mut by_entry = MapBuilder::new(level);
+            let mut by_rollup = MapBuilder::new(level);
+            // One rollup per (endpoints, protocol, node), as a store keeps them.
+            let mut rollups: Vec<Rollup> = Vec::new();
+            for e in &es {
+                by_entry.add(e);
+                let pos = rollups
+                    .iter()
+                    .position(|r| r.src == e.src && r.dst == e.dst && r.node_name == e.node_name);
+                let r = match pos {
+                    Some(p) => &mut rollups[p],
+                    None => {
+                        rollups.push(Rollup {
+                            src: e.src.clone(),
+                            dst: e.dst.clone(),
+                            protocol: e.protocol,
+                            node_name: e.node_name.clone(),
+                            requests: 0,
+                            responses: 0,
+                            errors: 0,
+                            bytes: Bytes::default(),
+                            latency: Sketch::default(),
+                            first: e.timestamp,
+                            last: e.timestamp,
+                        });
+                        rollups.last_mut().expect("pushed")
+                    }
+                };
+                r.requests += 1;
+                r.responses += u64::from(e.has_response);
+                r.errors += u64::from(e.error);
+                r.bytes.request += e.request_size;
+                r.bytes.response += e.response_size;
+                if e.has_response {
+                    r.latency.add(e.elapsed_time as u64);
+                }
+                r.last = e.timestamp;
+            }
+            for r in &rollups {
+                by_rollup.add_rollup(r);
+            }
+            let a = by_entry.build(Stats::default());
+            let b = by_rollup.build(Stats::default());
+            assert!(!a.edges.is_empty());
+            assert_eq!(a.to_json(), b.to_json());
+        }
     }
 
     #[test]

@@ -43,6 +43,37 @@ impl Sketch {
         }
     }
 
+    /// The bucket a positive value falls in (`None` for 0, which is counted apart). A store
+    /// that keeps sketches as bucket counts (ClickHouse's `sumMap` of bucket → count) computes
+    /// the bucket here, so its sketches merge exactly like these.
+    pub fn bucket_of(v: u64) -> Option<i32> {
+        (v > 0).then(|| bucket(v))
+    }
+
+    /// A sketch from its parts: the count of zeros and bucket → count pairs (repeated
+    /// buckets add up). Counts saturate, so parts read back from a store cannot overflow.
+    pub fn from_parts(zeros: u64, buckets: impl IntoIterator<Item = (i32, u64)>) -> Sketch {
+        let mut s = Sketch {
+            zeros,
+            buckets: BTreeMap::new(),
+            count: zeros,
+        };
+        for (b, n) in buckets {
+            if n == 0 {
+                continue;
+            }
+            let c = s.buckets.entry(b).or_insert(0);
+            *c = c.saturating_add(n);
+            s.count = s.count.saturating_add(n);
+        }
+        s
+    }
+
+    /// The count of zeros and the non-empty buckets, in bucket order.
+    pub fn parts(&self) -> (u64, impl Iterator<Item = (i32, u64)> + '_) {
+        (self.zeros, self.buckets.iter().map(|(b, n)| (*b, *n)))
+    }
+
     /// Values added.
     pub fn count(&self) -> u64 {
         self.count
@@ -96,6 +127,23 @@ mod tests {
             for x in &b { sb.add(*x); all.add(*x); }
             sa.merge(&sb);
             prop_assert_eq!(sa, all);
+        }
+
+        #[test]
+        fn parts_rebuild_the_sketch(v in proptest::collection::vec(0u64..10_000_000, 0..200)) {
+            let mut s = Sketch::default();
+            let mut zeros = 0;
+            let mut buckets = Vec::new();
+            for x in &v {
+                s.add(*x);
+                match Sketch::bucket_of(*x) {
+                    Some(b) => buckets.push((b, 1)),
+                    None => zeros += 1,
+                }
+            }
+            let (z, parts) = s.parts();
+            prop_assert_eq!(Sketch::from_parts(z, parts.collect::<Vec<_>>()), s.clone());
+            prop_assert_eq!(Sketch::from_parts(zeros, buckets), s);
         }
     }
 }
