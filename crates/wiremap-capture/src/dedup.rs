@@ -13,12 +13,19 @@ use crate::LinkType;
 pub const DEDUP_WINDOW_NS: i64 = 50_000_000;
 
 /// Drops the copy of a packet that crossed two captured interfaces.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Dedup {
     seen: HashMap<u64, (Timestamp, u32)>,
     last_sweep: i64,
+    window: i64,
     /// Copies dropped.
     pub dropped: u64,
+}
+
+impl Default for Dedup {
+    fn default() -> Self {
+        Dedup::with_window(DEDUP_WINDOW_NS)
+    }
 }
 
 fn ip_start(link: LinkType, data: &[u8]) -> Option<usize> {
@@ -36,6 +43,17 @@ fn ip_start(link: LinkType, data: &[u8]) -> Option<usize> {
 }
 
 impl Dedup {
+    /// Copies masked within `window_ns` of each other (wider than [`DEDUP_WINDOW_NS`] where the
+    /// copies come from machines whose clocks differ, as agents on different nodes).
+    pub fn with_window(window_ns: i64) -> Self {
+        Dedup {
+            seen: HashMap::new(),
+            last_sweep: 0,
+            window: window_ns.max(1),
+            dropped: 0,
+        }
+    }
+
     /// Whether this packet, seen on `iface`, is a copy of one seen on another interface.
     pub fn is_copy(&mut self, ts: Timestamp, iface: u32, link: LinkType, data: &[u8]) -> bool {
         let Some(ip) = ip_start(link, data) else {
@@ -60,12 +78,13 @@ impl Dedup {
             _ => return false,
         }
         let key = h.finish();
-        if ts.0 - self.last_sweep > DEDUP_WINDOW_NS * 4 {
-            self.seen.retain(|_, (t, _)| ts.0 - t.0 <= DEDUP_WINDOW_NS);
+        let window = self.window;
+        if ts.0 - self.last_sweep > window * 4 {
+            self.seen.retain(|_, (t, _)| ts.0 - t.0 <= window);
             self.last_sweep = ts.0;
         }
         match self.seen.get(&key) {
-            Some((t, i)) if *i != iface && (ts.0 - t.0).abs() <= DEDUP_WINDOW_NS => {
+            Some((t, i)) if *i != iface && (ts.0 - t.0).abs() <= window => {
                 self.dropped += 1;
                 true
             }

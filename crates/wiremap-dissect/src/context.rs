@@ -102,6 +102,14 @@ impl Cx<'_> {
             status_code,
             error,
             node_name: self.node.to_string(),
+            seen_by: Vec::new(),
+            // The ISN is the initiator's: it names the connection only when the initiator
+            // is the client.
+            client_isn: if client == Direction::AtoB {
+                self.info.client_isn
+            } else {
+                None
+            },
             detail,
         };
         *self.index += 1;

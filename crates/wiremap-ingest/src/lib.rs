@@ -10,7 +10,7 @@ mod shared;
 mod sources;
 
 pub use shared::{
-    lock, lock_counters, EdgeMetrics, EdgeSeries, Ingest, LiveCounters, Recent, Shared, Snapshot,
-    FLUSH_EVERY, LATENCY_BUCKETS, MAX_EDGE_SERIES, RECENT_BYTES, RECENT_CAP,
+    lock, lock_counters, AgentStatus, EdgeMetrics, EdgeSeries, Ingest, LiveCounters, Recent,
+    Shared, Snapshot, FLUSH_EVERY, LATENCY_BUCKETS, MAX_EDGE_SERIES, RECENT_BYTES, RECENT_CAP,
 };
 pub use sources::{capture_loop, fanout_loop, import};

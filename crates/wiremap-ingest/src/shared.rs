@@ -168,6 +168,42 @@ pub struct LiveCounters {
     /// Kubernetes watch counters (lists, events, errors, objects, tombstones, rebuilds),
     /// when watches run.
     pub kubernetes: BTreeMap<String, u64>,
+    /// The agents a hub hears from (empty elsewhere).
+    pub agents: Vec<AgentStatus>,
+    /// What a hub did to count exchanges two agents saw once (empty elsewhere).
+    pub cluster: BTreeMap<String, u64>,
+}
+
+/// One agent as the hub sees it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentStatus {
+    /// Its node.
+    pub node: String,
+    /// Its process (a restarted agent is a new one).
+    pub instance: String,
+    /// Heard from within the last 3 s.
+    pub connected: bool,
+    /// Seconds since it was last heard from.
+    pub last_seen_secs_ago: f64,
+    /// When it was last heard from, RFC 3339.
+    pub last_seen: String,
+    /// Entries per second it produced, over its last reports.
+    pub entries_per_sec: f64,
+    /// Its counters: packets, bytes, flows, entries, drops by reason (its buffer's among
+    /// them).
+    pub pipeline: Stats,
+    /// Packets its kernel rings dropped.
+    pub kernel_drops: u64,
+    /// Entries and packets its buffer for the hub dropped.
+    pub buffer_drops: u64,
+    /// Batches it sent again after a failure.
+    pub resent: u64,
+    /// Batches received from it.
+    pub batches: u64,
+    /// Compressed bytes received from it.
+    pub bytes: u64,
+    /// Batches of its the hub had already (sent again after a reconnect) and skipped.
+    pub duplicate_batches: u64,
 }
 
 /// The store as a query sees it.
@@ -314,6 +350,37 @@ impl Ingest {
         }
     }
 
+    /// Names entries and answers that agents dissected (the hub's one identity index), and
+    /// hands the named entries to `out` instead of storing them.
+    pub fn name_items(&mut self, batch: Vec<wiremap_engine::Item>, out: &mut dyn FnMut(Entry)) {
+        for item in batch {
+            self.engine.name(item, out);
+        }
+    }
+
+    /// Stores named entries ([`Ingest::name_items`]).
+    pub fn store_named(&mut self, entries: Vec<Entry>) {
+        self.store_entries(|_, sink| {
+            for e in entries {
+                sink(e);
+            }
+        });
+    }
+
+    /// Stores a raw packet that was dissected elsewhere.
+    pub fn store_packet(
+        &mut self,
+        ts: wiremap_model::Timestamp,
+        link: wiremap_capture::LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) {
+        let r = lock(&self.shared.store).append_packet(ts, link, data, orig_len);
+        if let Err(e) = r {
+            self.store_error(&e);
+        }
+    }
+
     /// One packet through the pipeline and into the store.
     pub fn packet(&mut self, p: &Packet<'_>) {
         if self.keep_packets {
@@ -352,7 +419,8 @@ impl Ingest {
 
     /// Publishes what was produced, flushes the store and refreshes the counters. Call at
     /// least every [`FLUSH_EVERY`], also when no packets come.
-    pub fn tick(&mut self, kernel: &[(String, KernelStats)], duplicates: u64) {
+    /// Returns whether the store flushed.
+    pub fn tick(&mut self, kernel: &[(String, KernelStats)], duplicates: u64) -> bool {
         if let Some(rx) = &self.k8s {
             if let Some(h) = rx.try_iter().last() {
                 self.engine.set_live_k8s(h);
@@ -386,10 +454,14 @@ impl Ingest {
         }
         c.duplicates = duplicates;
         match flushed {
-            Ok(s) => c.store = s,
+            Ok(s) => {
+                c.store = s;
+                true
+            }
             Err(e) => {
                 c.store_errors += 1;
                 c.last_store_error = e.to_string();
+                false
             }
         }
     }
@@ -397,7 +469,7 @@ impl Ingest {
     /// End of input: closes every flow, stores what they held, closes the open segment.
     pub fn finish(&mut self) {
         self.store_entries(|engine, sink| engine.finish(sink));
-        self.tick(&[], 0);
+        let _ = self.tick(&[], 0);
         if let Err(e) = lock(&self.shared.store).close_open() {
             self.store_error(&e);
         }
@@ -438,6 +510,8 @@ mod tests {
             status_code: 0,
             error: false,
             node_name: String::new(),
+            seen_by: Vec::new(),
+            client_isn: None,
             detail: Detail::None,
         })
     }

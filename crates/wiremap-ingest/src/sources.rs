@@ -43,7 +43,7 @@ pub fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
             Err(e) => eprintln!("wiremap: error: {e}; keeping what was read before it"),
         }
         if last.elapsed() >= FLUSH_EVERY {
-            ingest.tick(&[], 0);
+            let _ = ingest.tick(&[], 0);
             last = Instant::now();
         }
     }
@@ -74,12 +74,12 @@ pub fn capture_loop(mut live: LiveSource, mut ingest: Ingest, deadline: Option<I
         if last.elapsed() >= FLUSH_EVERY {
             let k = live.kernel_stats();
             lock_counters(ingest.shared()).interfaces = live.follow_counts();
-            ingest.tick(&k, live.duplicates());
+            let _ = ingest.tick(&k, live.duplicates());
             last = Instant::now();
         }
     }
     let k = live.kernel_stats();
-    ingest.tick(&k, live.duplicates());
+    let _ = ingest.tick(&k, live.duplicates());
     ingest.finish();
     lock_counters(ingest.shared()).capturing = false;
     eprintln!("wiremap: capture stopped");
@@ -191,7 +191,7 @@ pub fn fanout_loop(
             e.drops += k.drops;
         }
         let per: Vec<(String, KernelStats)> = per.into_iter().collect();
-        ingest.tick(&per, dups.iter().sum());
+        let _ = ingest.tick(&per, dups.iter().sum());
     };
     while done < handles.len() {
         match rx.recv_timeout(Duration::from_millis(100)) {

@@ -307,7 +307,7 @@ impl MapBuilder {
             &e.src,
             &e.dst,
             e.protocol,
-            &e.node_name,
+            (&e.node_name, &e.seen_by),
             Counts {
                 requests: 1,
                 responses: u64::from(e.has_response),
@@ -333,7 +333,7 @@ impl MapBuilder {
             &r.src,
             &r.dst,
             r.protocol,
-            &r.node_name,
+            (&r.node_name, &[]),
             Counts {
                 requests: r.requests,
                 responses: r.responses,
@@ -346,7 +346,16 @@ impl MapBuilder {
         );
     }
 
-    fn fold(&mut self, src: &Endpoint, dst: &Endpoint, p: Protocol, node: &str, c: Counts<'_>) {
+    /// Folds `c` into the edge between `src` and `dst`; `node` and `also` are the capture
+    /// nodes that saw it (the one it counts under, and the evidence of others).
+    fn fold(
+        &mut self,
+        src: &Endpoint,
+        dst: &Endpoint,
+        p: Protocol,
+        (node, also): (&str, &[String]),
+        c: Counts<'_>,
+    ) {
         let (mut src, fs) = self.node(src);
         let (mut dst, fd) = self.node(dst);
         let mut folded = fs || fd;
@@ -393,8 +402,10 @@ impl MapBuilder {
             last: c.last,
         });
         edge.requests += c.requests;
-        if !node.is_empty() && edge.nodes.len() < MAX_EDGE_NODES && !edge.nodes.contains(node) {
-            edge.nodes.insert(node.to_string());
+        for n in std::iter::once(node).chain(also.iter().map(String::as_str)) {
+            if !n.is_empty() && edge.nodes.len() < MAX_EDGE_NODES && !edge.nodes.contains(n) {
+                edge.nodes.insert(n.to_string());
+            }
         }
         edge.responses += c.responses;
         if let Some(l) = c.latency {

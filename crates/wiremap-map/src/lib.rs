@@ -319,6 +319,8 @@ mod tests {
             status_code: status,
             error: status >= 500,
             node_name: String::new(),
+            seen_by: Vec::new(),
+            client_isn: None,
             detail: Detail::None,
         }
     }

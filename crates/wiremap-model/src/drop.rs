@@ -110,6 +110,11 @@ reasons! {
     WsGapDesync = "ws_gap_desync", "A TCP gap in a WebSocket connection; the direction is lost.";
     WsMessageSkipped = "ws_message_skipped", "A WebSocket frame over the 8 MiB buffer: read from its first 16 KiB and skipped by length.";
     WsServerFrame = "ws_server_frame", "A WebSocket server frame that answers no client message.";
+    UplinkBufferEntries = "uplink_buffer_entries", "Entries an agent dropped because its buffer for the hub was full (hub away or too slow); the oldest batches go first.";
+    UplinkBufferPackets = "uplink_buffer_packets", "Raw packets an agent dropped with the batches its full buffer let go.";
+    UplinkBatchRejected = "uplink_batch_rejected", "Agent batches the hub could not decode (answered 400; the agent drops them).";
+    HubReleasedEarly = "hub_released_early", "Entries the hub stored before their twin from another node could arrive, because too many were waiting (they may then count twice).";
+    HubForgottenEarly = "hub_forgotten_early", "Stored entries whose key the hub forgot early (too many remembered), so a very late twin could count twice.";
 }
 
 impl DropReason {

@@ -273,8 +273,17 @@ pub struct Entry {
     pub status_code: i64,
     /// Whether the exchange failed (HTTP ≥ 500, DNS rcode ≠ 0, reset, …).
     pub error: bool,
-    /// Capture node.
+    /// Capture node: the node whose observation this is (in cluster mode, the one kept when
+    /// two agents saw the exchange).
     pub node_name: String,
+    /// Other capture nodes that saw the same exchange (cluster mode; evidence only: the
+    /// exchange counts once, under `node_name`).
+    pub seen_by: Vec<String>,
+    /// The client's initial TCP sequence number, when the capture saw the handshake. With the
+    /// client's address and port it names the connection the same way on every node that
+    /// sees it, so the hub can tell two agents' observations of one exchange apart from two
+    /// exchanges.
+    pub client_isn: Option<u32>,
     /// Protocol-specific fields.
     pub detail: Detail,
 }
@@ -316,6 +325,9 @@ impl serde::Serialize for Entry {
         m.serialize_entry("dst", &self.dst)?;
         if !self.node_name.is_empty() {
             m.serialize_entry("node_name", &self.node_name)?;
+        }
+        if !self.seen_by.is_empty() {
+            m.serialize_entry("seen_by", &self.seen_by)?;
         }
         m.serialize_entry("request_size", &self.request_size)?;
         m.serialize_entry("response_size", &self.response_size)?;

@@ -41,6 +41,9 @@ pub struct FlowInfo {
     pub gap_bytes: [u64; 2],
     /// First packet from side B (the SYN-ACK when the initiator is known).
     pub first_reply_ts: Option<Timestamp>,
+    /// The initiator's initial sequence number, from its SYN or the peer's SYN-ACK: the same
+    /// on every capture point of the connection, so observations can be matched across nodes.
+    pub client_isn: Option<u32>,
 }
 
 impl FlowInfo {
@@ -57,6 +60,7 @@ impl FlowInfo {
             reset: false,
             gap_bytes: [0; 2],
             first_reply_ts: None,
+            client_isn: None,
         }
     }
 }

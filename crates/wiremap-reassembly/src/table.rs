@@ -308,6 +308,13 @@ impl<S> FlowTable<S> {
             f.info.first_reply_ts = Some(ts);
         }
 
+        if syn && f.info.client_isn.is_none() && f.info.initiator_known {
+            f.info.client_isn = match dir {
+                Direction::AtoB if !ackf => Some(seg.seq),
+                Direction::BtoA if ackf => Some(seg.ack.wrapping_sub(1)),
+                _ => None,
+            };
+        }
         if syn {
             let h0 = &mut f.half[di];
             if h0.base.is_none() {

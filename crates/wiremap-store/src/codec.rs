@@ -83,6 +83,11 @@ impl<'a> Cursor<'a> {
         String::from_utf8(b.to_vec()).map_err(|_| Corrupt("utf-8"))
     }
 
+    /// Whether everything was read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.b.is_empty()
+    }
+
     fn strings(&mut self) -> R<Vec<String>> {
         let n = self.count()?;
         (0..n).map(|_| self.s()).collect()
@@ -326,6 +331,24 @@ pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identi
             }
         }
     }
+    // Trailing fields, written only when set: records stay as short as before.
+    if !e.seen_by.is_empty() || e.client_isn.is_some() {
+        put_strings(out, &e.seen_by);
+        if let Some(isn) = e.client_isn {
+            put_u(out, u64::from(isn));
+        }
+    }
+}
+
+/// Decodes an entry that [`put_entry`] wrote on its own (identities written as 0), as one
+/// whole record: bytes left over are an error.
+pub fn decode_entry(b: &[u8]) -> Result<Entry, Corrupt> {
+    let mut c = Cursor::new(b);
+    let e = get_entry(&mut c, &|_| Ok(None))?;
+    if !c.is_empty() {
+        return Err(Corrupt("trailing bytes"));
+    }
+    Ok(e)
 }
 
 /// Decodes an entry; `ident` maps the identity numbers back.
@@ -400,7 +423,7 @@ pub(crate) fn get_entry(
             client_packets: c.u()?,
             server_packets: c.u()?,
             state: known(&c.s()?, &["open", "closed"]),
-            error_type: known(&c.s()?, &["reset", "gap"]),
+            error_type: known(&c.s()?, &["reset", "refused", "unanswered", "gap"]),
         })),
         5 => {
             let n = c.count()?;
@@ -420,6 +443,17 @@ pub(crate) fn get_entry(
         }
         _ => return Err(Corrupt("detail")),
     };
+    // Optional trailing fields: records written before they existed end here.
+    let seen_by = if c.is_empty() {
+        Vec::new()
+    } else {
+        c.strings()?
+    };
+    let client_isn = if c.is_empty() {
+        None
+    } else {
+        Some(u32::try_from(c.u()?).map_err(|_| Corrupt("isn"))?)
+    };
     Ok(Entry {
         id,
         stream,
@@ -436,6 +470,8 @@ pub(crate) fn get_entry(
         status_code,
         error: flags & 2 != 0,
         node_name,
+        seen_by,
+        client_isn,
         detail,
     })
 }
@@ -475,12 +511,35 @@ mod tests {
             status_code: 0,
             error: true,
             node_name: "n1".into(),
+            seen_by: Vec::new(),
+            client_isn: None,
             detail: Detail::App(Box::new(
                 AppInfo::default()
                     .str("redis_command", "GET")
                     .int("redis_total_size", 35)
                     .bool("redis_error", true),
             )),
+        }
+    }
+
+    #[test]
+    fn connection_errors_and_cluster_evidence_round_trip() {
+        for error_type in ["reset", "refused", "unanswered", "gap", ""] {
+            let mut e = sample();
+            e.seen_by = vec!["node-b".into(), "node-c".into()];
+            e.client_isn = Some(u32::MAX);
+            e.detail = Detail::Conn(Box::new(ConnInfo {
+                client_packets: 1,
+                server_packets: 0,
+                state: "closed",
+                error_type,
+            }));
+            let mut out = Vec::new();
+            put_entry(&mut out, &e, &mut |_| 0);
+            let mut back = decode_entry(&out).expect("decodes");
+            back.src.identity = e.src.identity.clone();
+            back.dst.identity = e.dst.identity.clone();
+            assert_eq!(back, e);
         }
     }
 
@@ -599,7 +658,8 @@ mod props {
                 src: Endpoint { ip: ip(&a, 0), port: ports.0, identity: src_id },
                 dst: Endpoint { ip: ip(&a, 1), port: ports.1, identity: dst_id },
                 request_size: sizes.0, response_size: sizes.1, has_response: flags.0, status_code: status,
-                error: flags.1, node_name: "n".into(), detail,
+                error: flags.1, node_name: "n".into(), seen_by: Vec::new(),
+                client_isn: None, detail,
             };
             let mut ids: Vec<Arc<Identity>> = Vec::new();
             let mut out = Vec::new();

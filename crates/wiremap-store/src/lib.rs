@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::{Entry, Identity, Protocol, Timestamp};
 
-pub use codec::Corrupt;
+pub use codec::{decode_entry, put_entry, Corrupt};
 pub use damage::{FileScan, Span};
 pub use export::{export, export_until, ExportReport};
 pub use packets::{read_packets, scan_packets, PacketVisitor};

@@ -373,6 +373,8 @@ mod tests {
             status_code: 0,
             error: false,
             node_name: String::new(),
+            seen_by: Vec::new(),
+            client_isn: None,
             detail: wiremap_model::Detail::None,
         }
     }

@@ -38,6 +38,8 @@ fn entry(i: u64, who: Option<Arc<Identity>>) -> Entry {
         status_code: 0,
         error: false,
         node_name: String::new(),
+        seen_by: Vec::new(),
+        client_isn: None,
         detail: Detail::None,
     }
 }

@@ -239,6 +239,8 @@ fn identities_are_told_apart_when_an_address_is_reused() {
         status_code: 0,
         error: false,
         node_name: String::new(),
+        seen_by: Vec::new(),
+        client_isn: None,
         detail: Detail::None,
     };
     let known = Identity {

@@ -78,6 +78,8 @@ fn entry(
         } else {
             "worker-2".into()
         },
+        seen_by: Vec::new(),
+        client_isn: None,
         detail,
     }
 }

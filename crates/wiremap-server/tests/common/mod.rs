@@ -47,6 +47,8 @@ pub fn http_entry(stream: u64, ts: Timestamp, src: std::net::IpAddr, dst: &str) 
         status_code: 200,
         error: false,
         node_name: String::new(),
+        seen_by: Vec::new(),
+        client_isn: None,
         detail: Detail::None,
     }
 }
