@@ -504,5 +504,7 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "stream_clients": clients,
         "stream_feeds": app.feeds.len(),
         "queries": app.queries.values().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        "agents": c.agents,
+        "cluster": c.cluster,
     }))
 }

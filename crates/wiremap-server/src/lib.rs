@@ -8,6 +8,7 @@
 //! bounded ring of recent entries for live streams, and counters.
 #![deny(clippy::unwrap_used)]
 
+mod agents;
 mod api;
 mod feed;
 mod metrics;
@@ -15,6 +16,8 @@ mod query;
 mod stream;
 mod ui;
 
+pub use agents::{AgentsLink, MAX_PUSH_BYTES};
+pub use axum::Router;
 pub use query::{Limits, QueryCounters};
 pub use ui::standalone_html;
 
@@ -26,7 +29,6 @@ use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use wiremap_model::Timestamp;
 
 // The ingest side the API reads from, for callers that reach it through this crate.
@@ -68,6 +70,8 @@ pub(crate) struct App {
     pub(crate) queries: Arc<QueryCounters>,
     /// Live stream connections open.
     pub(crate) stream_clients: Arc<std::sync::atomic::AtomicU64>,
+    /// Where agents deliver, on a hub.
+    pub(crate) agents: Option<AgentsLink>,
 }
 
 /// The HTTP API over `shared`, with the default [`Limits`].
@@ -77,6 +81,22 @@ pub fn router(shared: Arc<Shared>, access: Access) -> Router {
 
 /// The HTTP API over `shared`.
 pub fn router_with(shared: Arc<Shared>, access: Access, limits: Limits) -> Router {
+    build(shared, access, limits, None)
+}
+
+/// The HTTP API of a hub: the same API over what the agents deliver, plus the agents' door
+/// (`POST /api/agents/push`, behind the same token).
+pub fn hub_router(shared: Arc<Shared>, access: Access, limits: Limits, link: AgentsLink) -> Router {
+    build(shared, access, limits, Some(link))
+}
+
+fn build(
+    shared: Arc<Shared>,
+    access: Access,
+    limits: Limits,
+    agents: Option<AgentsLink>,
+) -> Router {
+    let hub = agents.is_some();
     let app = App {
         shared,
         access: Arc::new(access),
@@ -87,9 +107,17 @@ pub fn router_with(shared: Arc<Shared>, access: Access, limits: Limits) -> Route
         feeds: Arc::default(),
         queries: Arc::default(),
         stream_clients: Arc::default(),
+        agents,
     };
-    Router::new()
-        .route("/", get(ui::index))
+    let mut r = Router::new();
+    if hub {
+        r = r.route(
+            wiremap_uplink::PUSH_PATH,
+            axum::routing::post(agents::push)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_PUSH_BYTES)),
+        );
+    }
+    r.route("/", get(ui::index))
         .route("/index.html", get(ui::index))
         .route("/app.js", get(ui::app_js))
         .route("/format.js", get(ui::format_js))

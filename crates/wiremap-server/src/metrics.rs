@@ -164,6 +164,9 @@ pub(crate) fn render(app: &App) -> String {
             let _ = writeln!(o, "wiremap_kubernetes{{counter=\"{}\"}} {v}", esc(k));
         }
     }
+    if !c.agents.is_empty() {
+        agents(&mut o, &c);
+    }
     let edges = lock(&app.shared.edges);
     let mut series: Vec<_> = edges.series.iter().collect();
     series.sort_by(|a, b| a.0.cmp(b.0));
@@ -228,6 +231,58 @@ pub(crate) fn render(app: &App) -> String {
     );
     let _ = writeln!(o, "wiremap_edge_series_overflow_total {}", edges.overflow);
     o
+}
+
+/// A hub's agents, per node, and what counting once did.
+fn agents(o: &mut String, c: &wiremap_ingest::LiveCounters) {
+    type Get = fn(&wiremap_ingest::AgentStatus) -> f64;
+    let per: [(&str, &str, &str, Get); 5] = [
+        (
+            "wiremap_agent_connected",
+            "gauge",
+            "1 when the node's agent was heard from within 3 s.",
+            |a| f64::from(u8::from(a.connected)),
+        ),
+        (
+            "wiremap_agent_entries_total",
+            "counter",
+            "Entries the node's agent produced.",
+            |a| a.pipeline.entries as f64,
+        ),
+        (
+            "wiremap_agent_kernel_drops_total",
+            "counter",
+            "Packets the node's kernel rings dropped.",
+            |a| a.kernel_drops as f64,
+        ),
+        (
+            "wiremap_agent_buffer_drops_total",
+            "counter",
+            "Entries and packets the node's agent dropped from its full buffer for the hub.",
+            |a| a.buffer_drops as f64,
+        ),
+        (
+            "wiremap_agent_last_seen_seconds",
+            "gauge",
+            "Seconds since the node's agent was last heard from.",
+            |a| a.last_seen_secs_ago,
+        ),
+    ];
+    for (name, kind, help, get) in per {
+        head(o, name, kind, help);
+        for a in &c.agents {
+            let _ = writeln!(o, "{name}{{node=\"{}\"}} {}", esc(&a.node), get(a));
+        }
+    }
+    head(
+        o,
+        "wiremap_cluster_total",
+        "counter",
+        "What the hub did to count an exchange two agents saw once (merged, late_duplicates, released_early, forgotten_early, held, packet_copies).",
+    );
+    for (k, v) in &c.cluster {
+        let _ = writeln!(o, "wiremap_cluster_total{{event=\"{}\"}} {v}", esc(k));
+    }
 }
 
 pub(crate) async fn metrics(State(app): State<App>) -> Response {

@@ -30,6 +30,13 @@ enum Command {
     Capture(crate::live::CaptureArgs),
     /// Export stored traffic (a window, a filter) as a pcapng file with its resolution history.
     Export(crate::live::ExportArgs),
+    /// Run the cluster's hub: take the entries of every node's agent, name them with one
+    /// identity index, count an exchange two nodes saw once, store them and serve the API
+    /// and UI of `serve` (with the agents in /api/stats).
+    Hub(crate::cluster::HubArgs),
+    /// Run a node's agent: capture and dissect on this node and send the entries (and raw
+    /// packets) to the hub, buffering while it is away.
+    Agent(crate::cluster::AgentArgs),
     /// Work with KFL filters.
     Kfl {
         #[command(subcommand)]
@@ -145,6 +152,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(a) => crate::live::serve(a),
         Command::Capture(a) => crate::live::capture(a),
         Command::Export(a) => crate::live::export(a),
+        Command::Hub(a) => crate::cluster::hub(a),
+        Command::Agent(a) => crate::cluster::agent(a),
         Command::Kfl { command } => Ok(kfl(command)),
         Command::Drops => {
             use std::io::Write;

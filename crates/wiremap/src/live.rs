@@ -21,13 +21,13 @@ use crate::cli::{compile_filter, engine_config, parse_size, NamingArgs, BAD_INPU
 pub(crate) struct StoreArgs {
     /// Data directory (entries and packets in time segments).
     #[arg(long, value_name = "DIR")]
-    data: Option<PathBuf>,
+    pub(crate) data: Option<PathBuf>,
     /// Drop data older than this (relative to the newest stored): `30m`, `24h`, `7d`.
     #[arg(long, value_name = "AGE", value_parser = parse_age)]
-    retention: Option<i64>,
+    pub(crate) retention: Option<i64>,
     /// Keep the store under this size: `500MiB`, `10GiB`, `2GB`.
     #[arg(long = "max-size", value_name = "SIZE", value_parser = parse_size)]
-    max_size: Option<u64>,
+    pub(crate) max_size: Option<u64>,
 }
 
 /// How the API is reached.
@@ -35,7 +35,7 @@ pub(crate) struct StoreArgs {
 pub(crate) struct ListenArgs {
     /// Address of the API and UI.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8899")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Bearer token every request must carry (required to listen beyond loopback).
     #[arg(
         long,
@@ -43,33 +43,33 @@ pub(crate) struct ListenArgs {
         env = "WIREMAP_TOKEN",
         hide_env_values = true
     )]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
     /// Listen beyond loopback without a token.
     #[arg(long)]
-    insecure: bool,
+    pub(crate) insecure: bool,
     /// Another origin allowed to open the live stream (e.g. `https://grafana.example`).
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
-    origins: Vec<String>,
+    pub(crate) origins: Vec<String>,
     /// Header whose value is replaced before anything is stored, on top of Authorization,
     /// Cookie and Set-Cookie; may be given several times.
     #[arg(long = "redact", value_name = "HEADER")]
-    redact: Vec<String>,
+    pub(crate) redact: Vec<String>,
     /// URL query parameter whose value is replaced before anything is stored, on top of the
     /// usual secret names (password, token, key, secret, auth, sig, session…; a name matches
     /// when it contains one); may be given several times.
     #[arg(long = "redact-param", value_name = "NAME")]
-    redact_params: Vec<String>,
+    pub(crate) redact_params: Vec<String>,
     /// Seconds a query may run before it is stopped (the answer is then 503).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
-    query_timeout: u64,
+    pub(crate) query_timeout: u64,
     /// Nodes a map names before the rest fold into per-namespace, external and internal
     /// "other" nodes (counted in the map's stats).
     #[arg(long, value_name = "N", default_value_t = wiremap_map::DEFAULT_MAX_NODES)]
-    max_nodes: usize,
+    pub(crate) max_nodes: usize,
 }
 
 /// What API clients may make the server do.
-fn limits(l: &ListenArgs) -> wiremap_server::Limits {
+pub(crate) fn limits(l: &ListenArgs) -> wiremap_server::Limits {
     wiremap_server::Limits {
         query_timeout: std::time::Duration::from_secs(l.query_timeout),
         map_nodes: l.max_nodes,
@@ -121,16 +121,8 @@ pub(crate) struct CaptureArgs {
     /// Capture ring per interface, MiB (kernel memory; raise it when `kernel_drops` grows).
     #[arg(long = "ring-mb", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     ring_mb: u32,
-    /// Name endpoints from the cluster's API (live watches) with this kubeconfig.
-    #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
-    /// Name endpoints from the cluster's API with the default kubeconfig or, inside a pod,
-    /// the service account (see deploy/rbac.yaml for the permissions).
-    #[arg(long)]
-    kube: bool,
-    /// Name endpoints from an API server reached without credentials (`kubectl proxy`).
-    #[arg(long = "kube-url", value_name = "URL")]
-    kube_url: Option<String>,
+    #[command(flatten)]
+    kube: KubeArgs,
     /// Store entries only, not the raw packets (no pcapng export then).
     #[arg(long = "no-packets")]
     no_packets: bool,
@@ -144,6 +136,63 @@ pub(crate) struct CaptureArgs {
     naming: NamingArgs,
     #[command(flatten)]
     listen: ListenArgs,
+}
+
+/// Where live names from the cluster's API come from.
+#[derive(Debug, clap::Args)]
+pub(crate) struct KubeArgs {
+    /// Name endpoints from the cluster's API (live watches) with this kubeconfig.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// Name endpoints from the cluster's API with the default kubeconfig or, inside a pod,
+    /// the service account (see deploy/rbac.yaml for the permissions).
+    #[arg(long)]
+    kube: bool,
+    /// Name endpoints from an API server reached without credentials (`kubectl proxy`).
+    #[arg(long = "kube-url", value_name = "URL")]
+    kube_url: Option<String>,
+}
+
+/// A task for the server's runtime: one list+watch per kind, each change handed to `ingest`
+/// and the watch counters to `/api/stats`. `None` when no cluster API was asked for.
+pub(crate) type Background = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+pub(crate) fn kube_task(a: &KubeArgs, ingest: &mut Ingest) -> Option<Background> {
+    if !(a.kube || a.kubeconfig.is_some() || a.kube_url.is_some()) {
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    ingest.watch_k8s(rx);
+    let (path, url) = (a.kubeconfig.clone(), a.kube_url.clone());
+    let counters = ingest.shared().clone();
+    Some(Box::pin(async move {
+        let client = match url {
+            Some(u) => wiremap_kube::client_for_url(&u),
+            None => wiremap_kube::client(path.as_deref()).await,
+        };
+        match client {
+            Ok(c) => {
+                let stats = Arc::new(wiremap_kube::WatchStats::default());
+                // Counters reach /api/stats and /metrics every second.
+                let (watched, shown) = (stats.clone(), counters);
+                tokio::spawn(async move {
+                    loop {
+                        {
+                            let mut c = wiremap_ingest::lock_counters(&shown);
+                            for (k, v) in watched.snapshot() {
+                                c.kubernetes.insert(k.to_string(), v);
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+                wiremap_kube::watch(c, tx, stats).await;
+            }
+            Err(e) => {
+                eprintln!("wiremap: warning: {e}; endpoints are named without the cluster")
+            }
+        }
+    }))
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,7 +214,7 @@ pub(crate) struct ExportArgs {
     output: PathBuf,
 }
 
-fn parse_age(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_age(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 's')) => (&s[..i], 1),
@@ -187,7 +236,7 @@ fn parse_age(s: &str) -> Result<i64, String> {
     Ok(n.saturating_mul(mult))
 }
 
-fn open_store(dir: PathBuf, a: &StoreArgs) -> Result<Store, u8> {
+pub(crate) fn open_store(dir: PathBuf, a: &StoreArgs) -> Result<Store, u8> {
     let mut cfg = StoreConfig::new(dir);
     cfg.retention_secs = a.retention;
     cfg.max_size = a.max_size;
@@ -200,7 +249,7 @@ fn open_store(dir: PathBuf, a: &StoreArgs) -> Result<Store, u8> {
     })
 }
 
-fn access(l: &ListenArgs) -> Result<Access, u8> {
+pub(crate) fn access(l: &ListenArgs) -> Result<Access, u8> {
     let access = Access {
         token: l.token.clone().filter(|t| !t.is_empty()),
         origins: l.origins.clone(),
@@ -214,13 +263,13 @@ fn access(l: &ListenArgs) -> Result<Access, u8> {
 
 /// Runs the server on the current thread until SIGINT/SIGTERM; `stop` is set then, and the
 /// ingest thread is joined before the process exits.
-fn run_server(
+pub(crate) fn run_server(
     shared: Arc<Shared>,
-    (access, limits): (Access, wiremap_server::Limits),
+    router: wiremap_server::Router,
     listen: SocketAddr,
     ingest: std::thread::JoinHandle<()>,
     what: &str,
-    background: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    background: Option<Background>,
 ) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -256,13 +305,9 @@ fn run_server(
             }
             stop.stop.store(true, Ordering::Relaxed);
         };
-        wiremap_server::serve(
-            listener,
-            wiremap_server::router_with(shared.clone(), access, limits),
-            shutdown,
-        )
-        .await
-        .context("serving")
+        wiremap_server::serve(listener, router, shutdown)
+            .await
+            .context("serving")
     });
     shared.stop.store(true, Ordering::Relaxed);
     let _ = ingest.join();
@@ -278,7 +323,10 @@ fn wiremap_server_dir(shared: &Shared) -> String {
 
 /// What `serve` and `capture` check and set up alike: who may connect, and the pipeline
 /// settings (names from zones and snapshots, headers to redact).
-fn prepare(listen: &ListenArgs, naming: &NamingArgs) -> Result<(Access, EngineConfig), u8> {
+pub(crate) fn prepare(
+    listen: &ListenArgs,
+    naming: &NamingArgs,
+) -> Result<(Access, EngineConfig), u8> {
     let access = access(listen)?;
     let mut cfg = engine_config(naming)?;
     cfg.dissect.redact_headers = listen
@@ -342,8 +390,8 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
     } else {
         format!("importing {}", a.pcaps.join(", "))
     };
-    let api = (access, limits(&a.listen));
-    let code = run_server(shared, api, a.listen.listen, worker, &what, None);
+    let router = wiremap_server::router_with(shared.clone(), access, limits(&a.listen));
+    let code = run_server(shared, router, a.listen.listen, worker, &what, None);
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -397,44 +445,7 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
     let shared = Shared::new(store);
     let worker_cfg = cfg.clone();
     let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), !a.no_packets);
-    let background = if a.kube || a.kubeconfig.is_some() || a.kube_url.is_some() {
-        let (tx, rx) = std::sync::mpsc::channel();
-        ingest.watch_k8s(rx);
-        let (path, url) = (a.kubeconfig.clone(), a.kube_url.clone());
-        let counters = shared.clone();
-        let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> =
-            Box::pin(async move {
-                let client = match url {
-                    Some(u) => wiremap_kube::client_for_url(&u),
-                    None => wiremap_kube::client(path.as_deref()).await,
-                };
-                match client {
-                    Ok(c) => {
-                        let stats = Arc::new(wiremap_kube::WatchStats::default());
-                        // Counters reach /api/stats and /metrics every second.
-                        let (watched, shown) = (stats.clone(), counters);
-                        tokio::spawn(async move {
-                            loop {
-                                {
-                                    let mut c = wiremap_ingest::lock_counters(&shown);
-                                    for (k, v) in watched.snapshot() {
-                                        c.kubernetes.insert(k.to_string(), v);
-                                    }
-                                }
-                                tokio::time::sleep(Duration::from_secs(1)).await;
-                            }
-                        });
-                        wiremap_kube::watch(c, tx, stats).await;
-                    }
-                    Err(e) => {
-                        eprintln!("wiremap: warning: {e}; endpoints are named without the cluster")
-                    }
-                }
-            });
-        Some(task)
-    } else {
-        None
-    };
+    let background = kube_task(&a.kube, &mut ingest);
     let deadline = a.duration.map(|s| Instant::now() + Duration::from_secs(s));
     let keep_packets = !a.no_packets;
     let worker = std::thread::Builder::new()
@@ -455,8 +466,8 @@ pub(crate) fn capture(a: CaptureArgs) -> anyhow::Result<u8> {
     } else {
         format!("capturing on {}", a.interfaces.join(","))
     };
-    let api = (access, limits(&a.listen));
-    run_server(shared, api, a.listen.listen, worker, &what, background)
+    let router = wiremap_server::router_with(shared.clone(), access, limits(&a.listen));
+    run_server(shared, router, a.listen.listen, worker, &what, background)
 }
 
 pub(crate) fn export(a: ExportArgs) -> anyhow::Result<u8> {

@@ -4,6 +4,7 @@
 //! record), 1 on anything else.
 
 mod cli;
+mod cluster;
 mod live;
 mod output;
 

@@ -1,0 +1,75 @@
+//! The hub's door for agents: `POST /api/agents/push` takes one compressed batch, skips one
+//! it already has, queues a new one for the hub's ingest loop (503 when that queue is full:
+//! the agent keeps the batch and tries again later — back-pressure), and answers with the
+//! highest sequence number of that agent that is stored.
+
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use wiremap_uplink::{lock_registry, Admit, Batch, Registry};
+
+use crate::query::refuse;
+use crate::App;
+
+/// Largest compressed batch accepted.
+pub const MAX_PUSH_BYTES: usize = 16 << 20;
+
+/// Longest node name (a DNS subdomain).
+const MAX_NODE_NAME: usize = 253;
+
+/// Where the hub's agents deliver.
+#[derive(Debug, Clone)]
+pub struct AgentsLink {
+    /// The ingest loop's queue (bounded).
+    pub tx: SyncSender<Batch>,
+    /// The book of agents.
+    pub registry: Arc<Mutex<Registry>>,
+}
+
+pub(crate) async fn push(State(app): State<App>, body: Bytes) -> Response {
+    let Some(link) = app.agents.clone() else {
+        return refuse(StatusCode::NOT_FOUND, "this server is not a hub");
+    };
+    let len = body.len();
+    let decoded = tokio::task::spawn_blocking(move || Batch::decode(&body)).await;
+    let batch = match decoded {
+        Ok(Ok(b)) if b.node.len() <= MAX_NODE_NAME && !b.node.is_empty() => b,
+        Ok(Ok(b)) => {
+            lock_registry(&link.registry).rejected += 1;
+            let msg = format!(
+                "node name must be 1..={MAX_NODE_NAME} bytes, got {}",
+                b.node.len()
+            );
+            return refuse(StatusCode::BAD_REQUEST, &msg);
+        }
+        Ok(Err(e)) => {
+            lock_registry(&link.registry).rejected += 1;
+            return refuse(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed"),
+    };
+    let (instance, seq) = (batch.instance, batch.seq);
+    let admit =
+        lock_registry(&link.registry).admit(&batch.node, instance, seq, &batch.counters, len);
+    if admit == Admit::Fresh {
+        match link.tx.try_send(batch) {
+            Ok(()) => lock_registry(&link.registry).received(instance, seq),
+            Err(TrySendError::Full(_)) => {
+                return refuse(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "hub busy: send again later",
+                )
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "hub stopping")
+            }
+        }
+    }
+    let acked = lock_registry(&link.registry).acked(instance);
+    axum::Json(json!({ "acked": acked })).into_response()
+}

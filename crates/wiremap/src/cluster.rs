@@ -1,0 +1,399 @@
+//! `wiremap agent` (one per node: capture and dissect, send to the hub) and `wiremap hub`
+//! (one per cluster: name, count once, store, serve).
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use wiremap_capture::{LinkType, LiveError, LiveSource, Packet, RingConfig};
+use wiremap_engine::{Engine, EngineConfig};
+use wiremap_ingest::{Ingest, Shared};
+use wiremap_uplink::{
+    AgentCounters, HubConfig, Item, OnceConfig, RawPacket, Registry, SenderConfig, Uplink,
+};
+
+use crate::cli::{parse_size, NamingArgs, BAD_INPUT};
+use crate::live::{
+    kube_task, limits, open_store, prepare, run_server, KubeArgs, ListenArgs, StoreArgs,
+};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct HubArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    kube: KubeArgs,
+    #[command(flatten)]
+    naming: NamingArgs,
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// How long an entry waits for the same exchange from another node's agent before it is
+    /// stored (ms); raise it when agents are far apart or batches slow.
+    #[arg(long = "merge-window", value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    merge_window: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct AgentArgs {
+    /// The hub, `http://HOST:PORT`.
+    #[arg(long, value_name = "URL", required = true)]
+    hub: String,
+    /// Bearer token of the hub.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WIREMAP_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<String>,
+    /// Interfaces to capture on (comma-separated or repeated); `any` is --all-interfaces.
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        required_unless_present = "all_interfaces",
+        value_delimiter = ','
+    )]
+    interfaces: Vec<String>,
+    /// Capture every interface but loopback, following them as they come and go.
+    #[arg(long = "all-interfaces", conflicts_with = "interfaces")]
+    all_interfaces: bool,
+    /// Kernel filter in tcpdump syntax.
+    #[arg(long, value_name = "EXPR")]
+    bpf: Option<String>,
+    /// The node's name, for `node_name` (default: `NODE_NAME`, then the host name).
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    node: Option<String>,
+    /// Send entries only, not the raw packets (the hub cannot export this node's traffic).
+    #[arg(long = "no-packets")]
+    no_packets: bool,
+    /// Compressed batches held while the hub is away or slow; past it the oldest go (counted).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "64MiB")]
+    buffer: u64,
+    /// Memory the pipeline may hold for flows and their buffers.
+    #[arg(long = "memory-limit", value_name = "SIZE", value_parser = parse_size, default_value = "128MiB")]
+    memory_limit: u64,
+    /// Capture ring per interface, MiB.
+    #[arg(long = "ring-mb", value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    ring_mb: u32,
+    /// Header whose value is replaced before anything leaves the node; may be repeated.
+    #[arg(long = "redact", value_name = "HEADER")]
+    redact: Vec<String>,
+    /// URL query parameter whose value is replaced before anything leaves the node.
+    #[arg(long = "redact-param", value_name = "NAME")]
+    redact_params: Vec<String>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<u64>,
+}
+
+/// The node name: the flag, `NODE_NAME`, else the host name.
+pub(crate) fn node_name(flag: Option<&str>) -> String {
+    flag.filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default()
+        })
+}
+
+pub(crate) fn hub(a: HubArgs) -> anyhow::Result<u8> {
+    let (access, cfg) = match prepare(&a.listen, &a.naming) {
+        Ok(x) => x,
+        Err(c) => return Ok(c),
+    };
+    // Agents send what the nodes see: even on loopback nobody else may post into the map.
+    if access.token.is_none() && !a.listen.insecure {
+        eprintln!("wiremap: error: the hub needs --token (or WIREMAP_TOKEN) for its agents, or --insecure");
+        return Ok(BAD_INPUT);
+    }
+    let dir = a
+        .store
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("wiremap-data"));
+    let store = match open_store(dir.clone(), &a.store) {
+        Ok(s) => s,
+        Err(c) => return Ok(c),
+    };
+    let shared = Shared::new(store);
+    let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), true);
+    let background = kube_task(&a.kube, &mut ingest);
+    let registry = Arc::new(Mutex::new(Registry::open(Some(dir.join("agents.json")))));
+    // A few seconds of batches from a few hundred agents; past it agents are told to wait.
+    let (tx, rx) = std::sync::mpsc::sync_channel(256);
+    let hub_cfg = HubConfig {
+        once: OnceConfig {
+            hold_ms: a.merge_window,
+            ..OnceConfig::default()
+        },
+        ..HubConfig::default()
+    };
+    let reg = registry.clone();
+    let worker = std::thread::Builder::new()
+        .name("hub".into())
+        .spawn(move || wiremap_uplink::hub_loop(rx, ingest, reg, hub_cfg))
+        .context("starting the hub thread")?;
+    let link = wiremap_server::AgentsLink { tx, registry };
+    let router = wiremap_server::hub_router(shared.clone(), access, limits(&a.listen), link);
+    run_server(
+        shared,
+        router,
+        a.listen.listen,
+        worker,
+        "hub for the cluster's agents",
+        background,
+    )
+}
+
+/// The hub's addresses: the agent's own connection to them is not traffic to map.
+fn hub_addrs(url: &str) -> Result<Vec<SocketAddr>, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("--hub `{url}`: expected http://HOST:PORT"))?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        && !hostport.ends_with(']')
+    {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:80")
+    };
+    with_port
+        .to_socket_addrs()
+        .map(|a| a.collect())
+        .map_err(|e| format!("--hub `{url}`: {e}"))
+}
+
+/// Whether a captured packet is TCP to or from one of `hub`.
+fn touches(hub: &[SocketAddr], link: LinkType, data: &[u8]) -> bool {
+    let Some(at) = wiremap_decode::ip_offset(link.0, data) else {
+        return false;
+    };
+    let Some(ip) = data.get(at..) else {
+        return false;
+    };
+    let (src, dst, l4) = match ip.first().map(|v| v >> 4) {
+        Some(4) if ip.len() >= 20 && ip[9] == 6 => {
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let s: [u8; 4] = [ip[12], ip[13], ip[14], ip[15]];
+            let d: [u8; 4] = [ip[16], ip[17], ip[18], ip[19]];
+            (IpAddr::from(s), IpAddr::from(d), ip.get(ihl..))
+        }
+        Some(6) if ip.len() >= 40 && ip[6] == 6 => {
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&ip[8..24]);
+            d.copy_from_slice(&ip[24..40]);
+            (IpAddr::from(s), IpAddr::from(d), ip.get(40..))
+        }
+        _ => return false,
+    };
+    let Some(t) = l4.filter(|t| t.len() >= 4) else {
+        return false;
+    };
+    let sp = u16::from_be_bytes([t[0], t[1]]);
+    let dp = u16::from_be_bytes([t[2], t[3]]);
+    hub.iter()
+        .any(|h| (h.ip() == src && h.port() == sp) || (h.ip() == dst && h.port() == dp))
+}
+
+pub(crate) fn agent(a: AgentArgs) -> anyhow::Result<u8> {
+    let hub = match hub_addrs(&a.hub) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("wiremap: error: {e}");
+            return Ok(BAD_INPUT);
+        }
+    };
+    let node = node_name(a.node.as_deref());
+    let mut cfg = EngineConfig::default();
+    cfg.set_memory_limit(usize::try_from(a.memory_limit).unwrap_or(usize::MAX));
+    cfg.dissect.node = node.clone();
+    cfg.dissect.redact_headers = a
+        .redact
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    cfg.dissect.redact_query_params.extend(
+        a.redact_params
+            .iter()
+            .map(|p| p.trim().to_ascii_lowercase()),
+    );
+    let ring = RingConfig {
+        blocks: a.ring_mb,
+        ..RingConfig::default()
+    };
+    let all = a.all_interfaces || a.interfaces.iter().any(|i| i == "any");
+    let opened = if all {
+        LiveSource::open_all(a.bpf.as_deref(), ring)
+    } else {
+        LiveSource::open(&a.interfaces, a.bpf.as_deref(), ring)
+    };
+    let mut live = match opened {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("wiremap: error: {e}");
+            return Ok(match e {
+                LiveError::Permission { .. } | LiveError::Os { .. } => 1,
+                LiveError::NoInterface { .. } | LiveError::Bpf { .. } => BAD_INPUT,
+            });
+        }
+    };
+    let mut scfg = SenderConfig::new(&a.hub, &node);
+    scfg.token = a.token.clone().filter(|t| !t.is_empty());
+    scfg.buffer_bytes = usize::try_from(a.buffer).unwrap_or(usize::MAX);
+    let mut uplink = Uplink::start(scfg).context("starting the sender thread")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    watch_signals(stop.clone());
+    eprintln!(
+        "wiremap: agent of node `{node}` capturing on {}; sending to {}",
+        if all {
+            "every interface".to_string()
+        } else {
+            a.interfaces.join(",")
+        },
+        a.hub
+    );
+    let deadline = a.duration.map(|s| Instant::now() + Duration::from_secs(s));
+    let mut engine = Engine::new(cfg);
+    let mut items = Vec::new();
+    let mut counters = AgentCounters::default();
+    let mut last = Instant::now();
+    let keep_packets = !a.no_packets;
+    let send = |uplink: &mut Uplink, items: &mut Vec<wiremap_engine::Item>, c: &AgentCounters| {
+        for it in items.drain(..) {
+            let item = match it {
+                wiremap_engine::Item::Entry(e) => Item::Entry(e),
+                wiremap_engine::Item::Answer(x) => Item::Answer(x),
+            };
+            uplink.push(&item, &|| c.clone());
+        }
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match live.next_packet(Duration::from_millis(100)) {
+            Ok(Some(p)) => {
+                if touches(&hub, p.link, p.data) {
+                    continue;
+                }
+                if keep_packets {
+                    uplink.push(&Item::Packet(raw(&p)), &|| counters.clone());
+                }
+                engine.dissect(&p, &mut items);
+                send(&mut uplink, &mut items, &counters);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                break;
+            }
+        }
+        if last.elapsed() >= Duration::from_millis(100) {
+            counters = agent_counters(&engine, &mut live, &uplink);
+            uplink.tick(&|| counters.clone());
+            last = Instant::now();
+        }
+    }
+    engine.finish_dissect(&mut items);
+    send(&mut uplink, &mut items, &counters);
+    counters = agent_counters(&engine, &mut live, &uplink);
+    let status = uplink.finish(&counters, Duration::from_secs(5));
+    eprintln!(
+        "wiremap: agent stopped ({} batches unacknowledged, {} entries dropped from the buffer)",
+        status.buffered_batches, status.dropped_entries
+    );
+    Ok(0)
+}
+
+fn raw(p: &Packet<'_>) -> RawPacket {
+    RawPacket {
+        ts: p.ts,
+        link: p.link,
+        orig_len: p.orig_len,
+        data: p.data.to_vec(),
+    }
+}
+
+fn agent_counters(engine: &Engine, live: &mut LiveSource, uplink: &Uplink) -> AgentCounters {
+    let mut c = AgentCounters {
+        pipeline: engine.stats(),
+        kernel_drops: live.kernel_stats().iter().map(|(_, k)| k.drops).sum(),
+        resent: 0,
+    };
+    uplink.add_drops(&mut c);
+    c
+}
+
+/// Sets `stop` on SIGINT or SIGTERM.
+fn watch_signals(stop: Arc<AtomicBool>) {
+    let _ = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let term = async {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        Ok(mut s) => {
+                            s.recv().await;
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term => {}
+                }
+            });
+            stop.store(true, Ordering::Relaxed);
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hub_connection_is_recognised_both_ways() {
+        let hub: Vec<SocketAddr> = vec!["10.0.0.1:8899".parse().expect("addr")];
+        // Ethernet + IPv4 + TCP 10.0.0.2:40000 → 10.0.0.1:8899, and the reply.
+        let frame = |s: [u8; 4], d: [u8; 4], sp: u16, dp: u16| {
+            let mut f = vec![0u8; 14];
+            f[12] = 0x08;
+            let mut ip = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0];
+            ip.extend_from_slice(&s);
+            ip.extend_from_slice(&d);
+            f.extend_from_slice(&ip);
+            f.extend_from_slice(&sp.to_be_bytes());
+            f.extend_from_slice(&dp.to_be_bytes());
+            f.extend_from_slice(&[0u8; 16]);
+            f
+        };
+        let out = frame([10, 0, 0, 2], [10, 0, 0, 1], 40000, 8899);
+        let back = frame([10, 0, 0, 1], [10, 0, 0, 2], 8899, 40000);
+        let other = frame([10, 0, 0, 2], [10, 0, 0, 1], 40000, 80);
+        assert!(touches(&hub, LinkType::ETHERNET, &out));
+        assert!(touches(&hub, LinkType::ETHERNET, &back));
+        assert!(!touches(&hub, LinkType::ETHERNET, &other));
+        assert!(!touches(&hub, LinkType::ETHERNET, &out[..20]));
+        assert!(hub_addrs("https://x:1").is_err());
+        assert_eq!(
+            hub_addrs("http://127.0.0.1:9000/").expect("addr"),
+            vec!["127.0.0.1:9000".parse::<SocketAddr>().expect("addr")]
+        );
+    }
+}
