@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 use wiremap_capture::{KernelStats, Packet};
 use wiremap_engine::{Engine, Stats};
-use wiremap_model::Entry;
-use wiremap_store::{Store, StoreStats};
+use wiremap_model::{DropReason, Entry};
+use wiremap_store::{EntrySink, EntryStore, Segments, Store, StoreStats};
 
 /// Entries kept in memory for live streams that fall behind.
 pub const RECENT_CAP: usize = 200_000;
@@ -172,6 +172,10 @@ pub struct LiveCounters {
     pub agents: Vec<AgentStatus>,
     /// What a hub did to count exchanges two agents saw once (empty elsewhere).
     pub cluster: BTreeMap<String, u64>,
+    /// The store entries also go to (a hub's ClickHouse): its counters (empty without one).
+    pub sink: BTreeMap<String, u64>,
+    /// Its last error.
+    pub sink_error: String,
 }
 
 /// One agent as the hub sees it.
@@ -215,6 +219,8 @@ pub struct Snapshot {
     pub segments: Vec<wiremap_store::SegmentMeta>,
     /// Newest entry id.
     pub last_id: u64,
+    /// What queries read: these segments, or the backend the entries also go to.
+    pub reader: Arc<dyn EntryStore>,
 }
 
 impl Snapshot {
@@ -247,11 +253,19 @@ pub struct Shared {
     pub edges: Mutex<EdgeMetrics>,
     /// Set to stop ingesting.
     pub stop: AtomicBool,
+    /// Where queries read entries when not from the embedded segments (a hub's ClickHouse).
+    pub backend: Option<Arc<dyn EntryStore>>,
 }
 
 impl Shared {
     /// Shares `store`.
     pub fn new(store: Store) -> Arc<Shared> {
+        Shared::with_backend(store, None)
+    }
+
+    /// Shares `store`; queries read entries from `backend` when given (raw packets, and
+    /// what exports select them by, stay in `store`).
+    pub fn with_backend(store: Store, backend: Option<Arc<dyn EntryStore>>) -> Arc<Shared> {
         let stats = store.stats();
         Arc::new(Shared {
             store: Mutex::new(store),
@@ -262,6 +276,7 @@ impl Shared {
             }),
             edges: Mutex::new(EdgeMetrics::default()),
             stop: AtomicBool::new(false),
+            backend,
         })
     }
 
@@ -277,10 +292,19 @@ impl Shared {
     pub fn segments(&self) -> Snapshot {
         let mut s = lock(&self.store);
         let _ = s.flush();
+        let (dir, segments) = (s.dir().to_path_buf(), s.segments());
+        let reader: Arc<dyn EntryStore> = match &self.backend {
+            Some(b) => b.clone(),
+            None => Arc::new(Segments {
+                dir: dir.clone(),
+                segments: segments.clone(),
+            }),
+        };
         Snapshot {
-            dir: s.dir().to_path_buf(),
-            segments: s.segments(),
+            dir,
+            segments,
             last_id: s.last_id(),
+            reader,
         }
     }
 }
@@ -296,6 +320,8 @@ pub struct Ingest {
     k8s: Option<std::sync::mpsc::Receiver<Vec<wiremap_identity::Holding>>>,
     /// Counters of dissecting workers, when they do the dissection (fanout capture).
     workers: Option<Stats>,
+    /// Where stored entries also go.
+    sink: Option<Arc<dyn EntrySink>>,
 }
 
 /// How often buffered data reaches the files.
@@ -311,7 +337,13 @@ impl Ingest {
             keep_packets,
             k8s: None,
             workers: None,
+            sink: None,
         }
+    }
+
+    /// Hands every stored entry, in id order, to `sink` as well.
+    pub fn set_sink(&mut self, sink: Arc<dyn EntrySink>) {
+        self.sink = Some(sink);
     }
 
     /// Takes Kubernetes holdings from live watches: each message replaces the previous.
@@ -432,6 +464,10 @@ impl Ingest {
             for (e, _) in &pending {
                 m.add(e);
             }
+            if let Some(sink) = &self.sink {
+                let all: Vec<Arc<Entry>> = pending.iter().map(|(e, _)| e.clone()).collect();
+                sink.append(&all);
+            }
         }
         let flushed = {
             let mut store = lock(&self.shared.store);
@@ -453,6 +489,15 @@ impl Ingest {
             c.kernel.insert(k.clone(), *v);
         }
         c.duplicates = duplicates;
+        if let Some(sink) = &self.sink {
+            c.sink = sink.counters();
+            c.sink_error = sink.last_error();
+            if let Some(&d) = c.sink.get("dropped").filter(|d| **d > 0) {
+                c.pipeline
+                    .dropped
+                    .insert(DropReason::SinkBufferEntries.name().to_string(), d);
+            }
+        }
         match flushed {
             Ok(s) => {
                 c.store = s;

@@ -107,6 +107,8 @@ pub struct Rollup {
     pub protocol: Protocol,
     /// Capture node (`""` when unknown).
     pub node_name: String,
+    /// Other capture nodes that saw some of these exchanges (evidence: see `Entry::seen_by`).
+    pub seen_by: Vec<String>,
     /// Entries.
     pub requests: u64,
     /// Entries with a response.
@@ -333,7 +335,7 @@ impl MapBuilder {
             &r.src,
             &r.dst,
             r.protocol,
-            (&r.node_name, &[]),
+            (&r.node_name, &r.seen_by),
             Counts {
                 requests: r.requests,
                 responses: r.responses,

@@ -464,6 +464,7 @@ mod tests {
                             dst: e.dst.clone(),
                             protocol: e.protocol,
                             node_name: e.node_name.clone(),
+                            seen_by: e.seen_by.clone(),
                             requests: 0,
                             responses: 0,
                             errors: 0,

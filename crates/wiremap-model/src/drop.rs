@@ -114,6 +114,7 @@ reasons! {
     UplinkBufferPackets = "uplink_buffer_packets", "Raw packets an agent dropped with the batches its full buffer let go.";
     UplinkBatchRejected = "uplink_batch_rejected", "Agent batches the hub could not decode (answered 400; the agent drops them).";
     HubReleasedEarly = "hub_released_early", "Entries the hub stored before their twin from another node could arrive, because too many were waiting (they may then count twice).";
+    SinkBufferEntries = "sink_buffer_entries", "Entries the hub could not get into ClickHouse before its buffer for it filled (ClickHouse away or too slow); the oldest go first. They stay in the hub's own store.";
     HubForgottenEarly = "hub_forgotten_early", "Stored entries whose key the hub forgot early (too many remembered), so a very late twin could count twice.";
 }
 

@@ -15,7 +15,7 @@ use wiremap_ingest::{lock, Snapshot};
 use wiremap_kfl::Filter;
 use wiremap_map::{node_id, Level, MapBuilder, ServiceMap, Window};
 use wiremap_model::{Entry, Timestamp};
-use wiremap_store::Scope;
+use wiremap_store::{Query as StoreQuery, Scope};
 
 use crate::query::{self, Run};
 use crate::{parse_time, App};
@@ -201,15 +201,30 @@ impl Plan {
     }
 }
 
-/// The map of a plan over the store, folded into at most the server's node and edge limits.
-pub(crate) fn build_map(
-    app: &App,
+/// Folds what the plan selects into `b`: the store's own aggregates when it has them for
+/// this question (ClickHouse's rollups), else every entry it hands over, matched here.
+pub(crate) fn fold(
     plan: &Plan,
     snap: &Snapshot,
     run: &Run,
-) -> Result<ServiceMap, ApiError> {
-    let mut b = new_builder(app, plan.level);
-    wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
+    b: &mut MapBuilder,
+) -> Result<(), wiremap_store::StoreError> {
+    let stop = || run.stop();
+    let q = StoreQuery {
+        scope: &plan.scope,
+        filter: plan.filter.as_ref(),
+        after_id: 0,
+        stop: &stop,
+    };
+    if plan.part.is_none() {
+        if let Some(rollups) = snap.reader.rollups(&q)? {
+            for r in &rollups {
+                b.add_rollup(r);
+            }
+            return Ok(());
+        }
+    }
+    snap.reader.scan(&q, &mut |e| {
         if run.stop() {
             return ControlFlow::Break(());
         }
@@ -218,10 +233,21 @@ pub(crate) fn build_map(
         }
         ControlFlow::Continue(())
     })
-    .map_err(internal)?;
+}
+
+/// The map of a plan over the store, folded into at most the server's node and edge limits.
+pub(crate) fn build_map(
+    app: &App,
+    plan: &Plan,
+    snap: &Snapshot,
+    run: &Run,
+) -> Result<ServiceMap, ApiError> {
+    let mut b = new_builder(app, plan.level);
+    let r = fold(plan, snap, run, &mut b);
     if run.stopped().is_some() {
         return Err(run.error(app.limits.query_timeout));
     }
+    r.map_err(internal)?;
     let stats = lock(&app.shared.counters).pipeline.clone();
     let mut m = b.build(stats);
     if plan.window.from.is_some() || plan.window.to.is_some() {
@@ -293,15 +319,16 @@ pub(crate) async fn entries(State(app): State<App>, Q(p): Q) -> Response {
             Err(r) => return r.into_response(),
         };
         let cursor = p.cursor.unwrap_or(0);
-        let segs: Vec<_> = snap
-            .segments
-            .iter()
-            .filter(|m| m.ids.is_some_and(|(_, last)| last > cursor))
-            .cloned()
-            .collect();
         let mut page: Vec<Entry> = Vec::with_capacity(limit.min(1024));
         let mut more = false;
-        let r = wiremap_store::scan(&snap.dir, &segs, &plan.scope, &mut |e| {
+        let stop = || run.stop();
+        let q = StoreQuery {
+            scope: &plan.scope,
+            filter: plan.filter.as_ref(),
+            after_id: cursor,
+            stop: &stop,
+        };
+        let r = snap.reader.scan(&q, &mut |e| {
             if run.stop() {
                 return ControlFlow::Break(());
             }
@@ -346,7 +373,7 @@ pub(crate) async fn entry(State(app): State<App>, Path(id): Path<String>) -> Res
     let a = app.clone();
     query::run(&app, move |_| {
         let snap = a.shared.segments();
-        match wiremap_store::get(&snap.dir, &snap.segments, id) {
+        match snap.reader.get(id) {
             Ok(Some(e)) => json_response(&e),
             Ok(None) => (
                 StatusCode::NOT_FOUND,
@@ -506,5 +533,6 @@ pub(crate) async fn stats(State(app): State<App>) -> Response {
         "queries": app.queries.values().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         "agents": c.agents,
         "cluster": c.cluster,
+        "clickhouse": (!c.sink.is_empty()).then(|| json!({"counters": c.sink, "last_error": c.sink_error})),
     }))
 }

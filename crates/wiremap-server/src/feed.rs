@@ -12,7 +12,6 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::ops::ControlFlow;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -221,15 +220,7 @@ impl Feeds {
 fn initial(app: &App, plan: &Plan, run: &Run) -> Option<(MapBuilder, u64)> {
     let snap = app.shared.segments();
     let mut b = new_builder(app, plan.level);
-    let _ = wiremap_store::scan(&snap.dir, &snap.segments, &plan.scope, &mut |e| {
-        if run.stop() {
-            return ControlFlow::Break(());
-        }
-        if plan.matches(&e) {
-            b.add(&e);
-        }
-        ControlFlow::Continue(())
-    });
+    let _ = crate::api::fold(plan, &snap, run, &mut b);
     match run.stopped() {
         Some(_) => None,
         None => Some((b, snap.last_id)),

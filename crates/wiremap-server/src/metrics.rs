@@ -167,6 +167,17 @@ pub(crate) fn render(app: &App) -> String {
     if !c.agents.is_empty() {
         agents(&mut o, &c);
     }
+    if !c.sink.is_empty() {
+        head(
+            &mut o,
+            "wiremap_clickhouse",
+            "gauge",
+            "The hub's ClickHouse writer: queued, inserted, dropped (buffer full), failures, connected, partitions_dropped.",
+        );
+        for (k, v) in &c.sink {
+            let _ = writeln!(o, "wiremap_clickhouse{{counter=\"{}\"}} {v}", esc(k));
+        }
+    }
     let edges = lock(&app.shared.edges);
     let mut series: Vec<_> = edges.series.iter().collect();
     series.sort_by(|a, b| a.0.cmp(b.0));

@@ -19,6 +19,7 @@
 //! only a torn tail (bytes after the last intact record holding no intact record) is cut.
 #![deny(clippy::unwrap_used)]
 
+mod backend;
 mod codec;
 mod damage;
 mod export;
@@ -36,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::{Entry, Identity, Protocol, Timestamp};
 
+pub use backend::{EntrySink, EntryStore, Query, Segments};
 pub use codec::{decode_entry, put_entry, Corrupt};
 pub use damage::{FileScan, Span};
 pub use export::{export, export_until, ExportReport};
@@ -89,6 +91,17 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// Another backend behind [`EntryStore`] failed (ClickHouse unreachable, …).
+    #[error("{backend}: {message}")]
+    Backend {
+        /// Which.
+        backend: &'static str,
+        /// What it said.
+        message: String,
+    },
+    /// The query's stop flag ended it.
+    #[error("query stopped")]
+    Stopped,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -408,6 +421,12 @@ impl Store {
     /// Id of the newest stored entry (0 when none).
     pub fn last_id(&self) -> u64 {
         self.next_id - 1
+    }
+
+    /// Numbers the next entries after `id` at least: entries that also go to another store
+    /// (a hub's ClickHouse, which outlives the hub's own directory) never reuse its ids.
+    pub fn continue_after(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id.saturating_add(1));
     }
 
     /// The data directory.
