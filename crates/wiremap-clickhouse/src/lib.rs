@@ -17,6 +17,7 @@
 //! flag says so (and at `max_execution_time` on the server).
 #![deny(clippy::unwrap_used)]
 
+mod backend;
 mod columns;
 mod http;
 mod query;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use wiremap_model::Entry;
 
+pub use backend::Writer;
 pub use query::{DroppedPartition, MapSource, StoreStats, MAX_PAGE};
 pub use schema::SCHEMA_VERSION;
 
@@ -169,7 +171,7 @@ impl ClickHouse {
 
     /// Stores entries (named, with ids), in batches of [`Config::batch_rows`] RowBinary
     /// rows. A batch is one request: it is stored whole or, on error, not at all.
-    pub fn insert(&self, entries: &[Entry]) -> Result<(), Error> {
+    pub fn insert<E: std::borrow::Borrow<Entry>>(&self, entries: &[E]) -> Result<(), Error> {
         let sql = format!(
             "INSERT INTO {}.entries ({}) FORMAT RowBinary",
             self.db(),
@@ -178,7 +180,7 @@ impl ClickHouse {
         for chunk in entries.chunks(self.cfg.batch_rows) {
             let mut w = rowbinary::Writer::default();
             for e in chunk {
-                columns::write_entry(&mut w, e);
+                columns::write_entry(&mut w, e.borrow());
             }
             self.client
                 .run(&sql, Some(w.buf), http::Mode::Write, 1 << 20, &|| false)?;

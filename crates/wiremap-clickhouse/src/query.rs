@@ -208,6 +208,7 @@ impl ClickHouse {
                         "sumMapMerge(`latency`)",
                         "minMerge(`first_ts`) AS wm_first",
                         "maxMerge(`last_ts`)",
+                        "groupUniqArrayArrayMerge(`seen_by`)",
                     ]
                     .map(String::from),
                 );
@@ -235,6 +236,7 @@ impl ClickHouse {
                     ),
                     "min(`timestamp`) AS wm_first".into(),
                     "max(`timestamp`)".into(),
+                    "groupUniqArrayArray(`seen_by`)".into(),
                 ]);
                 format!(
                     "SELECT {} FROM {db}.entries WHERE {} AND ({cond}) GROUP BY {} \
@@ -419,11 +421,14 @@ fn read_rollup(r: &mut Reader<'_>) -> Result<Rollup, Error> {
     let latency = Sketch::from_parts(zeros, buckets.into_iter().zip(counts));
     let first = Timestamp(r.i64()?);
     let last = Timestamp(r.i64()?);
+    let mut seen_by = r.strs()?;
+    seen_by.sort();
     Ok(Rollup {
         src,
         dst,
         protocol,
         node_name,
+        seen_by,
         requests,
         responses,
         errors,

@@ -69,6 +69,10 @@ fn rollup_ddl(db: &str) -> String {
         ),
         ("first_ts", "AggregateFunction(min, Int64)"),
         ("last_ts", "AggregateFunction(max, Int64)"),
+        (
+            "seen_by",
+            "AggregateFunction(groupUniqArrayArray, Array(String))",
+        ),
     ] {
         cols.push(format!("`{c}` {t}"));
     }
@@ -115,6 +119,7 @@ fn view_ddl(db: &str) -> String {
         ),
         "minState(`timestamp`) AS `first_ts`".into(),
         "maxState(`timestamp`) AS `last_ts`".into(),
+        "groupUniqArrayArrayState(`seen_by`) AS `seen_by`".into(),
     ]);
     format!(
         "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.edges_1m_mv TO {db}.edges_1m AS \

@@ -34,6 +34,79 @@ pub(crate) struct HubArgs {
     /// stored (ms); raise it when agents are far apart or batches slow.
     #[arg(long = "merge-window", value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     merge_window: u64,
+    /// Store entries in ClickHouse too (its HTTP interface, `http://HOST:8123`) and answer
+    /// maps and entries from it (maps from its per-minute rollups when the filter allows);
+    /// raw packets, and the export, stay in the hub's data directory.
+    #[arg(long, value_name = "URL")]
+    clickhouse: Option<String>,
+    /// ClickHouse database (created when missing).
+    #[arg(
+        long = "clickhouse-database",
+        value_name = "NAME",
+        default_value = "wiremap"
+    )]
+    clickhouse_database: String,
+    /// ClickHouse user and password (`USER:PASSWORD`).
+    #[arg(
+        long = "clickhouse-auth",
+        value_name = "USER:PASSWORD",
+        env = "WIREMAP_CLICKHOUSE_AUTH",
+        hide_env_values = true
+    )]
+    clickhouse_auth: Option<String>,
+    /// Entries held for ClickHouse while it is away or slow; past it the oldest go (counted).
+    #[arg(
+        long = "clickhouse-buffer",
+        value_name = "ENTRIES",
+        default_value_t = 1_000_000
+    )]
+    clickhouse_buffer: usize,
+}
+
+/// The hub's ClickHouse and its writer.
+type ClickHouseParts = (
+    Arc<wiremap_clickhouse::ClickHouse>,
+    Arc<wiremap_clickhouse::Writer>,
+);
+
+/// Opens the hub's ClickHouse, if one was asked for, and starts its writer.
+fn open_clickhouse(a: &HubArgs) -> Result<Option<ClickHouseParts>, u8> {
+    let Some(url) = &a.clickhouse else {
+        return Ok(None);
+    };
+    let (user, password) = match a.clickhouse_auth.as_deref().map(|s| s.split_once(':')) {
+        None => (None, None),
+        Some(Some((u, p))) => (Some(u.to_string()), Some(p.to_string())),
+        Some(None) => {
+            eprintln!("wiremap: error: --clickhouse-auth: expected USER:PASSWORD");
+            return Err(BAD_INPUT);
+        }
+    };
+    let cfg = wiremap_clickhouse::Config {
+        url: url.trim_end_matches('/').to_string(),
+        database: a.clickhouse_database.clone(),
+        user,
+        password,
+        ..wiremap_clickhouse::Config::default()
+    };
+    let ch = wiremap_clickhouse::ClickHouse::open(cfg).map_err(|e| {
+        eprintln!("wiremap: error: {e}");
+        match e {
+            wiremap_clickhouse::Error::Config(_)
+            | wiremap_clickhouse::Error::SchemaTooNew { .. } => BAD_INPUT,
+            _ => 1,
+        }
+    })?;
+    let retention = a
+        .store
+        .retention
+        .map(|s| Duration::from_secs(s.unsigned_abs()));
+    let writer = wiremap_clickhouse::Writer::start(ch.clone(), a.clickhouse_buffer, retention)
+        .map_err(|e| {
+            eprintln!("wiremap: error: starting the ClickHouse writer: {e}");
+            1
+        })?;
+    Ok(Some((Arc::new(ch), Arc::new(writer))))
 }
 
 #[derive(Debug, clap::Args)]
@@ -116,12 +189,31 @@ pub(crate) fn hub(a: HubArgs) -> anyhow::Result<u8> {
         .data
         .clone()
         .unwrap_or_else(|| PathBuf::from("wiremap-data"));
-    let store = match open_store(dir.clone(), &a.store) {
+    let mut store = match open_store(dir.clone(), &a.store) {
         Ok(s) => s,
         Err(c) => return Ok(c),
     };
-    let shared = Shared::new(store);
+    let clickhouse = match open_clickhouse(&a) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if let Some((ch, _)) = &clickhouse {
+        match ch.max_id() {
+            Ok(id) => store.continue_after(id),
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                return Ok(1);
+            }
+        }
+    }
+    let backend = clickhouse
+        .as_ref()
+        .map(|(ch, _)| ch.clone() as Arc<dyn wiremap_store::EntryStore>);
+    let shared = Shared::with_backend(store, backend);
     let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), true);
+    if let Some((_, w)) = &clickhouse {
+        ingest.set_sink(w.clone());
+    }
     let background = kube_task(&a.kube, &mut ingest);
     let registry = Arc::new(Mutex::new(Registry::open(Some(dir.join("agents.json")))));
     // A few seconds of batches from a few hundred agents; past it agents are told to wait.
@@ -140,14 +232,15 @@ pub(crate) fn hub(a: HubArgs) -> anyhow::Result<u8> {
         .context("starting the hub thread")?;
     let link = wiremap_server::AgentsLink { tx, registry };
     let router = wiremap_server::hub_router(shared.clone(), access, limits(&a.listen), link);
-    run_server(
-        shared,
-        router,
-        a.listen.listen,
-        worker,
-        "hub for the cluster's agents",
-        background,
-    )
+    let what = match &a.clickhouse {
+        Some(u) => format!("hub for the cluster's agents, entries also in ClickHouse at {u}"),
+        None => "hub for the cluster's agents".to_string(),
+    };
+    let code = run_server(shared, router, a.listen.listen, worker, &what, background);
+    if let Some((_, w)) = clickhouse {
+        w.finish(Duration::from_secs(5));
+    }
+    code
 }
 
 /// The hub's addresses: the agent's own connection to them is not traffic to map.
