@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Cluster mode end to end: three "nodes" (network namespaces, each with its own bridge of pods
 # and an uplink to a fabric bridge, routed to each other), one `wiremap agent
-# --all-interfaces` in each node, and one `wiremap hub` on the fabric. Real clients and
+# --all-interfaces` in each node, and one `wiremap hub` on the fabric storing into a real
+# ClickHouse (Debian's clickhouse-server, a throwaway instance from scripts/clickhouse). Real clients and
 # servers (curl → python http.server, redis-cli → redis-server, dig → dnsmasq) make a known
 # number of requests within nodes and across them; one pod is created after its node's agent
 # started. Through the hub's API: every edge with its exact count, an exchange seen by two
 # nodes counted once (and listing both), `node_name` scoping, paging, a pcapng export that
-# tshark reads with each request once, the agents in /api/stats. Then faults: an agent killed
-# and restarted, the hub killed and restarted while agents buffer. Needs root (ip netns).
+# tshark reads with each request once, the agents in /api/stats, maps and entries answered by
+# ClickHouse. Then faults: an agent killed and restarted, the hub killed and restarted while
+# agents buffer, ClickHouse stopped for 10 s (nothing lost), and stopped with a small buffer
+# (what is lost beyond it is counted). Needs root (ip netns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 wiremap=$(realpath "${WIREMAP:-target/release/wiremap}")
@@ -26,6 +29,7 @@ declare -A pod_ip=([web1]=10.91.1.10 [client1]=10.91.1.20 [cache2]=10.91.2.10 [c
 cleanup() {
   set +e
   [ -n "$hub_pid" ] && kill -9 "$hub_pid" 2>/dev/null
+  ip netns exec "$fab" scripts/clickhouse stop "$work/ch" >/dev/null 2>&1
   for p in "${agent_pid[@]}"; do kill -9 "$p" 2>/dev/null; done
   for p in "${bg[@]}"; do kill "$p" 2>/dev/null; done
   [ -f "$work/redis.pid" ] && kill "$(cat "$work/redis.pid")" 2>/dev/null
@@ -67,6 +71,9 @@ for n in 1 2 3; do
   done
 done
 for m in 1 2 3; do ip -n "$fab" route add "10.91.$m.0/24" via "10.90.0.$m"; done
+chport=18123
+ip netns exec "$fab" scripts/clickhouse start "$work/ch" "$chport" >/dev/null
+ch_sql() { ip netns exec "$fab" curl -sf --data-binary "$1" "http://127.0.0.1:$chport/"; }
 
 pod_up() { # POD
   local p=$1 n=${pod_node[$1]} ns="wm-c$1-$$" i
@@ -113,9 +120,9 @@ json.dump({"kind": "List", "apiVersion": "v1", "items": items}, open(sys.argv[1]
 PY
 
 api() { in_fab curl -sf -H "Authorization: Bearer $token" "http://$hubaddr$1"; }
-start_hub() {
+start_hub() { # [extra args…]
   ip netns exec "$fab" "$wiremap" hub --listen "$hubaddr" --token "$token" --data "$work/hub" \
-    --k8s "$work/cluster.json" >> "$work/hub.log" 2>&1 &
+    --k8s "$work/cluster.json" --clickhouse "http://127.0.0.1:$chport" "$@" >> "$work/hub.log" 2>&1 &
   hub_pid=$!
   for _ in $(seq 100); do api /api/stats >/dev/null 2>&1 && return 0; sleep 0.1; done
   cat "$work/hub.log" >&2; return 1
@@ -156,6 +163,7 @@ settle
 snap map1
 api "/api/map?level=ip&q=node_name%20%3D%3D%20%22node2%22" > "$work/node2.json"
 api "/api/stats" > "$work/stats1.json"
+ch_sql "SELECT count() FROM wiremap.entries WHERE protocol = 'http'" > "$work/ch-http.txt"
 python3 - "$work" "$token" "$hubaddr" "$fab" <<'PY' > "$work/paging.txt"
 import json, subprocess, sys
 work, token, hub, fab = sys.argv[1:]
@@ -205,6 +213,32 @@ settle
 sleep 2
 snap map3
 api "/api/stats" > "$work/stats3.json"
+
+# Phase 4: ClickHouse stopped for 10 s: the hub keeps the entries and writes them once it is
+# back; nothing is lost within the buffer.
+ip netns exec "$fab" scripts/clickhouse stop "$work/ch"
+for _ in 1 2 3 4 5 6; do http client1; done
+sleep 9
+api "/api/stats" > "$work/stats-ch-down.json"
+ip netns exec "$fab" scripts/clickhouse start "$work/ch" "$chport" >/dev/null
+settle; sleep 4
+snap map4
+api "/api/stats" > "$work/stats4.json"
+
+# Phase 5: ClickHouse stopped with room for 5 entries: 12 requests, 7 dropped and counted.
+kill -TERM "$hub_pid"; wait "$hub_pid" 2>/dev/null || true; hub_pid=""
+start_hub --clickhouse-buffer 5
+connected 3 || true
+sleep 1
+ip netns exec "$fab" scripts/clickhouse stop "$work/ch"
+for _ in $(seq 12); do http client1; done
+settle
+api "/api/stats" > "$work/stats-small.json"
+ip netns exec "$fab" scripts/clickhouse start "$work/ch" "$chport" >/dev/null
+settle; sleep 4
+snap map5
+api "/api/stats" > "$work/stats5.json"
+
 for n in 1 2 3; do kill -TERM "${agent_pid[$n]}" 2>/dev/null || true; done
 for n in 1 2 3; do wait "${agent_pid[$n]}" 2>/dev/null || true; done
 agent_pid=()
@@ -262,6 +296,23 @@ check(m3.get((ip(C2), ip(W), "http")) == m2.get((ip(C2), ip(W), "http")), "nothi
 s3 = json.load(open(f"{work}/stats3.json"))
 check(sum(a["resent"] for a in s3["agents"]) > 0,
       f"agents sent unacknowledged batches again after the hub came back: {[a['resent'] for a in s3['agents']]}")
+ch = s1.get("clickhouse") or {}
+cc = ch.get("counters", {})
+check(cc.get("connected") == 1 and cc.get("inserted", 0) >= 15 and cc.get("dropped") == 0,
+      f"entries stored in ClickHouse too: {ch}")
+check(open(f"{work}/ch-http.txt").read().strip() == str(3 + 4 + 2), "ClickHouse holds each HTTP exchange once")
+m4 = counts("map4")
+down = json.load(open(f"{work}/stats-ch-down.json")).get("clickhouse", {})
+check(down.get("counters", {}).get("failures", 0) > 0 and down.get("last_error"), f"ClickHouse away is reported: {down}")
+s4 = json.load(open(f"{work}/stats4.json"))["clickhouse"]["counters"]
+check(m4.get((ip(C1), ip(W), "http")) == 8 + 6 and s4["dropped"] == 0 and s4["queued"] == 0,
+      f"ClickHouse stopped for 10 s: nothing lost within the buffer: {m4.get((ip(C1), ip(W), 'http'))} {s4}")
+small = json.load(open(f"{work}/stats-small.json"))
+sd = small["clickhouse"]["counters"]
+check(sd["dropped"] == 7 and small["dropped"].get("sink_buffer_entries") == 7,
+      f"beyond a 5-entry buffer the drop counter says what was lost: {sd} {small['dropped'].get('sink_buffer_entries')}")
+m5 = counts("map5")
+check(m5.get((ip(C1), ip(W), "http")) == 8 + 6 + 5, f"... and the 5 it kept arrive: {m5.get((ip(C1), ip(W), 'http'))}")
 print(f"cluster-mode: {ok} passed, {fail} failed")
 sys.exit(1 if fail else 0)
 PY
