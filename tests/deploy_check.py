@@ -243,8 +243,8 @@ def wiring(objects, store):
           f"{pod_spec(hub).get('serviceAccountName')} {hc.get('args')}")
 
     args = hc.get("args") or []
+    mounts = {m.get("mountPath") for m in hc.get("volumeMounts") or []}
     if store == "data":
-        mounts = {m.get("mountPath") for m in hc.get("volumeMounts") or []}
         check("hub stores into its data volume",
               args[:1] == ["hub"] and "--data" in args and "--clickhouse" not in args
               and args[args.index("--data") + 1] in mounts, f"args {args} mounts {mounts}")
@@ -253,11 +253,12 @@ def wiring(objects, store):
         ch = find(objects, "StatefulSet", "wiremap-clickhouse")
         check("ClickHouse StatefulSet and Service exist", ch is not None and ch_svc is not None,
               "missing")
-        check("hub stores into ClickHouse, not a data directory",
-              args[:1] == ["hub"] and "--data" not in args
+        check("hub stores entries into ClickHouse, raw packets in its mounted data directory",
+              args[:1] == ["hub"] and "--data" in args
+              and args[args.index("--data") + 1] in mounts
               and "--clickhouse" in args
               and args[args.index("--clickhouse") + 1] == "http://wiremap-clickhouse:8123",
-              f"args {args}")
+              f"args {args} mounts {mounts}")
         if ch is not None and ch_svc is not None:
             cc = container(ch, "clickhouse")
             image = cc.get("image", "")

@@ -49,7 +49,8 @@ struct Marks {
 pub enum Admit {
     /// New: process it.
     Fresh,
-    /// Received before: skip it, answer with what is stored.
+    /// Received before, or a probe (sequence number 0): skip it, answer with what is
+    /// stored.
     Duplicate,
 }
 
@@ -115,6 +116,14 @@ impl Registry {
         }
         let m = self.marks.entry(instance).or_default();
         m.seen = unix_now();
+        if seq == 0 {
+            // An agent asking what is stored: heard from, nothing else.
+            if let Some(a) = self.agents.get_mut(node).filter(|a| a.instance == instance) {
+                a.last_seen = Instant::now();
+                a.last_seen_at = SystemTime::now();
+            }
+            return Admit::Duplicate;
+        }
         let admit = if seq <= m.received {
             Admit::Duplicate
         } else {
@@ -301,6 +310,8 @@ mod tests {
         assert_eq!(r.admit("n1", 9, 2, &c, 10), Admit::Fresh);
         // A restarted agent is a new instance: its sequence starts again.
         assert_eq!(r.admit("n1", 10, 1, &c, 10), Admit::Fresh);
+        // A probe asks without sending: never processed, never counted as a resend.
+        assert_eq!(r.admit("n1", 10, 0, &c, 10), Admit::Duplicate);
         let st = r.status();
         assert_eq!(st.len(), 1);
         assert_eq!(st[0].duplicate_batches, 1);

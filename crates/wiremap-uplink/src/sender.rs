@@ -33,6 +33,9 @@ pub struct SenderConfig {
     pub batch_bytes: usize,
     /// … or this long after the previous cut (a heartbeat when empty).
     pub batch_every: Duration,
+    /// A full buffer makes the capture side wait instead of dropping the oldest batches
+    /// (for capture files, which can wait; live traffic cannot).
+    pub wait_when_full: bool,
 }
 
 impl SenderConfig {
@@ -45,6 +48,7 @@ impl SenderConfig {
             buffer_bytes: 64 << 20,
             batch_bytes: 1 << 20,
             batch_every: Duration::from_millis(250),
+            wait_when_full: false,
         }
     }
 }
@@ -95,6 +99,8 @@ struct Link {
     outbox: Mutex<Outbox>,
     more: Condvar,
     stop: AtomicBool,
+    /// This agent process.
+    instance: u64,
 }
 
 fn lock(m: &Mutex<Outbox>) -> MutexGuard<'_, Outbox> {
@@ -137,14 +143,18 @@ fn instance_id() -> u64 {
 impl Uplink {
     /// Starts the sender thread.
     pub fn start(cfg: SenderConfig) -> std::io::Result<Uplink> {
-        let link = Arc::new(Link::default());
+        let instance = instance_id();
+        let link = Arc::new(Link {
+            instance,
+            ..Link::default()
+        });
         let (l, c) = (link.clone(), cfg.clone());
         let thread = std::thread::Builder::new()
             .name("uplink".into())
             .spawn(move || send_loop(&l, &c))?;
         Ok(Uplink {
             cfg,
-            instance: instance_id(),
+            instance,
             seq: 0,
             items: Vec::with_capacity(1 << 16),
             entries: 0,
@@ -213,6 +223,14 @@ impl Uplink {
         };
         self.last_cut = Instant::now();
         let mut o = lock(&self.link.outbox);
+        while self.cfg.wait_when_full
+            && !o.queue.is_empty()
+            && o.status.buffered_bytes + q.body.len() > self.cfg.buffer_bytes
+        {
+            drop(o);
+            std::thread::sleep(Duration::from_millis(5));
+            o = lock(&self.link.outbox);
+        }
         o.status.buffered_bytes += q.body.len();
         o.queue.push_back(q);
         // Full: the oldest go first (the newest traffic is what a live map needs). A batch
@@ -312,6 +330,16 @@ fn send_loop(link: &Link, cfg: &SenderConfig) {
         .into();
     let mut backoff = Duration::from_millis(100);
     let mut logged_at: Option<Instant> = None;
+    // Sequence number 0 asks what is stored without sending anything: when every batch
+    // went out and the buffer waits for acknowledgements (a capture file fills it faster
+    // than the hub's merge window lets batches be acknowledged), nothing else would ask.
+    let probe = Arc::new(Batch::seal(&Batch::start(
+        link.instance,
+        0,
+        &cfg.node,
+        &AgentCounters::default(),
+    )));
+    let mut last_post = Instant::now();
     loop {
         let next = {
             let mut o = lock(&link.outbox);
@@ -323,13 +351,18 @@ fn send_loop(link: &Link, cfg: &SenderConfig) {
                 if let Some(q) = o.queue.iter().find(|q| q.seq > sent) {
                     break (q.seq, q.body.clone());
                 }
-                o = match link.more.wait_timeout(o, Duration::from_millis(500)) {
+                let waiting = o.queue.front().is_some_and(|q| q.seq > o.status.acked);
+                if waiting && last_post.elapsed() >= Duration::from_millis(250) {
+                    break (0, probe.clone());
+                }
+                o = match link.more.wait_timeout(o, Duration::from_millis(100)) {
                     Ok((g, _)) => g,
                     Err(p) => p.into_inner().0,
                 };
             }
         };
         let (seq, body) = next;
+        last_post = Instant::now();
         match post(&agent, cfg, &body) {
             Posted::Acked(n) => {
                 backoff = Duration::from_millis(100);

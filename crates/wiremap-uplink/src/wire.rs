@@ -76,7 +76,8 @@ pub enum Item {
 pub struct Batch {
     /// Random per agent process: a restarted agent is a new sender.
     pub instance: u64,
-    /// 1, 2, 3… per instance; the hub acknowledges by the highest stored.
+    /// 1, 2, 3… per instance; the hub acknowledges by the highest stored. 0 is a probe: no
+    /// items, only the question of what is stored.
     pub seq: u64,
     /// The agent's node.
     pub node: String,

@@ -127,13 +127,17 @@ pub(crate) struct AgentArgs {
         short = 'i',
         long = "interface",
         value_name = "IFACE",
-        required_unless_present = "all_interfaces",
+        required_unless_present_any = ["all_interfaces", "pcaps"],
         value_delimiter = ','
     )]
     interfaces: Vec<String>,
     /// Capture every interface but loopback, following them as they come and go.
     #[arg(long = "all-interfaces", conflicts_with = "interfaces")]
     all_interfaces: bool,
+    /// Send capture files instead of live traffic (as fast as the hub takes them: a full
+    /// buffer waits instead of dropping), then stop; may be given several times.
+    #[arg(long = "pcap", value_name = "FILE", conflicts_with_all = ["interfaces", "all_interfaces"])]
+    pcaps: Vec<String>,
     /// Kernel filter in tcpdump syntax.
     #[arg(long, value_name = "EXPR")]
     bpf: Option<String>,
@@ -319,92 +323,177 @@ pub(crate) fn agent(a: AgentArgs) -> anyhow::Result<u8> {
             .iter()
             .map(|p| p.trim().to_ascii_lowercase()),
     );
-    let ring = RingConfig {
-        blocks: a.ring_mb,
-        ..RingConfig::default()
-    };
-    let all = a.all_interfaces || a.interfaces.iter().any(|i| i == "any");
-    let opened = if all {
-        LiveSource::open_all(a.bpf.as_deref(), ring)
-    } else {
-        LiveSource::open(&a.interfaces, a.bpf.as_deref(), ring)
-    };
-    let mut live = match opened {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("wiremap: error: {e}");
-            return Ok(match e {
-                LiveError::Permission { .. } | LiveError::Os { .. } => 1,
-                LiveError::NoInterface { .. } | LiveError::Bpf { .. } => BAD_INPUT,
-            });
+    let mut source = if a.pcaps.is_empty() {
+        let ring = RingConfig {
+            blocks: a.ring_mb,
+            ..RingConfig::default()
+        };
+        let all = a.all_interfaces || a.interfaces.iter().any(|i| i == "any");
+        let opened = if all {
+            LiveSource::open_all(a.bpf.as_deref(), ring)
+        } else {
+            LiveSource::open(&a.interfaces, a.bpf.as_deref(), ring)
+        };
+        match opened {
+            Ok(l) => Source::Live(l),
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                return Ok(match e {
+                    LiveError::Permission { .. } | LiveError::Os { .. } => 1,
+                    LiveError::NoInterface { .. } | LiveError::Bpf { .. } => BAD_INPUT,
+                });
+            }
         }
+    } else {
+        match wiremap_engine::open_files(&a.pcaps) {
+            Ok(f) => Source::Files(f),
+            Err(e) => {
+                eprintln!("wiremap: error: {e}");
+                return Ok(BAD_INPUT);
+            }
+        }
+    };
+    let what = match &source {
+        Source::Files(_) => a.pcaps.join(", "),
+        Source::Live(_) if a.interfaces.is_empty() || a.all_interfaces => "every interface".into(),
+        Source::Live(_) => a.interfaces.join(","),
     };
     let mut scfg = SenderConfig::new(&a.hub, &node);
     scfg.token = a.token.clone().filter(|t| !t.is_empty());
     scfg.buffer_bytes = usize::try_from(a.buffer).unwrap_or(usize::MAX);
-    let mut uplink = Uplink::start(scfg).context("starting the sender thread")?;
+    scfg.wait_when_full = matches!(source, Source::Files(_));
+    let uplink = Uplink::start(scfg).context("starting the sender thread")?;
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(stop.clone());
     eprintln!(
-        "wiremap: agent of node `{node}` capturing on {}; sending to {}",
-        if all {
-            "every interface".to_string()
-        } else {
-            a.interfaces.join(",")
-        },
+        "wiremap: agent of node `{node}` reading {what}; sending to {}",
         a.hub
     );
     let deadline = a.duration.map(|s| Instant::now() + Duration::from_secs(s));
-    let mut engine = Engine::new(cfg);
-    let mut items = Vec::new();
-    let mut counters = AgentCounters::default();
-    let mut last = Instant::now();
-    let keep_packets = !a.no_packets;
-    let send = |uplink: &mut Uplink, items: &mut Vec<wiremap_engine::Item>, c: &AgentCounters| {
-        for it in items.drain(..) {
-            let item = match it {
-                wiremap_engine::Item::Entry(e) => Item::Entry(e),
-                wiremap_engine::Item::Answer(x) => Item::Answer(x),
-            };
-            uplink.push(&item, &|| c.clone());
-        }
+    let mut run = AgentRun {
+        engine: Engine::new(cfg),
+        uplink,
+        items: Vec::new(),
+        counters: AgentCounters::default(),
+        keep_packets: !a.no_packets,
+        hub,
     };
+    let mut last = Instant::now();
     loop {
         if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
-        match live.next_packet(Duration::from_millis(100)) {
-            Ok(Some(p)) => {
-                if touches(&hub, p.link, p.data) {
-                    continue;
+        let more = match &mut source {
+            Source::Live(live) => match live.next_packet(Duration::from_millis(100)) {
+                Ok(Some(p)) => {
+                    run.packet(&p);
+                    true
                 }
-                if keep_packets {
-                    uplink.push(&Item::Packet(raw(&p)), &|| counters.clone());
+                Ok(None) => true,
+                Err(e) => {
+                    eprintln!("wiremap: error: {e}");
+                    false
                 }
-                engine.dissect(&p, &mut items);
-                send(&mut uplink, &mut items, &counters);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                eprintln!("wiremap: error: {e}");
-                break;
-            }
+            },
+            Source::Files(f) => match f.advance() {
+                Ok(true) => {
+                    run.packet(&f.packet());
+                    true
+                }
+                Ok(false) => false,
+                Err(e) if e.is_truncated_tail() => {
+                    eprintln!("wiremap: warning: {e}; using the records before it");
+                    false
+                }
+                Err(e) => {
+                    eprintln!("wiremap: error: {e}");
+                    false
+                }
+            },
+        };
+        if !more {
+            break;
         }
         if last.elapsed() >= Duration::from_millis(100) {
-            counters = agent_counters(&engine, &mut live, &uplink);
-            uplink.tick(&|| counters.clone());
+            run.tick(source.kernel_drops());
             last = Instant::now();
         }
     }
-    engine.finish_dissect(&mut items);
-    send(&mut uplink, &mut items, &counters);
-    counters = agent_counters(&engine, &mut live, &uplink);
-    let status = uplink.finish(&counters, Duration::from_secs(5));
+    run.engine.finish_dissect(&mut run.items);
+    run.send_items();
+    run.tick(source.kernel_drops());
+    let grace = match source {
+        Source::Files(_) => Duration::from_secs(600),
+        Source::Live(_) => Duration::from_secs(5),
+    };
+    let status = run.uplink.finish(&run.counters, grace);
     eprintln!(
-        "wiremap: agent stopped ({} batches unacknowledged, {} entries dropped from the buffer)",
-        status.buffered_batches, status.dropped_entries
+        "wiremap: agent stopped ({} entries, {} batches unacknowledged, {} entries dropped from the buffer)",
+        run.counters.pipeline.entries, status.buffered_batches, status.dropped_entries
     );
     Ok(0)
+}
+
+/// Where an agent's packets come from.
+enum Source {
+    Live(LiveSource),
+    Files(Box<dyn wiremap_capture::PacketSource + Send>),
+}
+
+impl Source {
+    fn kernel_drops(&mut self) -> u64 {
+        match self {
+            Source::Live(l) => l.kernel_stats().iter().map(|(_, k)| k.drops).sum(),
+            Source::Files(_) => 0,
+        }
+    }
+}
+
+/// An agent's pipeline: dissect, hand the items to the uplink.
+struct AgentRun {
+    engine: Engine,
+    uplink: Uplink,
+    items: Vec<wiremap_engine::Item>,
+    counters: AgentCounters,
+    keep_packets: bool,
+    hub: Vec<SocketAddr>,
+}
+
+impl AgentRun {
+    fn packet(&mut self, p: &Packet<'_>) {
+        if touches(&self.hub, p.link, p.data) {
+            return;
+        }
+        if self.keep_packets {
+            let c = &self.counters;
+            self.uplink.push(&Item::Packet(raw(p)), &|| c.clone());
+        }
+        self.engine.dissect(p, &mut self.items);
+        self.send_items();
+    }
+
+    fn send_items(&mut self) {
+        let c = &self.counters;
+        for it in self.items.drain(..) {
+            let item = match it {
+                wiremap_engine::Item::Entry(e) => Item::Entry(e),
+                wiremap_engine::Item::Answer(x) => Item::Answer(x),
+            };
+            self.uplink.push(&item, &|| c.clone());
+        }
+    }
+
+    fn tick(&mut self, kernel_drops: u64) {
+        let mut c = AgentCounters {
+            pipeline: self.engine.stats(),
+            kernel_drops,
+            resent: 0,
+        };
+        self.uplink.add_drops(&mut c);
+        self.counters = c;
+        let c = &self.counters;
+        self.uplink.tick(&|| c.clone());
+    }
 }
 
 fn raw(p: &Packet<'_>) -> RawPacket {
@@ -414,16 +503,6 @@ fn raw(p: &Packet<'_>) -> RawPacket {
         orig_len: p.orig_len,
         data: p.data.to_vec(),
     }
-}
-
-fn agent_counters(engine: &Engine, live: &mut LiveSource, uplink: &Uplink) -> AgentCounters {
-    let mut c = AgentCounters {
-        pipeline: engine.stats(),
-        kernel_drops: live.kernel_stats().iter().map(|(_, k)| k.drops).sum(),
-        resent: 0,
-    };
-    uplink.add_drops(&mut c);
-    c
 }
 
 /// Sets `stop` on SIGINT or SIGTERM.
