@@ -10,7 +10,7 @@ use wiremap_model::{Endpoint, Entry, Protocol, Timestamp};
 use crate::columns::{column_list, datetime_secs, parse_ip, read_entry, read_identity};
 use crate::http::Mode;
 use crate::rowbinary::Reader;
-use crate::schema::{rollup_key_columns, SAMPLE};
+use crate::schema::{rollup_columns, rollup_key_columns, Grain, HOUR, MINUTE, SAMPLE};
 use crate::{ClickHouse, Error};
 
 /// Most entries one page returns.
@@ -25,24 +25,33 @@ pub struct StoreStats {
     pub entries_bytes: u64,
     /// Hourly partitions of the entries.
     pub entries_partitions: u64,
-    /// Rollup rows (before the server merges them further).
+    /// Per-minute rollup rows (before the server merges them further).
     pub rollup_rows: u64,
-    /// Bytes of the rollups on disk.
+    /// Bytes of the per-minute rollups on disk.
     pub rollup_bytes: u64,
-    /// Hourly partitions of the rollups.
+    /// Hourly partitions of the per-minute rollups.
     pub rollup_partitions: u64,
+    /// Hourly rollup rows (before the server merges them further).
+    pub hourly_rows: u64,
+    /// Bytes of the hourly rollups on disk.
+    pub hourly_bytes: u64,
+    /// Partitions (hours) of the hourly rollups.
+    pub hourly_partitions: u64,
 }
 
 /// One partition dropped by retention.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DroppedPartition {
-    /// `entries` or `edges_1m`.
+    /// `entries`, `edges_1m` or `edges_1h`.
     pub table: String,
     /// Start of its hour.
     pub hour: Timestamp,
     /// Rows it held.
     pub rows: u64,
 }
+
+/// The tables partitioned by hour, as an SQL list.
+const TABLES: &str = "'entries', 'edges_1m', 'edges_1h'";
 
 /// Backquoted identifiers in rendered SQL (string literals skipped): the columns it reads.
 fn columns_read(sql: &str) -> BTreeSet<String> {
@@ -80,6 +89,29 @@ fn window(from: Timestamp, to: Timestamp) -> String {
         from.nanos(),
         to.nanos()
     )
+}
+
+/// A whole-minute window `[from, to)` (Unix seconds) cut into what each rollup table
+/// answers: its whole hours from `edges_1h`, the minutes before the first and after the
+/// last whole hour from `edges_1m`. Empty segments are left out.
+fn segments(from: u32, to: u32) -> Vec<(Grain, u32, u32)> {
+    let (from, to) = (u64::from(from), u64::from(to));
+    let first_hour = from.div_ceil(3600) * 3600;
+    let last_hour = to / 3600 * 3600;
+    let cuts = if first_hour < last_hour {
+        vec![
+            (MINUTE, from, first_hour),
+            (HOUR, first_hour, last_hour),
+            (MINUTE, last_hour, to),
+        ]
+    } else {
+        vec![(MINUTE, from, to)]
+    };
+    cuts.into_iter()
+        .filter(|(_, a, b)| a < b)
+        // Both ends came from u32 and are cut inside [from, to]: they fit.
+        .map(|(g, a, b)| (g, a as u32, b as u32))
+        .collect()
 }
 
 fn is_whole_minute(t: Timestamp) -> bool {
@@ -197,6 +229,11 @@ impl ClickHouse {
         select.push("`node_name`".into());
         let sql = match source {
             MapSource::Rollups => {
+                let cols = rollup_columns()
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 select.extend(
                     [
                         "countMerge(`requests`)",
@@ -212,12 +249,28 @@ impl ClickHouse {
                     ]
                     .map(String::from),
                 );
+                let parts = segments(datetime_secs(from), datetime_secs(to));
+                if parts.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // The rows of every segment, merged together by one GROUP BY: a pair seen
+                // in an hour and at a ragged end is one rollup.
+                let inner: Vec<String> = parts
+                    .iter()
+                    .map(|(g, a, b)| {
+                        format!(
+                            "SELECT {cols} FROM {db}.{} WHERE `{t}` >= toDateTime({a}) \
+                             AND `{t}` < toDateTime({b}) AND ({cond})",
+                            g.table,
+                            t = g.time
+                        )
+                    })
+                    .collect();
                 format!(
-                    "SELECT {} FROM {db}.edges_1m WHERE `minute` >= toDateTime({}) AND `minute` < toDateTime({}) \
-                     AND ({cond}) GROUP BY {} ORDER BY wm_first, `src_ip`, `dst_ip` LIMIT {} FORMAT RowBinary",
+                    "SELECT {} FROM ({}) GROUP BY {} ORDER BY wm_first, `src_ip`, `dst_ip` \
+                     LIMIT {} FORMAT RowBinary",
                     select.join(", "),
-                    datetime_secs(from),
-                    datetime_secs(to),
+                    inner.join(" UNION ALL "),
                     group.join(", "),
                     limit + 1
                 )
@@ -329,7 +382,7 @@ impl ClickHouse {
     pub fn stats(&self) -> Result<StoreStats, Error> {
         let sql = format!(
             "SELECT table, sum(rows), sum(bytes_on_disk), uniqExact(partition_id) \
-             FROM system.parts WHERE database = {} AND table IN ('entries', 'edges_1m') \
+             FROM system.parts WHERE database = {} AND table IN ({TABLES}) \
              AND active GROUP BY table LIMIT 10 FORMAT RowBinary",
             sql_quote(&self.cfg.database)
         );
@@ -339,21 +392,34 @@ impl ClickHouse {
         while !r.is_empty() {
             let table = r.str()?;
             let (rows, bytes, parts) = (r.u64()?, r.u64()?, r.u64()?);
-            if table == "entries" {
-                (s.entries, s.entries_bytes, s.entries_partitions) = (rows, bytes, parts);
-            } else {
-                (s.rollup_rows, s.rollup_bytes, s.rollup_partitions) = (rows, bytes, parts);
-            }
+            let slot = match table.as_str() {
+                "entries" => (
+                    &mut s.entries,
+                    &mut s.entries_bytes,
+                    &mut s.entries_partitions,
+                ),
+                "edges_1m" => (
+                    &mut s.rollup_rows,
+                    &mut s.rollup_bytes,
+                    &mut s.rollup_partitions,
+                ),
+                _ => (
+                    &mut s.hourly_rows,
+                    &mut s.hourly_bytes,
+                    &mut s.hourly_partitions,
+                ),
+            };
+            (*slot.0, *slot.1, *slot.2) = (rows, bytes, parts);
         }
         Ok(s)
     }
 
-    /// Drops every hourly partition, of the entries and of the rollups, that ends at or
+    /// Drops every hourly partition, of the entries and of both rollups, that ends at or
     /// before `cutoff` (18.16 has no TTL: retention is dropping whole partitions).
     pub fn drop_before(&self, cutoff: Timestamp) -> Result<Vec<DroppedPartition>, Error> {
         let sql = format!(
             "SELECT table, partition_id, sum(rows) FROM system.parts WHERE database = {} \
-             AND table IN ('entries', 'edges_1m') AND active GROUP BY table, partition_id \
+             AND table IN ({TABLES}) AND active GROUP BY table, partition_id \
              ORDER BY partition_id, table LIMIT 100000 FORMAT RowBinary",
             sql_quote(&self.cfg.database)
         );
@@ -370,7 +436,7 @@ impl ClickHouse {
             if u64::from(hour) + 3600 > u64::from(end) {
                 continue;
             }
-            if table != "entries" && table != "edges_1m" {
+            if !["entries", MINUTE.table, HOUR.table].contains(&table.as_str()) {
                 continue;
             }
             self.exec(
@@ -450,6 +516,37 @@ mod tests {
             got.into_iter().collect::<Vec<_>>(),
             vec!["a".to_string(), "b_keys".to_string()]
         );
+    }
+
+    #[test]
+    fn windows_are_cut_into_whole_hours_and_ragged_minutes() {
+        let cut = |a, b| {
+            segments(a, b)
+                .into_iter()
+                .map(|(g, a, b)| (g.table, a, b))
+                .collect::<Vec<_>>()
+        };
+        let h = 3600 * 500_000;
+        assert_eq!(
+            cut(h - 120, h + 7260),
+            vec![
+                ("edges_1m", h - 120, h),
+                ("edges_1h", h, h + 7200),
+                ("edges_1m", h + 7200, h + 7260)
+            ]
+        );
+        assert_eq!(cut(h, h + 3600), vec![("edges_1h", h, h + 3600)]);
+        assert_eq!(
+            cut(h, h + 3660),
+            vec![("edges_1h", h, h + 3600), ("edges_1m", h + 3600, h + 3660)]
+        );
+        // Within one hour, or across one boundary without a whole hour: minutes only.
+        assert_eq!(cut(h + 60, h + 3540), vec![("edges_1m", h + 60, h + 3540)]);
+        assert_eq!(cut(h - 60, h + 3540), vec![("edges_1m", h - 60, h + 3540)]);
+        assert!(cut(h, h).is_empty());
+        // Open windows (from 0 to the end of the DateTime range) need no u32 overflow.
+        assert_eq!(cut(0, u32::MAX).len(), 2);
+        assert_eq!(cut(0, u32::MAX)[0], ("edges_1h", 0, u32::MAX / 3600 * 3600));
     }
 
     #[test]

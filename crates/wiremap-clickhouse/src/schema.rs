@@ -5,12 +5,39 @@
 //! through a migration simply runs it again. A database whose version is newer than this
 //! binary knows is refused: an older binary must not write into a layout it does not know.
 
+use wiremap_kfl::sql_quote;
+
 use crate::columns::{entry_columns, SIDE_KEY};
 use crate::http::Mode;
 use crate::{ClickHouse, Error};
 
 /// The version this binary writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// A rollup table: its name, time column and how that column is computed from an entry's
+/// `ts`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Grain {
+    pub table: &'static str,
+    pub time: &'static str,
+    expr: &'static str,
+}
+
+/// Per minute (schema 1).
+pub(crate) const MINUTE: Grain = Grain {
+    table: "edges_1m",
+    time: "minute",
+    expr: "toStartOfMinute(`ts`)",
+};
+
+/// Per hour (schema 2). Hours are cut by arithmetic on the Unix time, not `toStartOfHour`,
+/// whose result follows the server's time zone (half-hour zones exist): the reader computes
+/// the same boundaries in Rust.
+pub(crate) const HOUR: Grain = Grain {
+    table: "edges_1h",
+    time: "hour",
+    expr: "toDateTime(intDiv(toUInt32(`ts`), 3600) * 3600)",
+};
 
 /// Columns that name the two endpoints of an edge, protocol and node: the rollups' key, and
 /// what a filter may read for a map to be answered from the rollups.
@@ -19,6 +46,16 @@ pub(crate) fn rollup_key_columns() -> Vec<String> {
     for p in ["src", "dst"] {
         v.extend(SIDE_KEY.iter().map(|c| format!("{p}_{c}")));
     }
+    v
+}
+
+/// Every column of a rollup table but its time, in table order.
+pub(crate) fn rollup_columns() -> Vec<String> {
+    let mut v = rollup_key_columns();
+    for p in ["src", "dst"] {
+        v.extend(["labels_hash", "lkeys", "lvalues"].map(|c| format!("{p}_{c}")));
+    }
+    v.extend(STATE_COLUMNS.iter().map(|c| c.to_string()));
     v
 }
 
@@ -43,9 +80,9 @@ fn entries_ddl(db: &str) -> String {
     )
 }
 
-fn rollup_ddl(db: &str) -> String {
-    let mut cols = vec!["`minute` DateTime".to_string()];
-    let mut order = vec!["minute".to_string()];
+fn rollup_ddl(db: &str, g: Grain) -> String {
+    let mut cols = vec![format!("`{}` DateTime", g.time)];
+    let mut order = vec![g.time.to_string()];
     for c in rollup_key_columns() {
         cols.push(format!("`{c}` {}", side_type(&c)));
         order.push(c);
@@ -77,10 +114,18 @@ fn rollup_ddl(db: &str) -> String {
         cols.push(format!("`{c}` {t}"));
     }
     let order: Vec<String> = order.iter().map(|c| format!("`{c}`")).collect();
+    // Both grains partition by hour (the partition id is the hour's Unix time), so
+    // retention drops them with the entries.
+    let partition = match g.time {
+        "hour" => "`hour`",
+        _ => "toStartOfHour(`minute`)",
+    };
     format!(
-        "CREATE TABLE IF NOT EXISTS {db}.edges_1m ({}) ENGINE = AggregatingMergeTree \
-         PARTITION BY toStartOfHour(minute) PRIMARY KEY (`minute`, `protocol`) ORDER BY ({})",
+        "CREATE TABLE IF NOT EXISTS {db}.{} ({}) ENGINE = AggregatingMergeTree \
+         PARTITION BY {partition} PRIMARY KEY (`{}`, `protocol`) ORDER BY ({})",
+        g.table,
         cols.join(", "),
+        g.time,
         order.join(", ")
     )
 }
@@ -88,14 +133,14 @@ fn rollup_ddl(db: &str) -> String {
 /// What one entry adds to its edge's rollup (also used to aggregate entries directly).
 pub(crate) const SAMPLE: &str = "`has_response` != 0 AND `elapsed_time` > 0";
 
-fn view_ddl(db: &str) -> String {
+fn view_ddl(db: &str, g: Grain) -> String {
     let keys: Vec<String> = rollup_key_columns()
         .iter()
         .map(|c| format!("`{c}`"))
         .collect();
-    let mut select = vec!["toStartOfMinute(`ts`) AS `minute`".to_string()];
+    let mut select = vec![format!("{} AS `{}`", g.expr, g.time)];
     select.extend(keys.iter().cloned());
-    let mut group = vec!["`minute`".to_string()];
+    let mut group = vec![format!("`{}`", g.time)];
     group.extend(keys.iter().cloned());
     for p in ["src", "dst"] {
         select.push(format!(
@@ -122,16 +167,94 @@ fn view_ddl(db: &str) -> String {
         "groupUniqArrayArrayState(`seen_by`) AS `seen_by`".into(),
     ]);
     format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.edges_1m_mv TO {db}.edges_1m AS \
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{t}_mv TO {db}.{t} AS \
          SELECT {} FROM {db}.entries GROUP BY {}",
         select.join(", "),
+        group.join(", "),
+        t = g.table
+    )
+}
+
+/// The aggregate state columns of both rollup tables, in table order.
+const STATES: &[&str] = &[
+    "count",
+    "sum",
+    "sum",
+    "sum",
+    "sum",
+    "sum",
+    "sumMap",
+    "min",
+    "max",
+    "groupUniqArrayArray",
+];
+const STATE_COLUMNS: &[&str] = &[
+    "requests",
+    "responses",
+    "errors",
+    "request_bytes",
+    "response_bytes",
+    "latency_zeros",
+    "latency",
+    "first_ts",
+    "last_ts",
+    "seen_by",
+];
+
+/// Hours of `edges_1m` written before the hourly rollups existed, merged into `edges_1h`:
+/// one hour (one partition) per statement, so memory stays that of an hour. The states are
+/// re-aggregated (`-MergeState`), which is exactly what merging them later would give.
+fn backfill_sql(db: &str, hour: u32) -> String {
+    let keys: Vec<String> = rollup_key_columns()
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect();
+    let mut cols =
+        vec!["toDateTime(intDiv(toUInt32(`minute`), 3600) * 3600) AS `hour`".to_string()];
+    cols.extend(keys.iter().cloned());
+    let mut group = vec!["`hour`".to_string()];
+    group.extend(keys.iter().cloned());
+    for p in ["src", "dst"] {
+        cols.push(format!("`{p}_labels_hash`"));
+        cols.push(format!("any(`{p}_lkeys`)"));
+        cols.push(format!("any(`{p}_lvalues`)"));
+        group.push(format!("`{p}_labels_hash`"));
+    }
+    for (f, c) in STATES.iter().zip(STATE_COLUMNS) {
+        cols.push(format!("{f}MergeState(`{c}`)"));
+    }
+    format!(
+        "INSERT INTO {db}.edges_1h SELECT {} FROM {db}.edges_1m \
+         WHERE `minute` >= toDateTime({hour}) AND `minute` < toDateTime({}) GROUP BY {}",
+        cols.join(", "),
+        u64::from(hour) + 3600,
         group.join(", ")
     )
 }
 
-/// Statements of each migration, oldest first; migration `i` brings the schema to `i + 1`.
-fn migrations(db: &str) -> Vec<Vec<String>> {
-    vec![vec![entries_ddl(db), rollup_ddl(db), view_ddl(db)]]
+/// One step of a migration.
+#[derive(Debug)]
+enum Step {
+    /// A statement that may run again (`IF NOT EXISTS`).
+    Sql(String),
+    /// Fill `edges_1h` from `edges_1m`: see [`ClickHouse::backfill_hours`].
+    BackfillHours,
+}
+
+/// Steps of each migration, oldest first; migration `i` brings the schema to `i + 1`.
+fn migrations(db: &str) -> Vec<Vec<Step>> {
+    vec![
+        vec![
+            Step::Sql(entries_ddl(db)),
+            Step::Sql(rollup_ddl(db, MINUTE)),
+            Step::Sql(view_ddl(db, MINUTE)),
+        ],
+        // The hourly view is created after the backfill: entries inserted from then on go
+        // through it, those before came in through edges_1m. (A second writer inserting
+        // during the backfill would be missing from the hours; the hub migrates before it
+        // writes.)
+        vec![Step::BackfillHours, Step::Sql(view_ddl(db, HOUR))],
+    ]
 }
 
 impl ClickHouse {
@@ -170,12 +293,58 @@ impl ClickHouse {
                 continue;
             }
             for s in statements {
-                self.exec(&s, never)?;
+                match s {
+                    Step::Sql(s) => self.exec(&s, never)?,
+                    Step::BackfillHours => self.backfill_hours()?,
+                }
             }
             self.exec(
                 &format!("INSERT INTO {db}.schema_version VALUES ({version}, now())"),
                 never,
             )?;
+        }
+        Ok(())
+    }
+
+    /// Creates `edges_1h` and fills it from `edges_1m`, unless its view exists (then the
+    /// backfill finished before). A start that died half-way through left a partial table:
+    /// it is dropped and filled again, so nothing is counted twice.
+    fn backfill_hours(&self) -> Result<(), Error> {
+        let db = self.db();
+        let never = &|| false;
+        let reply = self.client.run(
+            &format!(
+                "SELECT count() FROM system.tables WHERE database = {} AND name = 'edges_1h_mv' \
+                 FORMAT TabSeparated",
+                sql_quote(&self.cfg.database)
+            ),
+            None,
+            Mode::Read,
+            64,
+            never,
+        )?;
+        if String::from_utf8_lossy(&reply).trim() != "0" {
+            return Ok(());
+        }
+        self.exec(&format!("DROP TABLE IF EXISTS {db}.edges_1h"), never)?;
+        self.exec(&rollup_ddl(&db, HOUR), never)?;
+        let reply = self.client.run(
+            &format!(
+                "SELECT DISTINCT partition_id FROM system.parts WHERE database = {} \
+                 AND table = 'edges_1m' AND active ORDER BY partition_id LIMIT 1000000 \
+                 FORMAT TabSeparated",
+                sql_quote(&self.cfg.database)
+            ),
+            None,
+            Mode::Read,
+            64 << 20,
+            never,
+        )?;
+        for id in String::from_utf8_lossy(&reply).lines() {
+            let hour: u32 = id
+                .parse()
+                .map_err(|_| Error::BadReply(format!("partition id {id:?}")))?;
+            self.exec(&backfill_sql(&db, hour), never)?;
         }
         Ok(())
     }
@@ -192,11 +361,21 @@ mod tests {
 
     #[test]
     fn the_view_groups_by_every_key_column_of_the_rollups() {
-        let view = view_ddl("`d`");
-        let table = rollup_ddl("`d`");
+        for g in [MINUTE, HOUR] {
+            let view = view_ddl("`d`", g);
+            let table = rollup_ddl("`d`", g);
+            for c in rollup_key_columns() {
+                assert!(view.contains(&format!("`{c}`")), "{c}");
+                assert!(table.contains(&format!("`{c}` ")), "{c}");
+            }
+            for c in STATE_COLUMNS {
+                assert!(view.contains(&format!("AS `{c}`")), "{c}");
+                assert!(table.contains(&format!("`{c}` AggregateFunction")), "{c}");
+            }
+        }
+        let fill = backfill_sql("`d`", 3600);
         for c in rollup_key_columns() {
-            assert!(view.contains(&format!("`{c}`")), "{c}");
-            assert!(table.contains(&format!("`{c}` ")), "{c}");
+            assert!(fill.contains(&format!("`{c}`")), "{c}");
         }
     }
 }

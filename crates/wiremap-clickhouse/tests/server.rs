@@ -106,7 +106,11 @@ fn entries_round_trip_exactly() {
     assert_eq!(s.entries, 150);
     assert_eq!(s.entries_partitions, 4, "{s:?}");
     assert!(
-        s.entries_bytes > 0 && s.rollup_rows > 0 && s.rollup_partitions == 4,
+        s.entries_bytes > 0
+            && s.rollup_rows > 0
+            && s.rollup_partitions == 4
+            && s.hourly_rows > 0
+            && s.hourly_partitions == 4,
         "{s:?}"
     );
 }
@@ -224,11 +228,24 @@ fn maps_equal_the_maps_built_in_rust() {
     let whole = (ts("2026-03-14T21:00:00Z"), ts("2026-03-15T01:00:00Z"));
     let minutes = (ts("2026-03-14T22:05:00Z"), ts("2026-03-14T23:17:00Z"));
     let ragged = (ts("2026-03-14T22:05:13Z"), ts("2026-03-14T23:17:01.5Z"));
+    // Whole hours with ragged minutes at both ends: 23 minutes, two hours, 23 minutes.
+    let spans = (ts("2026-03-14T21:37:00Z"), ts("2026-03-15T00:23:00Z"));
+    let hours = (ts("2026-03-14T22:00:00Z"), ts("2026-03-15T00:00:00Z"));
+    let one_end = (ts("2026-03-14T22:00:00Z"), ts("2026-03-14T23:59:00Z"));
     let cases: &[(Option<&str>, (Timestamp, Timestamp), MapSource)] = &[
         (None, whole, MapSource::Rollups),
         (None, minutes, MapSource::Rollups),
         (None, ragged, MapSource::Entries),
+        (None, spans, MapSource::Rollups),
+        (None, hours, MapSource::Rollups),
+        (None, one_end, MapSource::Rollups),
         (Some("!dns"), minutes, MapSource::Rollups),
+        (Some("!dns"), spans, MapSource::Rollups),
+        (
+            Some(r#"node_name == "worker-1" || dst.namespace == "production""#),
+            spans,
+            MapSource::Rollups,
+        ),
         (
             Some(r#"node_name == "worker-1" && src.namespace == "shop""#),
             whole,
@@ -298,6 +315,8 @@ fn retention_drops_whole_hours_of_both_tables() {
     assert_eq!(
         tables,
         vec![
+            ("edges_1h", h21),
+            ("edges_1h", h22),
             ("edges_1m", h21),
             ("edges_1m", h22),
             ("entries", h21),
@@ -316,7 +335,15 @@ fn retention_drops_whole_hours_of_both_tables() {
     assert_eq!(gone as usize, es.len() - kept.len());
     assert_eq!(all(&ch, None).expect("entries").len(), kept.len());
     let s = ch.stats().expect("stats");
-    assert_eq!((s.entries_partitions, s.rollup_partitions), (2, 2), "{s:?}");
+    assert_eq!(
+        (
+            s.entries_partitions,
+            s.rollup_partitions,
+            s.hourly_partitions
+        ),
+        (2, 2, 2),
+        "{s:?}"
+    );
     // The rollups of what is left still make its map.
     let (from, to) = (ts("2026-03-14T23:00:00Z"), ts("2026-03-15T02:00:00Z"));
     assert_eq!(
@@ -340,7 +367,10 @@ fn schema_is_migrated_once_and_a_newer_one_refused() {
         &url,
         &format!("SELECT count(), max(version) FROM {db}.schema_version"),
     );
-    assert_eq!(versions.trim(), format!("1\t{SCHEMA_VERSION}"));
+    assert_eq!(
+        versions.trim(),
+        format!("{SCHEMA_VERSION}\t{SCHEMA_VERSION}")
+    );
     drop(again);
     let (status, _) = raw(
         &url,
@@ -358,6 +388,110 @@ fn schema_is_migrated_once_and_a_newer_one_refused() {
             )
         }
         other => panic!("a newer schema was accepted: {other:?}"),
+    }
+}
+
+/// Maps over whole hours come from the hourly rollups: with the per-minute ones of an hour
+/// gone, its map is still whole.
+#[test]
+fn whole_hours_come_from_the_hourly_rollups() {
+    let Some(url) = server_url("whole_hours_come_from_the_hourly_rollups") else {
+        return;
+    };
+    let ch = open(&url, "hourly");
+    let db = ch.config().database.clone();
+    let es = sample();
+    ch.insert(&es).expect("insert");
+    let h22 = ts("2026-03-14T22:00:00Z");
+    let (status, text) = raw(
+        &url,
+        &format!(
+            "ALTER TABLE {db}.edges_1m DROP PARTITION ID '{}'",
+            h22.nanos() / 1_000_000_000
+        ),
+    );
+    assert_eq!(status, 200, "{text}");
+    let hour = (h22, ts("2026-03-14T23:00:00Z"));
+    for level in [Level::Ip, Level::Workload] {
+        let want = rust_map(&es, level, None, hour.0, hour.1);
+        assert!(want.contains("\"requests\""), "empty map");
+        let got = ch.map(level, None, hour.0, hour.1, NEVER).expect("map");
+        assert_eq!(got.to_json(), want, "{level:?}");
+    }
+    // A window that needs the dropped minutes misses them (so the hour above did not come
+    // from them).
+    let (from, to) = (ts("2026-03-14T22:10:00Z"), ts("2026-03-14T23:00:00Z"));
+    let got = ch.map(Level::Ip, None, from, to, NEVER).expect("map");
+    assert!(got.edges.is_empty(), "{:?}", got.edges.len());
+}
+
+/// A database written at schema 1 (no hourly rollups) gets them filled from its per-minute
+/// ones; a migration that died half-way is redone without counting anything twice.
+#[test]
+fn schema_1_databases_get_hourly_rollups() {
+    let Some(url) = server_url("schema_1_databases_get_hourly_rollups") else {
+        return;
+    };
+    let ch = open(&url, "migrate");
+    let db = ch.config().database.clone();
+    let es = sample();
+    // Half through the hourly view: what a backfill that died half-way leaves behind.
+    ch.insert(&es[..75]).expect("insert");
+    for sql in [
+        format!("DROP TABLE {db}.edges_1h_mv"),
+        format!("DROP TABLE {db}.schema_version"),
+        format!("CREATE TABLE {db}.schema_version (version UInt32, applied DateTime) ENGINE = MergeTree ORDER BY version"),
+        format!("INSERT INTO {db}.schema_version VALUES (1, now())"),
+    ] {
+        let (status, text) = raw(&url, &sql);
+        assert_eq!(status, 200, "{sql}: {text}");
+    }
+    // The rest as schema 1 stored it: per minute only.
+    ch.insert(&es[75..]).expect("insert");
+    let (_, hourly) = raw(
+        &url,
+        &format!("SELECT countMerge(requests) FROM {db}.edges_1h"),
+    );
+    assert_eq!(hourly.trim(), "75");
+    let again = ClickHouse::open(ch.config().clone()).expect("migrate");
+    let (_, versions) = raw(
+        &url,
+        &format!("SELECT max(version) FROM {db}.schema_version"),
+    );
+    assert_eq!(versions.trim(), SCHEMA_VERSION.to_string());
+    let (_, hourly) = raw(
+        &url,
+        &format!("SELECT countMerge(requests) FROM {db}.edges_1h"),
+    );
+    assert_eq!(hourly.trim(), es.len().to_string());
+    // Exact from the hours, and the view keeps them from now on.
+    let hours = (ts("2026-03-14T21:00:00Z"), ts("2026-03-15T02:00:00Z"));
+    let more: Vec<Entry> = sample()
+        .into_iter()
+        .map(|mut e| {
+            e.id += 1000;
+            e
+        })
+        .collect();
+    again.insert(&more).expect("insert");
+    let both: Vec<Entry> = es.iter().chain(&more).cloned().collect();
+    let (status, text) = raw(
+        &url,
+        &format!(
+            "ALTER TABLE {db}.edges_1m DROP PARTITION ID '{}'",
+            ts("2026-03-14T22:00:00Z").nanos() / 1_000_000_000
+        ),
+    );
+    assert_eq!(status, 200, "{text}");
+    for level in [Level::Ip, Level::Pod, Level::Workload] {
+        assert_eq!(
+            again
+                .map(level, None, hours.0, hours.1, NEVER)
+                .expect("map")
+                .to_json(),
+            rust_map(&both, level, None, hours.0, hours.1),
+            "{level:?}"
+        );
     }
 }
 
