@@ -1,18 +1,25 @@
 //! Batches as a hostile agent (or a broken network) could post them to the hub. Odd first
-//! byte: the rest is compressed as a batch, so the decoder behind decompression (counters,
-//! items, entries in the store codec) sees arbitrary content; even: the raw bytes go to the
-//! decompressor itself, lying size headers included. Either way: a batch or an error, never
-//! a panic or an allocation past the batch limit.
+//! byte: the rest is compressed as a batch's items behind a valid head, so the item decoder
+//! (entries in the store codec, answers, packets) sees arbitrary content; even: the raw bytes
+//! are a whole body (the head's varints and strings, then the LZ4 block, lying size headers
+//! included). Either way: a batch or an error, never a panic or an allocation past the batch
+//! limit.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use wiremap_uplink::Batch;
+use wiremap_uplink::{AgentCounters, Batch, Head};
 
 fuzz_target!(|data: &[u8]| {
     let Some((first, rest)) = data.split_first() else {
         return;
     };
     let r = if first & 1 == 1 {
-        Batch::decode(&Batch::seal(rest))
+        let head = Head {
+            instance: 1,
+            seq: 1,
+            node: "n".into(),
+            counters: AgentCounters::default(),
+        };
+        Batch::decode(&Batch::seal(&head, rest))
     } else {
         Batch::decode(rest)
     };

@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use wiremap_uplink::{lock_registry, Admit, Batch, Registry};
+use wiremap_uplink::{lock_registry, Admit, Batch, Incoming, Registry};
 
 use crate::query::refuse;
 use crate::App;
@@ -26,7 +26,7 @@ const MAX_NODE_NAME: usize = 253;
 #[derive(Debug, Clone)]
 pub struct AgentsLink {
     /// The ingest loop's queue (bounded).
-    pub tx: SyncSender<Batch>,
+    pub tx: SyncSender<Incoming>,
     /// The book of agents.
     pub registry: Arc<Mutex<Registry>>,
 }
@@ -36,28 +36,26 @@ pub(crate) async fn push(State(app): State<App>, body: Bytes) -> Response {
         return refuse(StatusCode::NOT_FOUND, "this server is not a hub");
     };
     let len = body.len();
-    let decoded = tokio::task::spawn_blocking(move || Batch::decode(&body)).await;
-    let batch = match decoded {
-        Ok(Ok(b)) if b.node.len() <= MAX_NODE_NAME && !b.node.is_empty() => b,
-        Ok(Ok(b)) => {
+    // Only the head is read here; the items are decoded (and freed) by the ingest thread.
+    let (head, items) = match Batch::head(&body) {
+        Ok((h, _)) if h.node.is_empty() || h.node.len() > MAX_NODE_NAME => {
             lock_registry(&link.registry).rejected += 1;
             let msg = format!(
                 "node name must be 1..={MAX_NODE_NAME} bytes, got {}",
-                b.node.len()
+                h.node.len()
             );
             return refuse(StatusCode::BAD_REQUEST, &msg);
         }
-        Ok(Err(e)) => {
+        Ok((h, rest)) => (h, rest.to_vec()),
+        Err(e) => {
             lock_registry(&link.registry).rejected += 1;
             return refuse(StatusCode::BAD_REQUEST, &e.to_string());
         }
-        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "decoding failed"),
     };
-    let (instance, seq) = (batch.instance, batch.seq);
-    let admit =
-        lock_registry(&link.registry).admit(&batch.node, instance, seq, &batch.counters, len);
+    let (instance, seq) = (head.instance, head.seq);
+    let admit = lock_registry(&link.registry).admit(&head.node, instance, seq, &head.counters, len);
     if admit == Admit::Fresh {
-        match link.tx.try_send(batch) {
+        match link.tx.try_send(Incoming { head, items }) {
             Ok(()) => lock_registry(&link.registry).received(instance, seq),
             Err(TrySendError::Full(_)) => {
                 return refuse(

@@ -14,7 +14,7 @@ use wiremap_model::{DropReason, Entry};
 
 use crate::agents::Registry;
 use crate::once::{Once, OnceConfig};
-use crate::wire::{Batch, Item};
+use crate::wire::{Batch, Head, Item};
 
 /// The hub's windows.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,16 @@ impl Default for HubConfig {
     }
 }
 
+/// A batch as the hub's door passes it on: its head read, its items still compressed (they
+/// are decoded on the ingest thread, which also frees them: one thread's memory).
+#[derive(Debug)]
+pub struct Incoming {
+    /// The head.
+    pub head: Head,
+    /// The compressed items.
+    pub items: Vec<u8>,
+}
+
 /// Locks the registry, whatever a panicking holder left.
 pub fn lock_registry(r: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
     match r.lock() {
@@ -44,7 +54,7 @@ pub fn lock_registry(r: &Mutex<Registry>) -> MutexGuard<'_, Registry> {
 
 /// Runs until the ingest is told to stop (or every sender is gone).
 pub fn hub_loop(
-    rx: Receiver<Batch>,
+    rx: Receiver<Incoming>,
     mut ingest: Ingest,
     registry: Arc<Mutex<Registry>>,
     cfg: HubConfig,
@@ -63,12 +73,25 @@ pub fn hub_loop(
             break;
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(batch) => {
+            Ok(Incoming { head, items: body }) => {
                 let now = now_ms();
+                let decoded = match Batch::items(&body) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        let mut reg = lock_registry(&registry);
+                        reg.rejected += 1;
+                        eprintln!(
+                            "wiremap: warning: batch {} of node `{}` does not decode: {e}",
+                            head.seq, head.node
+                        );
+                        Vec::new()
+                    }
+                };
+                drop(body);
                 let next_id = node_ids.len() as u32;
-                let iface = *node_ids.entry(batch.node.clone()).or_insert(next_id);
-                let mut items = Vec::with_capacity(batch.items.len());
-                for item in batch.items {
+                let iface = *node_ids.entry(head.node.clone()).or_insert(next_id);
+                let mut items = Vec::with_capacity(decoded.len());
+                for item in decoded {
                     match item {
                         Item::Entry(e) => items.push(wiremap_engine::Item::Entry(e)),
                         Item::Answer(a) => items.push(wiremap_engine::Item::Answer(a)),
@@ -84,7 +107,7 @@ pub fn hub_loop(
                 if !early.is_empty() {
                     ingest.store_named(early);
                 }
-                waiting.push_back((now + cfg.once.hold_ms, batch.instance, batch.seq));
+                waiting.push_back((now + cfg.once.hold_ms, head.instance, head.seq));
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

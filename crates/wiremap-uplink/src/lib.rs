@@ -18,7 +18,7 @@ mod sender;
 mod wire;
 
 pub use agents::{Admit, Registry, CONNECTED_WITHIN};
-pub use hub::{hub_loop, lock_registry, HubConfig};
+pub use hub::{hub_loop, lock_registry, HubConfig, Incoming};
 pub use once::{Once, OnceConfig, OnceCounters, MAX_SEEN_BY};
 pub use sender::{LinkStatus, SenderConfig, Uplink, PUSH_PATH};
-pub use wire::{AgentCounters, Batch, Item, RawPacket, WireError, MAX_BATCH_BYTES};
+pub use wire::{AgentCounters, Batch, Head, Item, RawPacket, WireError, MAX_BATCH_BYTES};

@@ -28,7 +28,7 @@ pub struct OnceConfig {
     pub tolerance_ns: i64,
     /// How long released keys are remembered, ms.
     pub remember_ms: u64,
-    /// Most entries held; past it the oldest go out early.
+    /// Most entries held (about 1.4 KB each in memory); past it the oldest go out early.
     pub max_held: usize,
     /// Most keys remembered; past it the oldest are forgotten early.
     pub max_remembered: usize,
@@ -40,7 +40,7 @@ impl Default for OnceConfig {
             hold_ms: 2_000,
             tolerance_ns: 2_000_000_000,
             remember_ms: 60_000,
-            max_held: 200_000,
+            max_held: 100_000,
             max_remembered: 1_000_000,
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use wiremap_model::DropReason;
 
-use crate::wire::{AgentCounters, Batch, Item};
+use crate::wire::{AgentCounters, Batch, Head, Item};
 
 /// The path agents post batches to.
 pub const PUSH_PATH: &str = "/api/agents/push";
@@ -74,6 +74,8 @@ pub struct LinkStatus {
     pub rejected: u64,
     /// Failed posts.
     pub failures: u64,
+    /// Posts the hub answered "busy" (back-pressure).
+    pub busy: u64,
     /// The last failure.
     pub last_error: String,
 }
@@ -211,10 +213,14 @@ impl Uplink {
 
     fn cut(&mut self, counters: &AgentCounters) {
         self.seq += 1;
-        let mut raw = Batch::start(self.instance, self.seq, &self.cfg.node, counters);
-        raw.extend_from_slice(&self.items);
+        let head = Head {
+            instance: self.instance,
+            seq: self.seq,
+            node: self.cfg.node.clone(),
+            counters: counters.clone(),
+        };
+        let body = Arc::new(Batch::seal(&head, &self.items));
         self.items.clear();
-        let body = Arc::new(Batch::seal(&raw));
         let q = Queued {
             seq: self.seq,
             body,
@@ -283,6 +289,8 @@ enum Posted {
     Acked(u64),
     /// The hub cannot read the batch: sending it again would not help.
     Rejected(String),
+    /// The hub is busy (its queue is full): the same batch again shortly.
+    Busy,
     /// Try again later.
     Failed(String),
 }
@@ -317,6 +325,7 @@ fn post(agent: &ureq::Agent, cfg: &SenderConfig, body: &[u8]) -> Posted {
             Err(e) => Posted::Failed(format!("unreadable acknowledgement: {e}")),
         },
         400 | 413 => Posted::Rejected(format!("HTTP {status}: {}", text.trim())),
+        503 if text.contains("busy") => Posted::Busy,
         _ => Posted::Failed(format!("HTTP {status}: {}", text.trim())),
     }
 }
@@ -333,12 +342,15 @@ fn send_loop(link: &Link, cfg: &SenderConfig) {
     // Sequence number 0 asks what is stored without sending anything: when every batch
     // went out and the buffer waits for acknowledgements (a capture file fills it faster
     // than the hub's merge window lets batches be acknowledged), nothing else would ask.
-    let probe = Arc::new(Batch::seal(&Batch::start(
-        link.instance,
-        0,
-        &cfg.node,
-        &AgentCounters::default(),
-    )));
+    let probe = Arc::new(Batch::seal(
+        &Head {
+            instance: link.instance,
+            seq: 0,
+            node: cfg.node.clone(),
+            counters: AgentCounters::default(),
+        },
+        &[],
+    ));
     let mut last_post = Instant::now();
     loop {
         let next = {
@@ -393,6 +405,11 @@ fn send_loop(link: &Link, cfg: &SenderConfig) {
                     }
                 }
                 eprintln!("wiremap: warning: the hub refused batch {seq}: {why}");
+            }
+            Posted::Busy => {
+                // Back-pressure, not a failure: nothing is sent again but this batch.
+                lock(&link.outbox).status.busy += 1;
+                std::thread::sleep(Duration::from_millis(20));
             }
             Posted::Failed(why) => {
                 {

@@ -2,8 +2,9 @@
 //! the agent's counters, and the items (entries still to be named, DNS answers, raw packets),
 //! LZ4-compressed.
 //!
-//! Layout before compression: `WMU1`, then varints and length-prefixed byte strings; entries
-//! in the store's record codec (identities empty: the hub names them). Everything read is
+//! Layout: `WMU2`, the head in varints and length-prefixed byte strings, then the items as one
+//! size-prefixed LZ4 block; entries in the store's record codec (identities empty: the hub
+//! names them). Everything read is
 //! bounded: the declared size before decompressing, every count and length against the bytes
 //! left.
 
@@ -13,7 +14,7 @@ use wiremap_capture::LinkType;
 use wiremap_dissect::DnsAnswer;
 use wiremap_model::{Entry, Stats, Timestamp};
 
-const MAGIC: &[u8; 4] = b"WMU1";
+const MAGIC: &[u8; 4] = b"WMU2";
 
 /// Largest batch, decompressed. An agent cuts batches well below it.
 pub const MAX_BATCH_BYTES: usize = 32 << 20;
@@ -117,15 +118,27 @@ fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-impl Batch {
-    /// The uncompressed encoding of everything but the items, then the items appended one by
-    /// one with [`Batch::put_item`]: an agent builds a batch in place.
-    pub fn start(instance: u64, seq: u64, node: &str, c: &AgentCounters) -> Vec<u8> {
-        let mut out = Vec::with_capacity(64 << 10);
+/// Everything of a batch but its items: readable without decompressing them, so the hub's
+/// door can tell a new batch from one it has, and leave the items to its ingest thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// See [`Batch::instance`].
+    pub instance: u64,
+    /// See [`Batch::seq`].
+    pub seq: u64,
+    /// See [`Batch::node`].
+    pub node: String,
+    /// See [`Batch::counters`].
+    pub counters: AgentCounters,
+}
+
+impl Head {
+    fn put(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
-        put_u(&mut out, instance);
-        put_u(&mut out, seq);
-        put_b(&mut out, node.as_bytes());
+        put_u(out, self.instance);
+        put_u(out, self.seq);
+        put_b(out, self.node.as_bytes());
+        let c = &self.counters;
         let p = &c.pipeline;
         for v in [
             p.packets,
@@ -135,17 +148,18 @@ impl Batch {
             c.kernel_drops,
             c.resent,
         ] {
-            put_u(&mut out, v);
+            put_u(out, v);
         }
-        put_u(&mut out, p.dropped.len() as u64);
+        put_u(out, p.dropped.len() as u64);
         for (k, v) in &p.dropped {
-            put_b(&mut out, k.as_bytes());
-            put_u(&mut out, *v);
+            put_b(out, k.as_bytes());
+            put_u(out, *v);
         }
-        out
     }
+}
 
-    /// Appends one item to a batch begun with [`Batch::start`].
+impl Batch {
+    /// Appends one item to the (uncompressed) items of a batch being built.
     pub fn put_item(out: &mut Vec<u8>, item: &Item) {
         match item {
             Item::Entry(e) => {
@@ -171,34 +185,34 @@ impl Batch {
         }
     }
 
-    /// Compresses a batch built with [`Batch::start`] and [`Batch::put_item`].
-    pub fn seal(raw: &[u8]) -> Vec<u8> {
-        lz4_flex::compress_prepend_size(raw)
+    /// A batch's body: the head as it is, then the items ([`Batch::put_item`]) compressed.
+    pub fn seal(head: &Head, items: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + items.len() / 2);
+        head.put(&mut out);
+        out.extend_from_slice(&lz4_flex::compress_prepend_size(items));
+        out
     }
 
     /// The whole batch, encoded and compressed.
     pub fn encode(&self) -> Vec<u8> {
-        let mut raw = Batch::start(self.instance, self.seq, &self.node, &self.counters);
+        let mut items = Vec::new();
         for i in &self.items {
-            Batch::put_item(&mut raw, i);
+            Batch::put_item(&mut items, i);
         }
-        Batch::seal(&raw)
+        Batch::seal(
+            &Head {
+                instance: self.instance,
+                seq: self.seq,
+                node: self.node.clone(),
+                counters: self.counters.clone(),
+            },
+            &items,
+        )
     }
 
-    /// Decodes a compressed batch.
-    pub fn decode(body: &[u8]) -> Result<Batch, WireError> {
-        let declared = body
-            .get(..4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or(WireError::Corrupt("short"))?;
-        if declared > MAX_BATCH_BYTES {
-            return Err(WireError::Compression(format!(
-                "declares {declared} bytes, over the {MAX_BATCH_BYTES} limit"
-            )));
-        }
-        let raw = lz4_flex::decompress_size_prepended(body)
-            .map_err(|e| WireError::Compression(e.to_string()))?;
-        let mut r = Reader { b: &raw };
+    /// Reads the head of a body; returns it with the compressed items that follow.
+    pub fn head(body: &[u8]) -> Result<(Head, &[u8]), WireError> {
+        let mut r = Reader { b: body };
         if r.take(4)? != MAGIC {
             return Err(WireError::Magic);
         }
@@ -225,17 +239,51 @@ impl Batch {
             let v = r.u()?;
             counters.pipeline.dropped.insert(k, v);
         }
-        let mut items = Vec::new();
-        while !r.b.is_empty() {
-            items.push(r.item()?);
-        }
-        Ok(Batch {
+        let head = Head {
             instance,
             seq,
             node,
             counters,
+        };
+        Ok((head, r.b))
+    }
+
+    /// Decompresses and decodes the items that follow a head.
+    pub fn items(compressed: &[u8]) -> Result<Vec<Item>, WireError> {
+        let declared = compressed
+            .get(..4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .ok_or(WireError::Corrupt("short"))?;
+        if declared > MAX_BATCH_BYTES {
+            return Err(WireError::Compression(format!(
+                "declares {declared} bytes, over the {MAX_BATCH_BYTES} limit"
+            )));
+        }
+        let raw = lz4_flex::decompress_size_prepended(compressed)
+            .map_err(|e| WireError::Compression(e.to_string()))?;
+        let mut r = Reader { b: &raw };
+        let mut items = Vec::new();
+        while !r.b.is_empty() {
+            items.push(r.item()?);
+        }
+        Ok(items)
+    }
+
+    /// Decodes a whole body.
+    pub fn decode(body: &[u8]) -> Result<Batch, WireError> {
+        let (head, rest) = Batch::head(body)?;
+        Ok(Batch::from_parts(head, Batch::items(rest)?))
+    }
+
+    /// A batch of a head and its items.
+    pub fn from_parts(head: Head, items: Vec<Item>) -> Batch {
+        Batch {
+            instance: head.instance,
+            seq: head.seq,
+            node: head.node,
+            counters: head.counters,
             items,
-        })
+        }
     }
 }
 
@@ -422,25 +470,39 @@ mod tests {
     #[test]
     fn every_prefix_and_flipped_byte_is_an_error_or_a_batch() {
         let b = batch();
-        let mut raw = Batch::start(b.instance, b.seq, &b.node, &b.counters);
+        let body = b.encode();
+        let (head, _) = Batch::head(&body).expect("head");
+        let mut items = Vec::new();
         for i in &b.items {
-            Batch::put_item(&mut raw, i);
+            Batch::put_item(&mut items, i);
         }
-        // Cut short anywhere: never a panic; a cut inside an item is an error.
-        for n in 0..raw.len() {
-            let r = Batch::decode(&Batch::seal(&raw[..n]));
-            if let Ok(got) = r {
+        // Items cut short anywhere: never a panic; a cut inside an item is an error.
+        for n in 0..items.len() {
+            if let Ok(got) = Batch::decode(&Batch::seal(&head, &items[..n])) {
                 assert!(got.items.len() < b.items.len(), "prefix {n} decoded whole");
             }
         }
-        for i in 0..raw.len() {
-            let mut bad = raw.clone();
+        for i in 0..items.len() {
+            let mut bad = items.clone();
             bad[i] ^= 0x5a;
-            let _ = Batch::decode(&Batch::seal(&bad));
+            let _ = Batch::decode(&Batch::seal(&head, &bad));
+        }
+        // The body cut anywhere, or with a byte flipped (the head, the LZ4 block).
+        for n in 0..body.len() {
+            assert!(Batch::decode(&body[..n]).is_err(), "body prefix {n}");
+            let mut bad = body.clone();
+            bad[n] ^= 0x5a;
+            let _ = Batch::decode(&bad);
         }
         // Garbage and a lying size header.
         assert!(Batch::decode(b"").is_err());
-        assert!(Batch::decode(&[0xff, 0xff, 0xff, 0x7f, 1, 2]).is_err());
-        assert_eq!(Batch::decode(&Batch::seal(b"XXXX")), Err(WireError::Magic));
+        assert_eq!(Batch::decode(b"XXXX"), Err(WireError::Magic));
+        let head_len = body.len() - Batch::head(&body).expect("head").1.len();
+        let mut huge = body[..head_len].to_vec();
+        huge.extend_from_slice(&[0xff, 0xff, 0xff, 0x7f, 1, 2]);
+        assert!(matches!(
+            Batch::items(&huge[head_len..]),
+            Err(WireError::Compression(_))
+        ));
     }
 }

@@ -220,8 +220,9 @@ pub(crate) fn hub(a: HubArgs) -> anyhow::Result<u8> {
     }
     let background = kube_task(&a.kube, &mut ingest);
     let registry = Arc::new(Mutex::new(Registry::open(Some(dir.join("agents.json")))));
-    // A few seconds of batches from a few hundred agents; past it agents are told to wait.
-    let (tx, rx) = std::sync::mpsc::sync_channel(256);
+    // Decoded batches waiting for the hub's one ingest thread (each up to 1 MiB of items):
+    // past it agents are told to wait, which bounds the hub's memory, not the agents'.
+    let (tx, rx) = std::sync::mpsc::sync_channel(16);
     let hub_cfg = HubConfig {
         once: OnceConfig {
             hold_ms: a.merge_window,
