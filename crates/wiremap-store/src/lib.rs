@@ -120,14 +120,22 @@ pub struct StoreConfig {
     pub retention_secs: Option<i64>,
     /// Drop the oldest segments while the store is larger than this.
     pub max_size: Option<u64>,
-    /// Close a segment after this much capture time.
+    /// Close a segment after this much capture time once it holds `segment_min_bytes`.
     pub segment_secs: i64,
     /// Close a segment at this size (entries + packets).
     pub segment_bytes: u64,
+    /// A segment younger (in bytes) than this stays open past `segment_secs`, up to
+    /// `segment_max_secs`: sparse traffic over a long time (an imported capture spanning
+    /// months) makes a handful of segments, not three files per minute.
+    pub segment_min_bytes: u64,
+    /// Close a segment after this much capture time whatever its size (retention drops
+    /// whole segments, so this bounds how long data outlives its retention).
+    pub segment_max_secs: i64,
 }
 
 impl StoreConfig {
-    /// Defaults for `dir`: no retention, one-minute segments of at most 64 MiB.
+    /// Defaults for `dir`: no retention; segments of at most 64 MiB that close after a
+    /// minute of capture time once they hold 4 MiB, and after a day whatever they hold.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         StoreConfig {
             dir: dir.into(),
@@ -135,6 +143,8 @@ impl StoreConfig {
             max_size: None,
             segment_secs: 60,
             segment_bytes: 64 << 20,
+            segment_min_bytes: 4 << 20,
+            segment_max_secs: 86_400,
         }
     }
 
@@ -478,9 +488,13 @@ impl Store {
 
     fn maybe_rotate(&mut self, ts: Timestamp) -> Result<(), StoreError> {
         let cap = self.cfg.segment_cap();
+        let min = self.cfg.segment_min_bytes.min(cap);
         let span = self.cfg.segment_secs.saturating_mul(1_000_000_000);
+        let max_span = self.cfg.segment_max_secs.saturating_mul(1_000_000_000);
         let full = self.open.as_ref().is_some_and(|o| {
-            o.meta.bytes() >= cap || o.meta.from.is_some_and(|f| ts.0.saturating_sub(f) > span)
+            let age = o.meta.from.map_or(0, |f| ts.0.saturating_sub(f));
+            let bytes = o.meta.bytes();
+            bytes >= cap || (age > span && bytes >= min) || age > max_span
         });
         if full {
             self.close_open()?;

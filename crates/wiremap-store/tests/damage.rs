@@ -71,6 +71,7 @@ fn packet(i: u64, k: u8) -> Vec<u8> {
 fn build(dir: &Path, n: u64, segment_secs: i64) -> Vec<Entry> {
     let mut cfg = StoreConfig::new(dir);
     cfg.segment_secs = segment_secs;
+    cfg.segment_min_bytes = 0;
     let mut store = Store::open(cfg).expect("opens");
     let mut out = Vec::new();
     for i in 0..n {

@@ -273,3 +273,41 @@ fn identities_are_told_apart_when_an_address_is_reused() {
     assert_eq!(got, names);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sparse_traffic_over_weeks_makes_a_handful_of_segments() {
+    use wiremap_model::{Detail, Endpoint, Protocol, Transport};
+    let dir = tmpdir("sparse");
+    let mut store = Store::open(StoreConfig::new(&dir)).expect("opens");
+    // An exchange every ten minutes for four weeks: 4,032 minutes with data.
+    let n = 4 * 7 * 24 * 6;
+    for i in 0..n {
+        let mut e = Entry {
+            id: 0,
+            stream: i,
+            index: 0,
+            timestamp: Timestamp::from_parts(1_700_000_000 + i as i64 * 600, 0),
+            elapsed_time: 10,
+            protocol: Protocol::Tcp,
+            transport: Transport::Tcp,
+            src: Endpoint::new("10.0.0.1".parse().expect("ip"), 40000),
+            dst: Endpoint::new("10.0.0.2".parse().expect("ip"), 80),
+            request_size: 100,
+            response_size: 100,
+            has_response: true,
+            status_code: 0,
+            error: false,
+            node_name: String::new(),
+            seen_by: Vec::new(),
+            client_isn: None,
+            detail: Detail::None,
+        };
+        store.append_entry(&mut e).expect("entry");
+    }
+    store.close_open().expect("close");
+    // Small segments stay open past a minute, up to a day: 28, not 4,032.
+    let segs = store.segments();
+    assert!(segs.len() <= 29, "{} segments", segs.len());
+    assert_eq!(all(&store).len(), n as usize);
+    let _ = std::fs::remove_dir_all(&dir);
+}
