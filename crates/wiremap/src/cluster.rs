@@ -54,6 +54,10 @@ pub(crate) struct HubArgs {
         hide_env_values = true
     )]
     clickhouse_auth: Option<String>,
+    /// Gzip the inserts (for a ClickHouse across a slow network; on a cluster network the
+    /// CPU it costs is the scarcer resource).
+    #[arg(long = "clickhouse-compress")]
+    clickhouse_compress: bool,
     /// Entries held for ClickHouse while it is away or slow; past it the oldest go (counted).
     #[arg(
         long = "clickhouse-buffer",
@@ -87,6 +91,7 @@ fn open_clickhouse(a: &HubArgs) -> Result<Option<ClickHouseParts>, u8> {
         database: a.clickhouse_database.clone(),
         user,
         password,
+        compress: a.clickhouse_compress,
         ..wiremap_clickhouse::Config::default()
     };
     let ch = wiremap_clickhouse::ClickHouse::open(cfg).map_err(|e| {
