@@ -197,6 +197,76 @@ fn live_commands_refuse_bad_flags() {
             ],
             "--from `soon`",
         ),
+        (&["hub", "--data", "/tmp/x-wm-hub"], "the hub needs --token"),
+        (
+            &[
+                "hub",
+                "--insecure",
+                "--data",
+                "/tmp/x-wm-hub",
+                "--merge-window",
+                "5",
+            ],
+            "--merge-window",
+        ),
+        (
+            &[
+                "hub",
+                "--insecure",
+                "--data",
+                "/tmp/x-wm-hub",
+                "--clickhouse",
+                "http://127.0.0.1:1",
+                "--clickhouse-auth",
+                "nocolon",
+            ],
+            "expected USER:PASSWORD",
+        ),
+        (
+            &[
+                "hub",
+                "--insecure",
+                "--data",
+                "/tmp/x-wm-hub",
+                "--clickhouse",
+                "http://127.0.0.1:1",
+                "--clickhouse-database",
+                "a-b",
+            ],
+            "letters, digits and _ only",
+        ),
+        (
+            &["agent", "--hub", "https://hub:8899", "-i", "lo"],
+            "expected http://HOST:PORT",
+        ),
+        (&["agent", "-i", "lo"], "--hub"),
+        (&["agent", "--hub", "http://127.0.0.1:9"], "--interface"),
+        (
+            &["agent", "--hub", "http://127.0.0.1:9", "-i", "nope0wm"],
+            "no network interface named `nope0wm`",
+        ),
+        (
+            &[
+                "agent",
+                "--hub",
+                "http://127.0.0.1:9",
+                "--pcap",
+                "/nonexistent/x.pcap",
+            ],
+            "/nonexistent/x.pcap",
+        ),
+        (
+            &[
+                "agent",
+                "--hub",
+                "http://127.0.0.1:9",
+                "-i",
+                "lo",
+                "--buffer",
+                "lots",
+            ],
+            "expected a size",
+        ),
     ];
     for (args, want) in cases {
         let o = wiremap(args);
