@@ -17,7 +17,7 @@ use wiremap_store::{EntrySink, EntryStore, Query, StoreError};
 
 use crate::{ClickHouse, Error, MAX_PAGE};
 
-/// Far enough ahead for any capture, and a whole minute (so open windows use the rollups);
+/// Far enough ahead for any capture, and a whole hour (so open windows use the hourly rollups);
 /// within what 18.16's `DateTime` (32-bit seconds) holds.
 const END_OF_TIME: Timestamp = Timestamp(4_102_444_800_000_000_000);
 

@@ -6,10 +6,12 @@
 //! - `edges_1m`: per minute, per endpoint pair (both sides' address and identity), protocol
 //!   and capture node: counts, errors, bytes, first/last time and a latency sketch whose
 //!   buckets are [`wiremap_map::Sketch`]'s, kept by a materialised view as entries arrive.
+//! - `edges_1h`: the same per hour, kept by a second view (so a day is 24 rows per pair).
 //! - [`ClickHouse::map`] answers from the rollups when the filter reads only what they keep
-//!   and the window is whole minutes, else aggregates the entries inside ClickHouse; either
-//!   way only one row per endpoint pair comes back, folded by [`wiremap_map::MapBuilder`].
-//! - Retention drops whole hourly partitions ([`ClickHouse::drop_before`]).
+//!   and the window is whole minutes (its whole hours from `edges_1h`, the minutes at its
+//!   ends from `edges_1m`), else aggregates the entries inside ClickHouse; either way only
+//!   one row per endpoint pair comes back, folded by [`wiremap_map::MapBuilder`].
+//! - Retention drops whole hourly partitions of all three ([`ClickHouse::drop_before`]).
 //!
 //! It runs against ClickHouse 18.16 (Debian 12's server) and uses nothing current releases
 //! dropped. The API is synchronous: callers run it on blocking threads. Every query has a

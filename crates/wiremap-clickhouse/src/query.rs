@@ -121,7 +121,7 @@ fn is_whole_minute(t: Timestamp) -> bool {
 /// Which table answered a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapSource {
-    /// The per-minute rollups.
+    /// The rollups: whole hours from `edges_1h`, the minutes at the ends from `edges_1m`.
     Rollups,
     /// The entries, aggregated inside ClickHouse.
     Entries,
