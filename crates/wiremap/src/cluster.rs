@@ -92,6 +92,9 @@ fn open_clickhouse(a: &HubArgs) -> Result<Option<ClickHouseParts>, u8> {
         user,
         password,
         compress: a.clickhouse_compress,
+        // Bigger inserts make fewer parts for the server to merge (and its two views to
+        // aggregate): the writer sends what has queued, up to this many rows at once.
+        batch_rows: 100_000,
         ..wiremap_clickhouse::Config::default()
     };
     let ch = wiremap_clickhouse::ClickHouse::open(cfg).map_err(|e| {
