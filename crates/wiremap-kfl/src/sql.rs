@@ -434,6 +434,12 @@ fn render_any(n: &Node, locals: &mut Locals) -> Result<Rendered, SqlError> {
                 format!("({} IN ({}))", r(a, locals)?, items.join(", "))
             }
         }
+        // `node` always holds both its keys: indexing it cannot fail, so it has an exact form.
+        Node::Index(m, k) if matches!(**m, Node::Var(Var::NodeMap, ..)) => match &**k {
+            Node::Const(Const::Str(k)) if k == "name" => col("node_name"),
+            Node::Const(Const::Str(k)) if k == "ip" => "''".into(),
+            _ => return unsupported("indexing `node` with anything but \"name\" or \"ip\""),
+        },
         Node::Index(..) => {
             return unsupported("indexing with [] (use map_get(m, k, default) or `k in m`)")
         }

@@ -230,6 +230,28 @@ fn sql_escapes_every_literal() {
 }
 
 #[test]
+fn node_scoping_renders_to_the_node_column() {
+    let now = ts("2026-01-01T00:00:00Z");
+    for src in [
+        r#"node.name == "worker-1""#,
+        r#"node["name"] == "worker-1""#,
+        r#"node_name == "worker-1""#,
+    ] {
+        let f = Filter::compile(src, now).expect("compiles");
+        assert_eq!(
+            f.to_sql().expect("sql"),
+            "(`node_name` = 'worker-1')",
+            "{src}"
+        );
+    }
+    let f = Filter::compile(r#"node.ip == """#, now).expect("compiles");
+    assert_eq!(f.to_sql().expect("sql"), "('' = '')");
+    // Any other key could be missing: an error in CEL that SQL cannot carry.
+    let f = Filter::compile(r#"node["zone"] == "a""#, now).expect("compiles");
+    assert!(f.to_sql().is_err());
+}
+
+#[test]
 fn pruning_facts() {
     let p = |src: &str| {
         Filter::compile(src, ts("2026-03-14T23:00:00Z"))

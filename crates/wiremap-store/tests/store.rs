@@ -213,35 +213,41 @@ fn export_carries_packets_and_history() {
 
 /// An identity dropped after its entry was stored may leave its address to another one; the
 /// store must not take the newcomer for the old identity.
-#[test]
-fn identities_are_told_apart_when_an_address_is_reused() {
-    use std::sync::Arc;
-    use wiremap_model::{Detail, Endpoint, Identity, Protocol, Transport};
-    let dir = tmpdir("identity-reuse");
-    let mut store = Store::open(StoreConfig::new(&dir)).expect("opens");
-    let entry = |i: u64, who: Arc<Identity>| Entry {
+/// A TCP entry from 10.0.0.1:40000 to 10.0.0.2:80 at `secs`, in flow `i`.
+fn tcp_entry(i: u64, secs: i64) -> Entry {
+    use wiremap_model::{Detail, Endpoint, Protocol, Transport};
+    Entry {
         id: 0,
         stream: i,
         index: 0,
-        timestamp: Timestamp::from_parts(1_700_000_000 + i as i64, 0),
-        elapsed_time: 0,
+        timestamp: Timestamp::from_parts(secs, 0),
+        elapsed_time: 10,
         protocol: Protocol::Tcp,
         transport: Transport::Tcp,
-        src: Endpoint {
-            ip: "10.0.0.1".parse().expect("ip"),
-            port: 1,
-            identity: Some(who),
-        },
-        dst: Endpoint::new("10.0.0.2".parse().expect("ip"), 2),
-        request_size: 0,
-        response_size: 0,
-        has_response: false,
+        src: Endpoint::new("10.0.0.1".parse().expect("ip"), 40000),
+        dst: Endpoint::new("10.0.0.2".parse().expect("ip"), 80),
+        request_size: 100,
+        response_size: 100,
+        has_response: true,
         status_code: 0,
         error: false,
         node_name: String::new(),
         seen_by: Vec::new(),
         client_isn: None,
         detail: Detail::None,
+    }
+}
+
+#[test]
+fn identities_are_told_apart_when_an_address_is_reused() {
+    use std::sync::Arc;
+    use wiremap_model::Identity;
+    let dir = tmpdir("identity-reuse");
+    let mut store = Store::open(StoreConfig::new(&dir)).expect("opens");
+    let entry = |i: u64, who: Arc<Identity>| {
+        let mut e = tcp_entry(i, 1_700_000_000 + i as i64);
+        e.src.identity = Some(who);
+        e
     };
     let known = Identity {
         name: "known".into(),
@@ -276,32 +282,12 @@ fn identities_are_told_apart_when_an_address_is_reused() {
 
 #[test]
 fn sparse_traffic_over_weeks_makes_a_handful_of_segments() {
-    use wiremap_model::{Detail, Endpoint, Protocol, Transport};
     let dir = tmpdir("sparse");
     let mut store = Store::open(StoreConfig::new(&dir)).expect("opens");
     // An exchange every ten minutes for four weeks: 4,032 minutes with data.
     let n = 4 * 7 * 24 * 6;
     for i in 0..n {
-        let mut e = Entry {
-            id: 0,
-            stream: i,
-            index: 0,
-            timestamp: Timestamp::from_parts(1_700_000_000 + i as i64 * 600, 0),
-            elapsed_time: 10,
-            protocol: Protocol::Tcp,
-            transport: Transport::Tcp,
-            src: Endpoint::new("10.0.0.1".parse().expect("ip"), 40000),
-            dst: Endpoint::new("10.0.0.2".parse().expect("ip"), 80),
-            request_size: 100,
-            response_size: 100,
-            has_response: true,
-            status_code: 0,
-            error: false,
-            node_name: String::new(),
-            seen_by: Vec::new(),
-            client_isn: None,
-            detail: Detail::None,
-        };
+        let mut e = tcp_entry(i, 1_700_000_000 + i as i64 * 600);
         store.append_entry(&mut e).expect("entry");
     }
     store.close_open().expect("close");

@@ -525,21 +525,7 @@ fn watch_signals(stop: Arc<AtomicBool>) {
             else {
                 return;
             };
-            rt.block_on(async {
-                let term = async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        Ok(mut s) => {
-                            s.recv().await;
-                        }
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term => {}
-                }
-            });
+            rt.block_on(crate::live::stop_signal());
             stop.store(true, Ordering::Relaxed);
         });
 }

@@ -263,6 +263,22 @@ pub(crate) fn access(l: &ListenArgs) -> Result<Access, u8> {
 
 /// Runs the server on the current thread until SIGINT/SIGTERM; `stop` is set then, and the
 /// ingest thread is joined before the process exits.
+/// Resolves at SIGINT or SIGTERM.
+pub(crate) async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
 pub(crate) fn run_server(
     shared: Arc<Shared>,
     router: wiremap_server::Router,
@@ -291,18 +307,7 @@ pub(crate) fn run_server(
         );
         let stop = shared.clone();
         let shutdown = async move {
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term => {}
-            }
+            stop_signal().await;
             stop.stop.store(true, Ordering::Relaxed);
         };
         wiremap_server::serve(listener, router, shutdown)
