@@ -54,6 +54,10 @@ pub(crate) async fn push(State(app): State<App>, body: Bytes) -> Response {
     };
     let (instance, seq) = (head.instance, head.seq);
     let admit = lock_registry(&link.registry).admit(&head.node, instance, seq, &head.counters, len);
+    if admit == Admit::TooManyNodes {
+        let msg = format!("the hub keeps at most {} nodes", wiremap_uplink::MAX_NODES);
+        return refuse(StatusCode::BAD_REQUEST, &msg);
+    }
     if admit == Admit::Fresh {
         match link.tx.try_send(Incoming { head, items }) {
             Ok(()) => lock_registry(&link.registry).received(instance, seq),

@@ -21,6 +21,10 @@ const FORGET_AFTER_SECS: u64 = 24 * 3600;
 /// Most agent processes remembered (one per node normally; restarts add more).
 const MAX_INSTANCES: usize = 100_000;
 
+/// Most nodes the hub keeps agents of: a token holder posting made-up node names cannot
+/// grow the book past it.
+pub const MAX_NODES: usize = 10_000;
+
 #[derive(Debug)]
 struct Agent {
     instance: u64,
@@ -52,6 +56,8 @@ pub enum Admit {
     /// Received before, or a probe (sequence number 0): skip it, answer with what is
     /// stored.
     Duplicate,
+    /// A new node past [`MAX_NODES`]: refused.
+    TooManyNodes,
 }
 
 /// The book.
@@ -111,6 +117,9 @@ impl Registry {
         counters: &AgentCounters,
         bytes: usize,
     ) -> Admit {
+        if self.agents.len() >= MAX_NODES && !self.agents.contains_key(node) {
+            return Admit::TooManyNodes;
+        }
         if self.marks.len() >= MAX_INSTANCES && !self.marks.contains_key(&instance) {
             self.forget_oldest();
         }
@@ -321,5 +330,18 @@ mod tests {
         let r = Registry::open(Some(path));
         assert_eq!(r.acked(9), 0);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn made_up_node_names_cannot_grow_the_book() {
+        let mut r = Registry::open(None);
+        let c = AgentCounters::default();
+        for i in 0..MAX_NODES as u64 {
+            assert_eq!(r.admit(&format!("n{i}"), i + 1, 1, &c, 1), Admit::Fresh);
+        }
+        assert_eq!(r.admit("one-more", 0xffff, 1, &c, 1), Admit::TooManyNodes);
+        // Known nodes still get through.
+        assert_eq!(r.admit("n7", 8, 2, &c, 1), Admit::Fresh);
+        assert_eq!(r.status().len(), MAX_NODES);
     }
 }

@@ -17,7 +17,7 @@ mod once;
 mod sender;
 mod wire;
 
-pub use agents::{Admit, Registry, CONNECTED_WITHIN};
+pub use agents::{Admit, Registry, CONNECTED_WITHIN, MAX_NODES};
 pub use hub::{hub_loop, lock_registry, HubConfig, Incoming};
 pub use once::{Once, OnceConfig, OnceCounters, MAX_SEEN_BY};
 pub use sender::{LinkStatus, SenderConfig, Uplink, PUSH_PATH};

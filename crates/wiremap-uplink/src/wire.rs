@@ -45,8 +45,10 @@ pub struct AgentCounters {
     pub resent: u64,
 }
 
-/// Most drop reasons an agent reports.
-const MAX_REASONS: u64 = 1024;
+/// Most drop reasons an agent reports, and their longest name: the hub keeps every agent's
+/// last counters, so they must stay small.
+const MAX_REASONS: u64 = 256;
+const MAX_REASON_NAME: usize = 64;
 
 /// One raw packet, for the hub's store (export).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +238,9 @@ impl Batch {
         }
         for _ in 0..n {
             let k = r.string()?;
+            if k.len() > MAX_REASON_NAME {
+                return Err(WireError::Corrupt("drop reason name too long"));
+            }
             let v = r.u()?;
             counters.pipeline.dropped.insert(k, v);
         }
