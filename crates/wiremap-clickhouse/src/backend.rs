@@ -251,10 +251,13 @@ fn write_loop(ch: &ClickHouse, s: &Shared, retention: Option<Duration>) {
                     );
                 }
                 st.status.connected = true;
-                st.status.inserted += batch.len() as u64;
                 let last = batch.last().map_or(0, |e| Borrow::<Entry>::borrow(e).id);
-                // Entries dropped from the front meanwhile are gone already: remove up to
-                // the last id written.
+                // Entries dropped from the front meanwhile were counted as dropped but went
+                // in: count them as inserted instead.
+                let still = st.queue.iter().take_while(|e| e.id <= last).count() as u64;
+                let gone = batch.len() as u64 - still.min(batch.len() as u64);
+                st.status.dropped = st.status.dropped.saturating_sub(gone);
+                st.status.inserted += batch.len() as u64;
                 while st.queue.front().is_some_and(|e| e.id <= last) {
                     st.queue.pop_front();
                 }
@@ -277,6 +280,10 @@ fn write_loop(ch: &ClickHouse, s: &Shared, retention: Option<Duration>) {
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 if s.stop.load(Ordering::Relaxed) {
+                    // Stopping with ClickHouse away: what is left never gets there.
+                    let mut st = lock(&s.state);
+                    st.status.dropped += st.queue.len() as u64;
+                    st.queue.clear();
                     return;
                 }
                 continue;

@@ -437,13 +437,15 @@ impl Ingest {
     /// The pipeline counters of dissecting workers, summed.
     pub fn set_worker_stats(&mut self, all: &[Stats]) {
         let mut sum = Stats::default();
+        // Saturating: the counters may come from agents, whose numbers are not ours to trust.
         for s in all {
-            sum.packets += s.packets;
-            sum.bytes += s.bytes;
-            sum.flows += s.flows;
-            sum.entries += s.entries;
+            sum.packets = sum.packets.saturating_add(s.packets);
+            sum.bytes = sum.bytes.saturating_add(s.bytes);
+            sum.flows = sum.flows.saturating_add(s.flows);
+            sum.entries = sum.entries.saturating_add(s.entries);
             for (k, v) in &s.dropped {
-                *sum.dropped.entry(k.clone()).or_insert(0) += v;
+                let d = sum.dropped.entry(k.clone()).or_insert(0);
+                *d = d.saturating_add(*v);
             }
         }
         self.workers = Some(sum);

@@ -53,14 +53,24 @@ pub(crate) async fn push(State(app): State<App>, body: Bytes) -> Response {
         }
     };
     let (instance, seq) = (head.instance, head.seq);
-    let admit = lock_registry(&link.registry).admit(&head.node, instance, seq, &head.counters, len);
-    if admit == Admit::TooManyNodes {
-        let msg = format!("the hub keeps at most {} nodes", wiremap_uplink::MAX_NODES);
-        return refuse(StatusCode::BAD_REQUEST, &msg);
-    }
-    if admit == Admit::Fresh {
-        match link.tx.try_send(Incoming { head, items }) {
-            Ok(()) => lock_registry(&link.registry).received(instance, seq),
+    // One lock from the check to the mark: a batch posted twice at once is taken once.
+    let mut reg = lock_registry(&link.registry);
+    match reg.admit(&head.node, instance, seq, &head.counters, len) {
+        Admit::TooManyNodes => {
+            reg.rejected += 1;
+            let msg = format!("the hub keeps at most {} nodes", wiremap_uplink::MAX_NODES);
+            return refuse(StatusCode::BAD_REQUEST, &msg);
+        }
+        Admit::Inconsistent => {
+            reg.rejected += 1;
+            let msg = format!(
+                "batch {seq} does not follow what agent process {instance:016x} sent before"
+            );
+            return refuse(StatusCode::BAD_REQUEST, &msg);
+        }
+        Admit::Duplicate => {}
+        Admit::Fresh => match link.tx.try_send(Incoming { head, items }) {
+            Ok(()) => reg.received(instance, seq),
             Err(TrySendError::Full(_)) => {
                 return refuse(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -70,8 +80,9 @@ pub(crate) async fn push(State(app): State<App>, body: Bytes) -> Response {
             Err(TrySendError::Disconnected(_)) => {
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, "hub stopping")
             }
-        }
+        },
     }
-    let acked = lock_registry(&link.registry).acked(instance);
+    let acked = reg.acked(instance);
+    drop(reg);
     axum::Json(json!({ "acked": acked })).into_response()
 }

@@ -22,8 +22,12 @@ const FORGET_AFTER_SECS: u64 = 24 * 3600;
 const MAX_INSTANCES: usize = 100_000;
 
 /// Most nodes the hub keeps agents of: a token holder posting made-up node names cannot
-/// grow the book past it.
+/// grow the book past it (nodes silent for 10 minutes make room).
 pub const MAX_NODES: usize = 10_000;
+
+/// Most a batch's sequence number may pass the last one received from its process: an agent
+/// numbers its batches 1, 2, 3…, and holds far fewer unacknowledged.
+pub const MAX_SEQ_GAP: u64 = 10_000_000;
 
 #[derive(Debug)]
 struct Agent {
@@ -39,8 +43,11 @@ struct Agent {
 }
 
 /// Stored and received sequence numbers of one agent process.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct Marks {
+    /// The node the process reports for (a process never changes node).
+    #[serde(default)]
+    node: String,
     stored: u64,
     #[serde(skip)]
     received: u64,
@@ -58,6 +65,9 @@ pub enum Admit {
     Duplicate,
     /// A new node past [`MAX_NODES`]: refused.
     TooManyNodes,
+    /// Not what this agent process can send: another node than it sent for before, or a
+    /// sequence number far past its last (which would make the hub skip everything after).
+    Inconsistent,
 }
 
 /// The book.
@@ -118,12 +128,29 @@ impl Registry {
         bytes: usize,
     ) -> Admit {
         if self.agents.len() >= MAX_NODES && !self.agents.contains_key(node) {
-            return Admit::TooManyNodes;
+            let silent = self
+                .agents
+                .iter()
+                .filter(|(_, a)| a.last_seen.elapsed() >= Duration::from_secs(600))
+                .min_by_key(|(_, a)| a.last_seen)
+                .map(|(n, _)| n.clone());
+            match silent {
+                Some(n) => {
+                    self.agents.remove(&n);
+                }
+                None => return Admit::TooManyNodes,
+            }
         }
         if self.marks.len() >= MAX_INSTANCES && !self.marks.contains_key(&instance) {
             self.forget_oldest();
         }
         let m = self.marks.entry(instance).or_default();
+        if m.node.is_empty() {
+            m.node = node.to_string();
+        }
+        if m.node != node || seq > m.received.saturating_add(MAX_SEQ_GAP) {
+            return Admit::Inconsistent;
+        }
         m.seen = unix_now();
         if seq == 0 {
             // An agent asking what is stored: heard from, nothing else.
@@ -223,7 +250,7 @@ impl Registry {
         let out: HashMap<String, Marks> = self
             .marks
             .iter()
-            .map(|(k, v)| (format!("{k:016x}"), *v))
+            .map(|(k, v)| (format!("{k:016x}"), v.clone()))
             .collect();
         let tmp = p.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec(&out).unwrap_or_default())?;
@@ -319,6 +346,9 @@ mod tests {
         assert_eq!(r.admit("n1", 9, 2, &c, 10), Admit::Fresh);
         // A restarted agent is a new instance: its sequence starts again.
         assert_eq!(r.admit("n1", 10, 1, &c, 10), Admit::Fresh);
+        // Another node's name, or a jump far ahead, from a known process: refused.
+        assert_eq!(r.admit("n2", 10, 2, &c, 10), Admit::Inconsistent);
+        assert_eq!(r.admit("n1", 10, u64::MAX, &c, 10), Admit::Inconsistent);
         // A probe asks without sending: never processed, never counted as a resend.
         assert_eq!(r.admit("n1", 10, 0, &c, 10), Admit::Duplicate);
         let st = r.status();

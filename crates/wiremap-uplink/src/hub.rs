@@ -93,7 +93,13 @@ pub fn hub_loop(
                 let mut items = Vec::with_capacity(decoded.len());
                 for item in decoded {
                     match item {
-                        Item::Entry(e) => items.push(wiremap_engine::Item::Entry(e)),
+                        Item::Entry(mut e) => {
+                            // The batch's node is what the hub vouches for; evidence of other
+                            // nodes is the hub's to add, never an agent's to claim.
+                            e.node_name.clone_from(&head.node);
+                            e.seen_by.clear();
+                            items.push(wiremap_engine::Item::Entry(e));
+                        }
                         Item::Answer(a) => items.push(wiremap_engine::Item::Answer(a)),
                         Item::Packet(p) => {
                             if !dedup.is_copy(p.ts, iface, p.link, &p.data) {
@@ -155,7 +161,8 @@ fn tick(
             (DropReason::HubForgottenEarly, c.forgotten_early),
         ] {
             if v > 0 {
-                *first.dropped.entry(r.name().to_string()).or_insert(0) += v;
+                let d = first.dropped.entry(r.name().to_string()).or_insert(0);
+                *d = d.saturating_add(v);
             }
         }
     }

@@ -157,7 +157,7 @@ impl Once {
     /// go to `out`.
     pub fn offer(&mut self, e: Entry, now_ms: u64, out: &mut dyn FnMut(Entry)) {
         let key = key_of(&e);
-        let tol = self.cfg.tolerance_ns;
+        let tol = self.cfg.tolerance_ns.unsigned_abs();
         let ts = e.timestamp.0;
         if let Some(seqs) = self.by_key.get(&key) {
             let twin = seqs.iter().copied().find(|s| {
@@ -165,7 +165,7 @@ impl Once {
                 self.held.get(i).and_then(|h| h.as_ref()).is_some_and(|h| {
                     h.entry.node_name != e.node_name
                         && !h.entry.seen_by.contains(&e.node_name)
-                        && (h.entry.timestamp.0 - ts).abs() <= tol
+                        && h.entry.timestamp.0.abs_diff(ts) <= tol
                 })
             });
             if let Some(s) = twin {
@@ -180,7 +180,7 @@ impl Once {
         if let Some(seen) = self.recent.get(&key) {
             if seen
                 .iter()
-                .any(|(t, n)| *n != e.node_name && (t - ts).abs() <= tol)
+                .any(|(t, n)| *n != e.node_name && t.abs_diff(ts) <= tol)
             {
                 self.counters.late_duplicates += 1;
                 return;
