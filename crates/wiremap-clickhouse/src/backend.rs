@@ -4,7 +4,6 @@
 //! that is away for a while loses nothing within the buffer), drops the oldest beyond it
 //! (counted), and applies retention by dropping whole partitions.
 
-use std::borrow::Borrow;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -251,7 +250,7 @@ fn write_loop(ch: &ClickHouse, s: &Shared, retention: Option<Duration>) {
                     );
                 }
                 st.status.connected = true;
-                let last = batch.last().map_or(0, |e| Borrow::<Entry>::borrow(e).id);
+                let last = batch.last().map_or(0, |e| e.id);
                 // Entries dropped from the front meanwhile were counted as dropped but went
                 // in: count them as inserted instead.
                 let still = st.queue.iter().take_while(|e| e.id <= last).count() as u64;

@@ -7,7 +7,7 @@ use wiremap_kfl::{sql_quote, Filter};
 use wiremap_map::{Bytes, Level, MapBuilder, Rollup, ServiceMap, Sketch, Stats};
 use wiremap_model::{Endpoint, Entry, Protocol, Timestamp};
 
-use crate::columns::{column_list, datetime_secs, parse_ip, read_entry, read_identity};
+use crate::columns::{column_list, datetime_secs, parse_ip, read_entry, read_identity, SIDE_KEY};
 use crate::http::Mode;
 use crate::rowbinary::Reader;
 use crate::schema::{rollup_columns, rollup_key_columns, Grain, HOUR, MINUTE, SAMPLE};
@@ -193,20 +193,8 @@ impl ClickHouse {
         let mut select = Vec::new();
         let mut group = vec!["`protocol`".to_string(), "`node_name`".to_string()];
         for p in ["src", "dst"] {
-            for c in [
-                "ip",
-                "identity",
-                "kind",
-                "name",
-                "namespace",
-                "dns",
-                "zone",
-                "pod",
-                "service",
-                "workload_kind",
-                "workload_name",
-                "node",
-            ] {
+            // The side's key columns; its resolution status is read after the labels.
+            for c in SIDE_KEY.iter().filter(|c| **c != "resolution_status") {
                 select.push(format!("`{p}_{c}`"));
                 group.push(format!("`{p}_{c}`"));
             }

@@ -293,19 +293,13 @@ impl Registry {
             .collect()
     }
 
-    /// Every agent's pipeline counters and kernel counters (by node).
+    /// Every agent's pipeline counters and kernel counters (by node); the hub's own drops
+    /// (batches it rejected) are the caller's to add.
     pub fn pipelines(&self) -> (Vec<Stats>, Vec<(String, wiremap_capture::KernelStats)>) {
         let mut s = Vec::with_capacity(self.agents.len());
         let mut k = Vec::with_capacity(self.agents.len());
         for (node, a) in &self.agents {
-            let mut p = a.counters.pipeline.clone();
-            if self.rejected > 0 && s.is_empty() {
-                p.dropped.insert(
-                    DropReason::UplinkBatchRejected.name().to_string(),
-                    self.rejected,
-                );
-            }
-            s.push(p);
+            s.push(a.counters.pipeline.clone());
             k.push((
                 node.clone(),
                 wiremap_capture::KernelStats {

@@ -153,19 +153,24 @@ fn tick(
     let mut out = Vec::new();
     once.release(now, &mut |e| out.push(e));
     ingest.store_named(out);
-    let (mut pipelines, kernel) = lock_registry(registry).pipelines();
+    let (mut pipelines, kernel, rejected) = {
+        let reg = lock_registry(registry);
+        let (p, k) = reg.pipelines();
+        (p, k, reg.rejected)
+    };
     let c = once.counters;
-    if let Some(first) = pipelines.first_mut() {
-        for (r, v) in [
-            (DropReason::HubReleasedEarly, c.released_early),
-            (DropReason::HubForgottenEarly, c.forgotten_early),
-        ] {
-            if v > 0 {
-                let d = first.dropped.entry(r.name().to_string()).or_insert(0);
-                *d = d.saturating_add(v);
-            }
+    // The hub's own drops stand beside the agents' (none of them is charged for them).
+    let mut own = wiremap_model::Stats::default();
+    for (r, v) in [
+        (DropReason::HubReleasedEarly, c.released_early),
+        (DropReason::HubForgottenEarly, c.forgotten_early),
+        (DropReason::UplinkBatchRejected, rejected),
+    ] {
+        if v > 0 {
+            own.dropped.insert(r.name().to_string(), v);
         }
     }
+    pipelines.push(own);
     ingest.set_worker_stats(&pipelines);
     let flushed = ingest.tick(&kernel, dedup.dropped);
     let mut reg = lock_registry(registry);

@@ -21,4 +21,6 @@ pub use agents::{Admit, Registry, CONNECTED_WITHIN, MAX_NODES};
 pub use hub::{hub_loop, lock_registry, HubConfig, Incoming};
 pub use once::{Once, OnceConfig, OnceCounters, MAX_SEEN_BY};
 pub use sender::{LinkStatus, SenderConfig, Uplink, PUSH_PATH};
-pub use wire::{AgentCounters, Batch, Head, Item, RawPacket, WireError, MAX_BATCH_BYTES};
+pub use wire::{
+    AgentCounters, Batch, Head, Item, RawPacket, RawPacketRef, WireError, MAX_BATCH_BYTES,
+};

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use wiremap_model::DropReason;
 
-use crate::wire::{AgentCounters, Batch, Head, Item};
+use crate::wire::{AgentCounters, Batch, Head, Item, RawPacketRef};
 
 /// The path agents post batches to.
 pub const PUSH_PATH: &str = "/api/agents/push";
@@ -175,6 +175,17 @@ impl Uplink {
             Item::Answer(_) => {}
         }
         Batch::put_item(&mut self.items, item);
+        self.cut_if_full(counters);
+    }
+
+    /// Appends a raw packet straight from the capture buffer (no copy of its own first).
+    pub fn push_packet(&mut self, p: &RawPacketRef<'_>, counters: &dyn Fn() -> AgentCounters) {
+        self.packets += 1;
+        Batch::put_packet(&mut self.items, p);
+        self.cut_if_full(counters);
+    }
+
+    fn cut_if_full(&mut self, counters: &dyn Fn() -> AgentCounters) {
         if self.items.len() >= self.cfg.batch_bytes {
             self.cut(&counters());
         }

@@ -63,6 +63,19 @@ pub struct RawPacket {
     pub data: Vec<u8>,
 }
 
+/// A raw packet still in the capture buffer, written into a batch without a copy of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPacketRef<'a> {
+    /// Capture time.
+    pub ts: Timestamp,
+    /// Link type.
+    pub link: LinkType,
+    /// Length on the wire.
+    pub orig_len: u32,
+    /// Captured bytes.
+    pub data: &'a [u8],
+}
+
 /// One item of a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
@@ -177,14 +190,25 @@ impl Batch {
                 put_b(out, a.name.as_bytes());
                 put_u(out, u64::from(a.ttl));
             }
-            Item::Packet(p) => {
-                out.push(3);
-                put_ts(out, p.ts);
-                put_u(out, u64::from(p.link.0));
-                put_u(out, u64::from(p.orig_len));
-                put_b(out, &p.data);
-            }
+            Item::Packet(p) => Batch::put_packet(
+                out,
+                &RawPacketRef {
+                    ts: p.ts,
+                    link: p.link,
+                    orig_len: p.orig_len,
+                    data: &p.data,
+                },
+            ),
         }
+    }
+
+    /// Appends one raw packet (an [`Item::Packet`] that borrows its bytes).
+    pub fn put_packet(out: &mut Vec<u8>, p: &RawPacketRef<'_>) {
+        out.push(3);
+        put_ts(out, p.ts);
+        put_u(out, u64::from(p.link.0));
+        put_u(out, u64::from(p.orig_len));
+        put_b(out, p.data);
     }
 
     /// A batch's body: the head as it is, then the items ([`Batch::put_item`]) compressed.

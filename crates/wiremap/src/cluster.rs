@@ -12,7 +12,7 @@ use wiremap_capture::{LinkType, LiveError, LiveSource, Packet, RingConfig};
 use wiremap_engine::{Engine, EngineConfig};
 use wiremap_ingest::{Ingest, Shared};
 use wiremap_uplink::{
-    AgentCounters, HubConfig, Item, OnceConfig, RawPacket, Registry, SenderConfig, Uplink,
+    AgentCounters, HubConfig, Item, OnceConfig, RawPacketRef, Registry, SenderConfig, Uplink,
 };
 
 use crate::cli::{parse_size, NamingArgs, BAD_INPUT};
@@ -475,7 +475,13 @@ impl AgentRun {
         }
         if self.keep_packets {
             let c = &self.counters;
-            self.uplink.push(&Item::Packet(raw(p)), &|| c.clone());
+            let raw = RawPacketRef {
+                ts: p.ts,
+                link: p.link,
+                orig_len: p.orig_len,
+                data: p.data,
+            };
+            self.uplink.push_packet(&raw, &|| c.clone());
         }
         self.engine.dissect(p, &mut self.items);
         self.send_items();
@@ -502,15 +508,6 @@ impl AgentRun {
         self.counters = c;
         let c = &self.counters;
         self.uplink.tick(&|| c.clone());
-    }
-}
-
-fn raw(p: &Packet<'_>) -> RawPacket {
-    RawPacket {
-        ts: p.ts,
-        link: p.link,
-        orig_len: p.orig_len,
-        data: p.data.to_vec(),
     }
 }
 
