@@ -112,8 +112,12 @@ fn watches_follow_the_api_through_gone_drops_and_failures() {
     // 1. The initial lists name everything.
     let mut h = Vec::new();
     let t0 = "2026-01-01T00:30:00Z";
+    // Every kind lists on its own, so wait until each one the assertions read has arrived.
     wait_for(&rx, &mut h, "initial lists", |h| {
-        resolve(h, "192.168.1.10", t0).2 == "node-1" && resolve(h, "10.1.0.5", t0).1 == "cart"
+        resolve(h, "192.168.1.10", t0).2 == "node-1"
+            && resolve(h, "10.1.0.5", t0).1 == "cart"
+            && resolve(h, "10.1.0.7", t0).1 == "db"
+            && resolve(h, "10.96.0.10", t0).2 == "cart"
     });
     assert_eq!(
         resolve(&h, "10.1.0.5", t0),
