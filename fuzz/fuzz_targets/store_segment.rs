@@ -48,6 +48,7 @@ fuzz_target!(|data: &[u8]| {
         "fuzz",
         &bytes[..],
         complete,
+        &wiremap_store::Want::default(),
         &mut |e| {
             let _ = serde_json::to_string(&e);
             std::ops::ControlFlow::Continue(())

@@ -84,15 +84,18 @@ impl EntryStore for ClickHouse {
         ClickHouse::get(self, id, &|| false).map_err(err)
     }
 
-    fn rollups(&self, q: &Query<'_>) -> Result<Option<Vec<Rollup>>, StoreError> {
+    fn rollups(&self, q: &Query<'_>, visit: &mut dyn FnMut(&Rollup)) -> Result<bool, StoreError> {
         let (from, to) = bounds(q);
         if to <= from {
-            return Ok(Some(Vec::new()));
+            return Ok(true);
         }
         match ClickHouse::rollups(self, q.filter, from, to, q.stop) {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) => {
+                r.iter().for_each(visit);
+                Ok(true)
+            }
             // No SQL form: the caller scans and filters in Rust.
-            Err(Error::Filter(_)) => Ok(None),
+            Err(Error::Filter(_)) => Ok(false),
             Err(e) => Err(err(e)),
         }
     }

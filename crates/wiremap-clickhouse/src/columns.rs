@@ -3,9 +3,9 @@
 //! `wiremap_kfl`'s SQL module for the names it expects); together they rebuild the entry
 //! exactly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use wiremap_map::Sketch;
 use wiremap_model::{
@@ -166,41 +166,17 @@ pub(crate) fn kind_of(c: u8) -> Result<IdentityKind, Error> {
     })
 }
 
-/// Most distinct names kept as `&'static str` (application field names, connection states
-/// and errors, resolution statuses): they are leaked, so they are bounded.
-const MAX_NAMES: usize = 4096;
-
-/// The `&'static str` the model wants for a name read back. Dissectors add field names and
-/// connection error kinds without a schema change, so names are interned (bounded, and only
-/// names shaped like an identifier).
-fn intern(s: &str) -> Result<&'static str, Error> {
-    static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+/// The model's static name for `s` out of `names` (`""` stays empty): a name outside the
+/// vocabulary is a reply this binary does not understand.
+fn vocabulary(names: &'static [&'static str], s: &str) -> Result<&'static str, Error> {
     if s.is_empty() {
         return Ok("");
     }
-    let valid = s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !valid {
-        return Err(Error::BadReply(format!("name {s:?}")));
-    }
-    let mut names = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(n) = names.get(s) {
-        return Ok(n);
-    }
-    if names.len() >= MAX_NAMES {
-        return Err(Error::BadReply("too many distinct names".into()));
-    }
-    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-    names.insert(s.to_string(), leaked);
-    Ok(leaked)
+    wiremap_model::known_name(names, s).ok_or_else(|| Error::BadReply(format!("name {s:?}")))
 }
 
 pub(crate) fn resolution_status(s: &str) -> Result<&'static str, Error> {
-    intern(s)
+    vocabulary(wiremap_model::RESOLUTION_STATUSES, s)
 }
 
 fn write_side(w: &mut Writer, ep: &Endpoint) {
@@ -480,8 +456,8 @@ pub(crate) fn read_entry(r: &mut Reader<'_>) -> Result<Entry, Error> {
     let c = ConnInfo {
         client_packets: r.u64()?,
         server_packets: r.u64()?,
-        state: intern(&r.str()?)?,
-        error_type: intern(&r.str()?)?,
+        state: vocabulary(wiremap_model::CONN_STATES, &r.str()?)?,
+        error_type: vocabulary(wiremap_model::CONN_ERRORS, &r.str()?)?,
     };
     let keys = r.strs()?;
     let types = r.u8s()?;
@@ -507,10 +483,11 @@ pub(crate) fn read_entry(r: &mut Reader<'_>) -> Result<Entry, Error> {
                     2 => AppVal::Bool(i != 0),
                     _ => return Err(Error::BadReply(format!("field type {ty}"))),
                 };
-                if k.is_empty() {
-                    return Err(Error::BadReply("empty field name".into()));
+                // A field this binary's dissectors never emit (a later version wrote it) is
+                // left out rather than invented.
+                if let Some(k) = wiremap_model::app_field(k) {
+                    fields.push((k, v));
                 }
-                fields.push((intern(k)?, v));
             }
             Detail::App(Box::new(AppInfo { fields }))
         }

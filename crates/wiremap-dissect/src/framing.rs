@@ -248,7 +248,7 @@ pub(crate) fn emit_app(
         (total, (p.size + rsize) as i64),
     ];
     for (k, v) in sizes {
-        info.fields.push((k, wiremap_model::AppVal::Int(v)));
+        info.push(k, wiremap_model::AppVal::Int(v));
     }
     cx.emit(
         p.client,

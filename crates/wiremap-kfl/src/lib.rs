@@ -95,6 +95,13 @@ impl Filter {
         &self.prune
     }
 
+    /// Whether the filter reads only what a store's edge rollups keep: the endpoints'
+    /// addresses and identities (not their ports), the protocol and the capture node. Such
+    /// a filter selects whole rollups, evaluated on an entry built from one.
+    pub fn endpoint_only(&self) -> bool {
+        prune::reads_only(&self.node, &prune::endpoint_var)
+    }
+
     /// The syntax tree.
     pub fn ast(&self) -> &Expr {
         &self.ast

@@ -23,6 +23,27 @@ pub struct Prune {
     pub namespaces: Option<BTreeSet<String>>,
 }
 
+impl Prune {
+    /// Nothing known but a time window (either end open).
+    pub fn window(from: Option<Timestamp>, to: Option<Timestamp>) -> Prune {
+        Prune {
+            from,
+            to,
+            ..Prune::default()
+        }
+    }
+
+    /// Both sets of conditions at once (what an entry satisfying both must satisfy).
+    pub fn and(self, other: Prune) -> Prune {
+        and(self, other)
+    }
+
+    /// Whether a time lies in the window (both ends inclusive).
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|x| t <= x)
+    }
+}
+
 fn and(a: Prune, b: Prune) -> Prune {
     Prune {
         from: match (a.from, b.from) {
@@ -165,5 +186,47 @@ fn extract_here(n: &Node) -> Prune {
             _ => Prune::default(),
         },
         _ => Prune::default(),
+    }
+}
+
+/// Whether every variable `n` reads satisfies `ok`.
+pub(crate) fn reads_only(n: &Node, ok: &dyn Fn(&Var) -> bool) -> bool {
+    guarded(|| match n {
+        Node::Var(v, ..) => ok(v),
+        Node::Const(_) | Node::Local(_) => true,
+        Node::Not(a)
+        | Node::Neg(a)
+        | Node::Size(a)
+        | Node::HasVar(a)
+        | Node::Convert(_, a)
+        | Node::Matches(a, _)
+        | Node::HasKey(a, _)
+        | Node::InSet(a, _) => reads_only(a, ok),
+        Node::And(a, b)
+        | Node::Or(a, b)
+        | Node::Cmp(_, a, b)
+        | Node::Arith(_, a, b)
+        | Node::In(a, b)
+        | Node::Index(a, b)
+        | Node::Str(_, a, b)
+        | Node::MatchesDyn(a, b, _) => reads_only(a, ok) && reads_only(b, ok),
+        Node::Cond(a, b, c) | Node::MapGet(a, b, c) => {
+            reads_only(a, ok) && reads_only(b, ok) && reads_only(c, ok)
+        }
+        Node::List(v) => v.iter().all(|x| reads_only(x, ok)),
+        Node::Map(v) => v
+            .iter()
+            .all(|(k, x)| reads_only(k, ok) && reads_only(x, ok)),
+        Node::Comp { range, body, .. } => reads_only(range, ok) && reads_only(body, ok),
+    })
+}
+
+/// Variables kept by a store's edge rollups: the endpoints (addresses and identities, not
+/// ports), the protocol and the capture node.
+pub(crate) fn endpoint_var(v: &Var) -> bool {
+    match v {
+        Var::Side(_, f) => *f != IdField::Port,
+        Var::Protocol | Var::NodeName | Var::NodeMap | Var::Flag(_) => true,
+        _ => false,
     }
 }

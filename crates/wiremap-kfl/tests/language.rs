@@ -281,3 +281,29 @@ fn pruning_facts() {
     );
     assert_eq!(p("!dns").protocols, None);
 }
+
+#[test]
+fn endpoint_only_filters_are_the_ones_rollups_answer() {
+    let now = wiremap_model::Timestamp::from_parts(1_700_000_000, 0);
+    let only = |src: &str| Filter::compile(src, now).expect("compiles").endpoint_only();
+    for yes in [
+        "redis",
+        "dst.name == \"cart\" && src.namespace.startsWith(\"shop\")",
+        "node_name == \"n1\" || node[\"name\"] == \"n2\"",
+        "protocol in [\"dns\", \"http\"] && !(src.ip == \"10.0.0.1\")",
+        "[1, 2].exists(x, x > 1) && http",
+        "src.labels[\"app\"] == \"x\"",
+    ] {
+        assert!(only(yes), "{yes}");
+    }
+    for no in [
+        "mysql && src.port > 1000",
+        "status_code >= 500",
+        "timestamp > timestamp(\"2026-01-01T00:00:00Z\")",
+        "redis && redis_command == \"GET\"",
+        "[1].exists(x, x == dst.port)",
+        "elapsed_time > 1000",
+    ] {
+        assert!(!only(no), "{no}");
+    }
+}

@@ -125,6 +125,33 @@ pub struct Rollup {
     pub last: Timestamp,
 }
 
+impl Rollup {
+    /// The rollup of one entry: adding it folds the map exactly as adding the entry does.
+    pub fn from_entry(e: &Entry) -> Rollup {
+        let mut latency = Sketch::default();
+        if e.has_response {
+            latency.add(e.elapsed_time.max(0) as u64);
+        }
+        Rollup {
+            src: e.src.clone(),
+            dst: e.dst.clone(),
+            protocol: e.protocol,
+            node_name: e.node_name.clone(),
+            seen_by: e.seen_by.clone(),
+            requests: 1,
+            responses: u64::from(e.has_response),
+            errors: u64::from(e.error),
+            bytes: Bytes {
+                request: e.request_size,
+                response: e.response_size,
+            },
+            latency,
+            first: e.timestamp,
+            last: e.timestamp,
+        }
+    }
+}
+
 /// Folds entries into a map.
 #[derive(Debug)]
 pub struct MapBuilder {

@@ -199,21 +199,30 @@ pub struct AppInfo {
 }
 
 impl AppInfo {
+    /// Adds a field: `k` must be one of [`crate::APP_FIELDS`] (stores read only those back).
+    pub fn push(&mut self, k: &'static str, v: AppVal) {
+        debug_assert!(
+            crate::app_field(k).is_some(),
+            "application field `{k}` is missing from APP_FIELDS"
+        );
+        self.fields.push((k, v));
+    }
+
     /// Adds a text field.
     pub fn str(mut self, k: &'static str, v: impl Into<String>) -> Self {
-        self.fields.push((k, AppVal::Str(v.into())));
+        self.push(k, AppVal::Str(v.into()));
         self
     }
 
     /// Adds a number field.
     pub fn int(mut self, k: &'static str, v: i64) -> Self {
-        self.fields.push((k, AppVal::Int(v)));
+        self.push(k, AppVal::Int(v));
         self
     }
 
     /// Adds a flag field.
     pub fn bool(mut self, k: &'static str, v: bool) -> Self {
-        self.fields.push((k, AppVal::Bool(v)));
+        self.push(k, AppVal::Bool(v));
         self
     }
 

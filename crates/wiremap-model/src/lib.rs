@@ -10,6 +10,7 @@ mod drop;
 mod entry;
 mod flow;
 mod identity;
+mod names;
 mod time;
 
 pub use drop::{DropCounts, DropReason, Stats};
@@ -18,4 +19,5 @@ pub use entry::{
 };
 pub use flow::{Direction, FlowKey};
 pub use identity::{Endpoint, Identity, IdentityKind};
+pub use names::{app_field, known_name, APP_FIELDS, CONN_ERRORS, CONN_STATES, RESOLUTION_STATUSES};
 pub use time::Timestamp;

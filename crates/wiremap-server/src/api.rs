@@ -129,23 +129,10 @@ pub(crate) fn plan(p: &Params, snap: &Snapshot) -> Result<Plan, ApiError> {
             )
         })?),
     };
-    let mut scope = Scope {
-        from,
-        to,
-        ..Scope::default()
-    };
+    // The window, narrowed by what the filter implies.
+    let mut scope = Scope::window(from, to);
     if let Some(f) = &filter {
-        let pr = f.prune();
-        scope.from = match (scope.from, pr.from) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        scope.to = match (scope.to, pr.to) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        scope.protocols = pr.protocols.clone();
-        scope.namespaces = pr.namespaces.clone();
+        scope = scope.and(f.prune().clone());
     }
     let part = match (p.node.as_deref(), p.edge.as_deref()) {
         (Some(n), _) if !n.is_empty() => Some(Part::Node(n.to_string())),
@@ -202,7 +189,7 @@ impl Plan {
 }
 
 /// Folds what the plan selects into `b`: the store's own aggregates when it has them for
-/// this question (ClickHouse's rollups), else every entry it hands over, matched here.
+/// this question (edge rollups), else every entry it hands over, matched here.
 pub(crate) fn fold(
     plan: &Plan,
     snap: &Snapshot,
@@ -216,13 +203,8 @@ pub(crate) fn fold(
         after_id: 0,
         stop: &stop,
     };
-    if plan.part.is_none() {
-        if let Some(rollups) = snap.reader.rollups(&q)? {
-            for r in &rollups {
-                b.add_rollup(r);
-            }
-            return Ok(());
-        }
+    if plan.part.is_none() && snap.reader.rollups(&q, &mut |r| b.add_rollup(r))? {
+        return Ok(());
     }
     snap.reader.scan(&q, &mut |e| {
         if run.stop() {

@@ -10,9 +10,12 @@ use std::sync::Arc;
 
 use wiremap_kfl::Filter;
 use wiremap_map::Rollup;
-use wiremap_model::Entry;
+use wiremap_model::{Detail, Entry, Timestamp, Transport};
 
-use crate::{Scope, SegmentMeta, StoreError};
+use crate::block::Want;
+use crate::rollup::{self, Part, MINUTE};
+use crate::segments::scan_want;
+use crate::{damage, seg_path, Scope, SegmentMeta, StoreError};
 
 /// One question.
 #[derive(Clone, Copy)]
@@ -52,10 +55,13 @@ pub trait EntryStore: Send + Sync + std::fmt::Debug {
     /// The entry numbered `id`.
     fn get(&self, id: u64) -> Result<Option<Entry>, StoreError>;
 
-    /// The map's aggregates (one per endpoint pair, protocol and capture node) when the
-    /// backend keeps or computes them without handing over every entry; `None` means: scan.
-    fn rollups(&self, _q: &Query<'_>) -> Result<Option<Vec<Rollup>>, StoreError> {
-        Ok(None)
+    /// Visits the map's aggregates of `q` (rollups: per endpoint pair, protocol and capture
+    /// node; a pair may come in several pieces, which the map merges) when the backend can
+    /// answer `q` from aggregates it keeps or computes, without handing over every entry.
+    /// `Ok(false)`, having visited nothing: it cannot (a filter that reads more than the
+    /// rollups keep, a cursor), and the caller scans.
+    fn rollups(&self, _q: &Query<'_>, _visit: &mut dyn FnMut(&Rollup)) -> Result<bool, StoreError> {
+        Ok(false)
     }
 }
 
@@ -96,19 +102,14 @@ impl EntryStore for Segments {
         q: &Query<'_>,
         visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let after = q.after_id;
-        let segs: Vec<SegmentMeta> = self
-            .segments
-            .iter()
-            .filter(|m| after == 0 || m.ids.is_some_and(|(_, last)| last > after))
-            .cloned()
-            .collect();
-        crate::scan(&self.dir, &segs, q.scope, &mut |e| {
+        let want = Want {
+            scope: Some(q.scope),
+            after_id: q.after_id,
+            id: None,
+        };
+        scan_want(&self.dir, &self.segments, &want, &mut |e| {
             if (q.stop)() {
                 return ControlFlow::Break(());
-            }
-            if e.id <= after {
-                return ControlFlow::Continue(());
             }
             visit(e)
         })
@@ -116,5 +117,116 @@ impl EntryStore for Segments {
 
     fn get(&self, id: u64) -> Result<Option<Entry>, StoreError> {
         crate::get(&self.dir, &self.segments, id)
+    }
+
+    /// Closed segments the window covers whole answer from their segment rollups, those it
+    /// covers in part from their minute rollups for the whole minutes inside it and from
+    /// entries at its ragged ends; the open segment (no rollups yet, at most
+    /// [`crate::writer::MAX_SEGMENT_ENTRIES`] entries) and segments whose rollup file is
+    /// missing or damaged from their entries.
+    fn rollups(&self, q: &Query<'_>, visit: &mut dyn FnMut(&Rollup)) -> Result<bool, StoreError> {
+        if q.after_id != 0 || q.filter.is_some_and(|f| !f.endpoint_only()) {
+            return Ok(false);
+        }
+        let selects = |r: &Rollup| q.filter.is_none_or(|f| f.matches(&entry_of(r)));
+        let (from, to) = (q.scope.from.map(|t| t.0), q.scope.to.map(|t| t.0));
+        // The whole minutes inside the window (both ends inclusive).
+        let first_full = from.map_or(i64::MIN, |f| {
+            f.div_euclid(MINUTE) + i64::from(f.rem_euclid(MINUTE) != 0)
+        });
+        let last_full = to.map_or(i64::MAX, |t| t.saturating_add(1).div_euclid(MINUTE) - 1);
+        let entries = |m: &SegmentMeta, scope: &Scope, visit: &mut dyn FnMut(&Rollup)| {
+            let want = Want {
+                scope: Some(scope),
+                ..Want::default()
+            };
+            scan_want(&self.dir, std::slice::from_ref(m), &want, &mut |e| {
+                if (q.stop)() {
+                    return ControlFlow::Break(());
+                }
+                if q.filter.is_none_or(|f| f.matches(&e)) {
+                    visit(&Rollup::from_entry(&e));
+                }
+                ControlFlow::Continue(())
+            })
+        };
+        for m in self.segments.iter().filter(|m| m.may_match(q.scope)) {
+            if (q.stop)() {
+                break;
+            }
+            let whole = m.closed
+                && from.is_none_or(|f| m.from.is_some_and(|x| x >= f))
+                && to.is_none_or(|t| m.to.is_some_and(|x| x <= t));
+            if m.closed && (whole || first_full <= last_full) {
+                let path = seg_path(&self.dir, m.seq, "rollup");
+                let part = if whole {
+                    Part::Totals
+                } else {
+                    Part::Minutes(first_full, last_full)
+                };
+                let mut got = Vec::new();
+                match rollup::read(&path, part, &mut |r| {
+                    if selects(r) {
+                        got.push(r.clone());
+                    }
+                }) {
+                    Ok(true) => {
+                        got.iter().for_each(&mut *visit);
+                        if whole {
+                            continue;
+                        }
+                        // The ragged ends: the parts of the window outside its whole minutes.
+                        if let Some(f) = from.filter(|f| *f < first_full.saturating_mul(MINUTE)) {
+                            let s = Scope {
+                                from: Some(Timestamp(f)),
+                                to: Some(Timestamp(first_full.saturating_mul(MINUTE) - 1)),
+                                ..q.scope.clone()
+                            };
+                            entries(m, &s, visit)?;
+                        }
+                        let end = last_full.saturating_add(1).saturating_mul(MINUTE);
+                        if let Some(t) = to.filter(|t| *t >= end) {
+                            let s = Scope {
+                                from: Some(Timestamp(end)),
+                                to: Some(Timestamp(t)),
+                                ..q.scope.clone()
+                            };
+                            entries(m, &s, visit)?;
+                        }
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(c) => damage::unreadable(&path, &c),
+                }
+            }
+            entries(m, q.scope, visit)?;
+        }
+        Ok(true)
+    }
+}
+
+/// An entry as a filter sees a rollup: its endpoints, protocol and capture nodes (all that
+/// an [`wiremap_kfl::Filter::endpoint_only`] filter reads).
+fn entry_of(r: &Rollup) -> Entry {
+    Entry {
+        id: 0,
+        stream: 0,
+        index: 0,
+        timestamp: r.first,
+        elapsed_time: 0,
+        protocol: r.protocol,
+        // Not kept by rollups, and not read by an endpoint-only filter.
+        transport: Transport::Tcp,
+        src: r.src.clone(),
+        dst: r.dst.clone(),
+        request_size: 0,
+        response_size: 0,
+        has_response: false,
+        status_code: 0,
+        error: false,
+        node_name: r.node_name.clone(),
+        seen_by: r.seen_by.clone(),
+        client_isn: None,
+        detail: Detail::None,
     }
 }

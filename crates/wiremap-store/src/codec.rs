@@ -1,9 +1,8 @@
 //! A compact binary form of entries: varints, length-prefixed strings, and identities written
 //! once per segment and referred to by number.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use wiremap_model::{
     AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Endpoint, Entry, HttpInfo, Identity, IdentityKind,
@@ -25,11 +24,11 @@ pub(crate) fn put_u(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn put_i(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_i(out: &mut Vec<u8>, v: i64) {
     put_u(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-fn put_s(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn put_s(out: &mut Vec<u8>, s: &str) {
     put_u(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
@@ -57,15 +56,25 @@ impl<'a> Cursor<'a> {
         Err(Corrupt("long varint"))
     }
 
-    fn i(&mut self) -> R<i64> {
+    pub(crate) fn i(&mut self) -> R<i64> {
         let u = self.u()?;
         Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
     }
 
-    fn byte(&mut self) -> R<u8> {
+    pub(crate) fn byte(&mut self) -> R<u8> {
         let (&c, rest) = self.b.split_first().ok_or(Corrupt("short record"))?;
         self.b = rest;
         Ok(c)
+    }
+
+    /// The next `n` bytes.
+    pub(crate) fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        self.bytes(n)
+    }
+
+    /// What is left.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.b
     }
 
     fn bytes(&mut self, n: usize) -> R<&'a [u8]> {
@@ -77,7 +86,7 @@ impl<'a> Cursor<'a> {
         Ok(h)
     }
 
-    fn s(&mut self) -> R<String> {
+    pub(crate) fn s(&mut self) -> R<String> {
         let n = usize::try_from(self.u()?).map_err(|_| Corrupt("length"))?;
         let b = self.bytes(n)?;
         String::from_utf8(b.to_vec()).map_err(|_| Corrupt("utf-8"))
@@ -88,7 +97,7 @@ impl<'a> Cursor<'a> {
         self.b.is_empty()
     }
 
-    fn strings(&mut self) -> R<Vec<String>> {
+    pub(crate) fn strings(&mut self) -> R<Vec<String>> {
         let n = self.count()?;
         (0..n).map(|_| self.s()).collect()
     }
@@ -98,7 +107,7 @@ impl<'a> Cursor<'a> {
         (0..n).map(|_| Ok((self.s()?, self.s()?))).collect()
     }
 
-    fn count(&mut self) -> R<usize> {
+    pub(crate) fn count(&mut self) -> R<usize> {
         let n = self.u()?;
         // Every element takes at least one byte.
         if n > self.b.len() as u64 {
@@ -108,7 +117,7 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn put_strings(out: &mut Vec<u8>, v: &[String]) {
+pub(crate) fn put_strings(out: &mut Vec<u8>, v: &[String]) {
     put_u(out, v.len() as u64);
     for s in v {
         put_s(out, s);
@@ -123,31 +132,8 @@ fn put_pairs(out: &mut Vec<u8>, v: &[(String, String)]) {
     }
 }
 
-/// Field names of application entries are `&'static str` in the model; stored ones are
-/// mapped back through this table. It is bounded: past [`MAX_NAMES`] distinct names (only a
-/// corrupt store has that many) further ones read as `field`.
-const MAX_NAMES: usize = 4096;
-
-fn intern(s: &str) -> &'static str {
-    static NAMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
-    let m = NAMES.get_or_init(Default::default);
-    let mut m = match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
-    if let Some(v) = m.get(s) {
-        return v;
-    }
-    if m.len() >= MAX_NAMES {
-        return "field";
-    }
-    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
-    m.insert(s.to_string(), leaked);
-    leaked
-}
-
-fn known(s: &str, options: &[&'static str]) -> &'static str {
-    options.iter().find(|o| **o == s).copied().unwrap_or("")
+fn known(s: &str, options: &'static [&'static str]) -> &'static str {
+    wiremap_model::known_name(options, s).unwrap_or("")
 }
 
 const KINDS: [IdentityKind; 7] = [
@@ -206,11 +192,11 @@ pub(crate) fn get_identity(c: &mut Cursor<'_>) -> R<Identity> {
         let k = c.s()?;
         id.labels.insert(k, c.s()?);
     }
-    id.resolution_status = known(&c.s()?, &["unresolved", "stale"]);
+    id.resolution_status = known(&c.s()?, wiremap_model::RESOLUTION_STATUSES);
     Ok(id)
 }
 
-fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
+pub(crate) fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(a) => {
             out.push(4);
@@ -223,7 +209,7 @@ fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-fn get_ip(c: &mut Cursor<'_>) -> R<IpAddr> {
+pub(crate) fn get_ip(c: &mut Cursor<'_>) -> R<IpAddr> {
     match c.byte()? {
         4 => {
             let b = c.bytes(4)?;
@@ -238,8 +224,20 @@ fn get_ip(c: &mut Cursor<'_>) -> R<IpAddr> {
     }
 }
 
-/// Encodes an entry; identities are referred to by the numbers `ident` gives them.
+/// Encodes an entry; identities are referred to by the numbers `ident` gives them and
+/// application field names are written as text (an entry on its own: the agent uplink).
 pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identity>) -> u64) {
+    put_entry_with(out, e, ident, &mut |out, k| put_s(out, k));
+}
+
+/// Encodes an entry as [`put_entry`] does, but with application field names written by
+/// `name` (a segment writes each name once and refers to it by number).
+pub(crate) fn put_entry_with(
+    out: &mut Vec<u8>,
+    e: &Entry,
+    ident: &mut dyn FnMut(&Arc<Identity>) -> u64,
+    name: &mut dyn FnMut(&mut Vec<u8>, &'static str),
+) {
     put_u(out, e.id);
     put_u(out, e.stream);
     put_u(out, u64::from(e.index));
@@ -316,7 +314,7 @@ pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identi
             out.push(5);
             put_u(out, a.fields.len() as u64);
             for (k, v) in &a.fields {
-                put_s(out, k);
+                name(out, k);
                 match v {
                     AppVal::Str(s) => {
                         out.push(0);
@@ -344,17 +342,28 @@ pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identi
 /// whole record: bytes left over are an error.
 pub fn decode_entry(b: &[u8]) -> Result<Entry, Corrupt> {
     let mut c = Cursor::new(b);
-    let e = get_entry(&mut c, &|_| Ok(None))?;
+    let e = get_entry(&mut c, &|_| Ok(None), &mut inline_name)?;
     if !c.is_empty() {
         return Err(Corrupt("trailing bytes"));
     }
     Ok(e)
 }
 
-/// Decodes an entry; `ident` maps the identity numbers back.
+/// Reads a field name written as text: a name no dissector of this binary emits is `None`
+/// (the field is left out).
+pub(crate) fn inline_name(c: &mut Cursor<'_>) -> R<Option<&'static str>> {
+    let n = usize::try_from(c.u()?).map_err(|_| Corrupt("length"))?;
+    let b = c.bytes(n)?;
+    Ok(std::str::from_utf8(b)
+        .ok()
+        .and_then(wiremap_model::app_field))
+}
+
+/// Decodes an entry; `ident` maps the identity numbers back, `name` reads a field name.
 pub(crate) fn get_entry(
     c: &mut Cursor<'_>,
     ident: &dyn Fn(u64) -> R<Option<Arc<Identity>>>,
+    name: &mut dyn FnMut(&mut Cursor<'_>) -> R<Option<&'static str>>,
 ) -> R<Entry> {
     let id = c.u()?;
     let stream = c.u()?;
@@ -422,14 +431,14 @@ pub(crate) fn get_entry(
         4 => Detail::Conn(Box::new(ConnInfo {
             client_packets: c.u()?,
             server_packets: c.u()?,
-            state: known(&c.s()?, &["open", "closed"]),
-            error_type: known(&c.s()?, &["reset", "refused", "unanswered", "gap"]),
+            state: known(&c.s()?, wiremap_model::CONN_STATES),
+            error_type: known(&c.s()?, wiremap_model::CONN_ERRORS),
         })),
         5 => {
             let n = c.count()?;
             let mut a = AppInfo::default();
             for _ in 0..n {
-                let k = intern(&c.s()?);
+                let k = name(c)?;
                 let v = match c.byte()? {
                     0 => AppVal::Str(c.s()?),
                     1 => AppVal::Int(c.i()?),
@@ -437,7 +446,9 @@ pub(crate) fn get_entry(
                     3 => AppVal::Bool(true),
                     _ => return Err(Corrupt("field type")),
                 };
-                a.fields.push((k, v));
+                if let Some(k) = k {
+                    a.fields.push((k, v));
+                }
             }
             Detail::App(Box::new(a))
         }
@@ -552,18 +563,26 @@ mod tests {
             ids.push(i.clone());
             ids.len() as u64
         });
-        let back = get_entry(&mut Cursor::new(&out), &|n| {
-            Ok(if n == 0 {
-                None
-            } else {
-                ids.get(n as usize - 1).cloned()
-            })
-        })
+        let back = get_entry(
+            &mut Cursor::new(&out),
+            &|n| {
+                Ok(if n == 0 {
+                    None
+                } else {
+                    ids.get(n as usize - 1).cloned()
+                })
+            },
+            &mut inline_name,
+        )
         .expect("decodes");
         assert_eq!(back, e);
         // Every prefix fails cleanly.
         for cut in 0..out.len() {
-            let r = get_entry(&mut Cursor::new(&out[..cut]), &|_| Ok(None));
+            let r = get_entry(
+                &mut Cursor::new(&out[..cut]),
+                &|_| Ok(None),
+                &mut inline_name,
+            );
             assert!(r.is_err(), "prefix {cut} decoded");
         }
     }
@@ -664,7 +683,7 @@ mod props {
             let mut ids: Vec<Arc<Identity>> = Vec::new();
             let mut out = Vec::new();
             put_entry(&mut out, &e, &mut |i| { ids.push(i.clone()); ids.len() as u64 });
-            let back = get_entry(&mut Cursor::new(&out), &|n| Ok(if n == 0 { None } else { ids.get(n as usize - 1).cloned() }))
+            let back = get_entry(&mut Cursor::new(&out), &|n| Ok(if n == 0 { None } else { ids.get(n as usize - 1).cloned() }), &mut inline_name)
                 .expect("decodes");
             prop_assert_eq!(back, e);
         }

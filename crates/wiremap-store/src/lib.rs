@@ -20,24 +20,25 @@
 #![deny(clippy::unwrap_used)]
 
 mod backend;
+mod block;
 mod codec;
 mod damage;
 mod export;
 mod packets;
 mod read;
+mod rollup;
 mod segments;
+mod writer;
 
-use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::collections::BTreeSet;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wiremap_capture::{LinkType, PcapngWriter};
-use wiremap_model::{Entry, Identity, Protocol, Timestamp};
+use wiremap_model::{Entry, Timestamp};
 
 pub use backend::{EntrySink, EntryStore, Query, Segments};
+pub use block::Want;
 pub use codec::{decode_entry, put_entry, Corrupt};
 pub use damage::{FileScan, Span};
 pub use export::{export, export_until, ExportReport};
@@ -45,12 +46,21 @@ pub use packets::{read_packets, scan_packets, PacketVisitor};
 pub use read::{read_entries, scan_entries};
 pub use segments::{get, inspect, scan, QUARANTINE_DIR};
 pub use wiremap_identity::history::History;
+/// What a query can be narrowed to before reading entries: its time window and what its
+/// filter implies (one struct with the filter language's pruning conditions).
+pub use wiremap_kfl::Prune as Scope;
+pub use writer::Store;
 
 /// The segment format this binary writes and reads (the last three digits of the magic).
-const FORMAT_VERSION: u32 = 1;
-const MAGIC: &[u8; 8] = b"WMSEG001";
+const FORMAT_VERSION: u32 = 2;
+const MAGIC: &[u8; 8] = b"WMSEG002";
 const REC_IDENTITY: u8 = 1;
+/// One entry, uncompressed (readable; the writer puts entries in blocks).
 const REC_ENTRY: u8 = 2;
+/// An application field name, numbered in the order written.
+const REC_NAME: u8 = 3;
+/// A block of entries (see [`block`]).
+const REC_BLOCK: u8 = 4;
 /// Largest record accepted when reading (anything longer is corruption).
 const MAX_RECORD: u32 = 64 << 20;
 /// Identity names listed in a segment index (beyond that the index says "any").
@@ -81,6 +91,16 @@ pub enum StoreError {
         /// Its format version.
         found: u32,
         /// The newest this binary reads.
+        supported: u32,
+    },
+    /// An earlier wiremap wrote the store in a format this binary no longer reads.
+    #[error("{path}: written by an earlier wiremap (segment format {found}; this binary reads format {supported}): import the capture again into a new data directory (`wiremap serve --pcap FILE --data NEW_DIR`), or read this one with the earlier version")]
+    OlderFormat {
+        /// The file.
+        path: String,
+        /// Its format version.
+        found: u32,
+        /// The format this binary reads.
         supported: u32,
     },
     /// A file that is not a wiremap segment.
@@ -245,26 +265,6 @@ impl SegmentMeta {
     }
 }
 
-/// What a query can be narrowed to before reading entries.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    /// Earliest entry time (inclusive).
-    pub from: Option<Timestamp>,
-    /// Latest entry time (inclusive).
-    pub to: Option<Timestamp>,
-    /// Only these protocols can match.
-    pub protocols: Option<BTreeSet<Protocol>>,
-    /// Only entries involving these namespaces can match.
-    pub namespaces: Option<BTreeSet<String>>,
-}
-
-impl Scope {
-    /// Whether an entry lies in the time window.
-    pub fn contains(&self, t: Timestamp) -> bool {
-        self.from.is_none_or(|f| t >= f) && self.to.is_none_or(|x| t <= x)
-    }
-}
-
 /// Counters of the store.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StoreStats {
@@ -290,43 +290,6 @@ pub struct StoreStats {
     pub quarantined_segments: u64,
 }
 
-struct Open {
-    meta: SegmentMeta,
-    entries: BufWriter<File>,
-    packets: PcapngWriter<BufWriter<File>>,
-    /// Identity numbers by pointer (a fast path for the shared `Arc`s of one run); the `Arc`
-    /// is kept so its address cannot be reused by another identity.
-    by_ptr: HashMap<usize, (Arc<Identity>, u64)>,
-    /// Identity numbers by value: equal identities behind different pointers share one.
-    by_value: HashMap<Arc<Identity>, u64>,
-    /// Reused buffers: one record's payload, and the framed records of one append.
-    payload: Vec<u8>,
-    framed: Vec<u8>,
-}
-
-/// The store: closed segments plus the one being written.
-pub struct Store {
-    cfg: StoreConfig,
-    /// Held (locked) while the store is open for writing.
-    _lock: File,
-    closed: Vec<SegmentMeta>,
-    open: Option<Open>,
-    next_seq: u64,
-    next_id: u64,
-    stats: StoreStats,
-    /// Encoded size of the last entry appended.
-    last_entry_len: usize,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("dir", &self.cfg.dir)
-            .field("segments", &self.closed.len())
-            .finish()
-    }
-}
-
 fn seg_path(dir: &Path, seq: u64, ext: &str) -> PathBuf {
     dir.join(format!("seg-{seq:010}.{ext}"))
 }
@@ -345,336 +308,6 @@ pub(crate) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
-}
-
-impl Store {
-    /// Opens (or creates) the store in `cfg.dir`, cutting off torn tails a crash left and
-    /// indexing the segment that was open. A segment that is not this store's or cannot be
-    /// read is moved into `quarantine/` and the rest is served; files and directories that
-    /// are not segments are ignored. Refused: a directory another process writes
-    /// ([`StoreError::Locked`]), one whose newest segment a later wiremap wrote
-    /// ([`StoreError::NewerFormat`]), and one that cannot be created, listed or written.
-    pub fn open(cfg: StoreConfig) -> Result<Store, StoreError> {
-        fs::create_dir_all(&cfg.dir).map_err(io(&cfg.dir))?;
-        let lock_path = cfg.dir.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
-        if lock.try_lock().is_err() {
-            return Err(StoreError::Locked {
-                path: cfg.dir.display().to_string(),
-            });
-        }
-        let seqs = segments::list(&cfg.dir)?;
-        if let Some(e) = segments::newer_format(&cfg.dir, &seqs) {
-            return Err(e);
-        }
-        let mut store = Store {
-            _lock: lock,
-            next_seq: seqs.last().map_or(1, |s| s + 1),
-            cfg,
-            closed: Vec::new(),
-            open: None,
-            next_id: 1,
-            stats: StoreStats::default(),
-            last_entry_len: 0,
-        };
-        for seq in seqs {
-            let Some(meta) = segments::load(&store.cfg.dir, seq, true, &mut store.stats)? else {
-                continue;
-            };
-            if let Some((_, last)) = meta.ids {
-                store.next_id = store.next_id.max(last + 1);
-            }
-            store.closed.push(meta);
-        }
-        store.recount();
-        Ok(store)
-    }
-
-    fn recount(&mut self) {
-        let mut s = StoreStats {
-            segments_dropped: self.stats.segments_dropped,
-            torn_bytes_truncated: self.stats.torn_bytes_truncated,
-            quarantined_segments: self.stats.quarantined_segments,
-            ..StoreStats::default()
-        };
-        for m in self
-            .closed
-            .iter()
-            .chain(self.open.as_ref().map(|o| &o.meta))
-        {
-            s.segments += 1;
-            s.bytes += m.bytes();
-            s.entries += m.entries;
-            s.packets += m.packets;
-        }
-        self.stats = s;
-    }
-
-    /// Counters (damage found by queries since the last call included).
-    pub fn stats(&self) -> StoreStats {
-        let mut s = self.stats.clone();
-        (s.damaged_records, s.damaged_bytes) = damage::totals(&self.cfg.dir);
-        if let Some(o) = &self.open {
-            s.segments += 1;
-            s.bytes += o.meta.bytes();
-            s.entries += o.meta.entries;
-            s.packets += o.meta.packets;
-        }
-        s
-    }
-
-    /// Id of the newest stored entry (0 when none).
-    pub fn last_id(&self) -> u64 {
-        self.next_id - 1
-    }
-
-    /// Numbers the next entries after `id` at least: entries that also go to another store
-    /// (a hub's ClickHouse, which outlives the hub's own directory) never reuse its ids.
-    pub fn continue_after(&mut self, id: u64) {
-        self.next_id = self.next_id.max(id.saturating_add(1));
-    }
-
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.cfg.dir
-    }
-
-    fn open_segment(&mut self) -> Result<&mut Open, StoreError> {
-        if self.open.is_none() {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let epath = seg_path(&self.cfg.dir, seq, "entries");
-            let ppath = seg_path(&self.cfg.dir, seq, "pcapng");
-            let ef = OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .open(&epath)
-                .map_err(io(&epath))?;
-            let mut entries = BufWriter::with_capacity(256 << 10, ef);
-            entries.write_all(MAGIC).map_err(io(&epath))?;
-            let pf = OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .open(&ppath)
-                .map_err(io(&ppath))?;
-            let packets =
-                PcapngWriter::new(BufWriter::with_capacity(1 << 20, pf)).map_err(io(&ppath))?;
-            self.open = Some(Open {
-                meta: SegmentMeta {
-                    seq,
-                    entry_bytes: MAGIC.len() as u64,
-                    packet_bytes: packets.written(),
-                    names: Some(BTreeSet::new()),
-                    ..SegmentMeta::default()
-                },
-                entries,
-                packets,
-                by_ptr: HashMap::new(),
-                by_value: HashMap::new(),
-                payload: Vec::new(),
-                framed: Vec::new(),
-            });
-        }
-        match self.open.as_mut() {
-            Some(o) => Ok(o),
-            None => unreachable!("opened above"),
-        }
-    }
-
-    fn maybe_rotate(&mut self, ts: Timestamp) -> Result<(), StoreError> {
-        let cap = self.cfg.segment_cap();
-        let min = self.cfg.segment_min_bytes.min(cap);
-        let span = self.cfg.segment_secs.saturating_mul(1_000_000_000);
-        let max_span = self.cfg.segment_max_secs.saturating_mul(1_000_000_000);
-        let full = self.open.as_ref().is_some_and(|o| {
-            let age = o.meta.from.map_or(0, |f| ts.0.saturating_sub(f));
-            let bytes = o.meta.bytes();
-            bytes >= cap || (age > span && bytes >= min) || age > max_span
-        });
-        if full {
-            self.close_open()?;
-            self.enforce_retention()?;
-        }
-        Ok(())
-    }
-
-    /// Bytes the last appended entry took encoded: a measure of its size for callers that
-    /// keep entries in memory and must bound them by bytes.
-    pub fn last_entry_len(&self) -> usize {
-        self.last_entry_len
-    }
-
-    /// Appends an entry, giving it the next store-wide id.
-    pub fn append_entry(&mut self, e: &mut Entry) -> Result<(), StoreError> {
-        self.maybe_rotate(e.timestamp)?;
-        e.id = self.next_id;
-        self.next_id += 1;
-        let dir = self.cfg.dir.clone();
-        let o = self.open_segment()?;
-        let mut payload = std::mem::take(&mut o.payload);
-        let mut out = std::mem::take(&mut o.framed);
-        out.clear();
-        // New identities are written before the entry that refers to them.
-        let mut fresh: Vec<Arc<Identity>> = Vec::new();
-        let (by_ptr, by_value) = (&mut o.by_ptr, &mut o.by_value);
-        let mut number = |id: &Arc<Identity>| -> u64 {
-            let ptr = Arc::as_ptr(id) as usize;
-            if let Some((_, n)) = by_ptr.get(&ptr) {
-                return *n;
-            }
-            let next = by_value.len() as u64 + 1;
-            let n = *by_value.entry(id.clone()).or_insert_with(|| {
-                fresh.push(id.clone());
-                next
-            });
-            by_ptr.insert(ptr, (id.clone(), n));
-            n
-        };
-        payload.clear();
-        payload.push(REC_ENTRY);
-        codec::put_entry(&mut payload, e, &mut number);
-        let encoded_len = payload.len();
-        let mut def = vec![REC_IDENTITY];
-        for id in &fresh {
-            def.truncate(1);
-            codec::put_identity(&mut def, id);
-            frame(&mut out, &def);
-        }
-        frame(&mut out, &payload);
-        o.payload = payload;
-        let path = seg_path(&dir, o.meta.seq, "entries");
-        let written = o.entries.write_all(&out).map_err(io(&path));
-        if written.is_ok() {
-            o.meta.entry_bytes += out.len() as u64;
-        }
-        o.framed = out;
-        written?;
-        o.meta.add_entry(e);
-        self.last_entry_len = encoded_len;
-        Ok(())
-    }
-
-    /// Appends a raw packet.
-    pub fn append_packet(
-        &mut self,
-        ts: Timestamp,
-        link: LinkType,
-        data: &[u8],
-        orig_len: u32,
-    ) -> Result<(), StoreError> {
-        self.maybe_rotate(ts)?;
-        let dir = self.cfg.dir.clone();
-        let o = self.open_segment()?;
-        o.packets
-            .write(ts, link, data, orig_len)
-            .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
-        o.meta.packet_bytes = o.packets.written();
-        o.meta.packets += 1;
-        o.meta.see(ts);
-        Ok(())
-    }
-
-    /// Writes everything buffered to the files (call at least once a second), then applies
-    /// retention.
-    pub fn flush(&mut self) -> Result<(), StoreError> {
-        if let Some(o) = &mut self.open {
-            let dir = &self.cfg.dir;
-            o.entries
-                .flush()
-                .map_err(io(&seg_path(dir, o.meta.seq, "entries")))?;
-            o.packets
-                .get_mut()
-                .flush()
-                .map_err(io(&seg_path(dir, o.meta.seq, "pcapng")))?;
-        }
-        self.enforce_retention()
-    }
-
-    /// Closes the open segment: flushes it and writes its index.
-    pub fn close_open(&mut self) -> Result<(), StoreError> {
-        if let Some(mut o) = self.open.take() {
-            let dir = self.cfg.dir.clone();
-            o.entries
-                .flush()
-                .map_err(io(&seg_path(&dir, o.meta.seq, "entries")))?;
-            o.packets
-                .get_mut()
-                .flush()
-                .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
-            o.meta.closed = true;
-            segments::write_index(&dir, &o.meta)?;
-            self.closed.push(o.meta);
-            self.recount();
-        }
-        Ok(())
-    }
-
-    fn enforce_retention(&mut self) -> Result<(), StoreError> {
-        let newest = self
-            .closed
-            .iter()
-            .chain(self.open.as_ref().map(|o| &o.meta))
-            .filter_map(|m| m.to)
-            .max();
-        let mut drop = 0;
-        if let (Some(keep), Some(newest)) = (self.cfg.retention_secs, newest) {
-            let limit = newest.saturating_sub(keep.saturating_mul(1_000_000_000));
-            drop = self
-                .closed
-                .iter()
-                .take_while(|m| m.to.is_none_or(|t| t < limit))
-                .count();
-        }
-        if let Some(max) = self.cfg.max_size {
-            let open = self.open.as_ref().map_or(0, |o| o.meta.bytes());
-            let mut total: u64 = self.closed.iter().map(SegmentMeta::bytes).sum::<u64>() + open;
-            for m in &self.closed[..drop] {
-                total -= m.bytes();
-            }
-            while total > max && drop < self.closed.len() {
-                total -= self.closed[drop].bytes();
-                drop += 1;
-            }
-        }
-        if drop == 0 {
-            return Ok(());
-        }
-        for m in self.closed.drain(..drop) {
-            // The index goes first: a crash in between leaves files that reload as a segment.
-            for ext in ["idx", "entries", "pcapng"] {
-                let p = seg_path(&self.cfg.dir, m.seq, ext);
-                damage::forget(&p);
-                match fs::remove_file(&p) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io(&p)(e)),
-                }
-            }
-            self.stats.segments_dropped += 1;
-        }
-        self.recount();
-        Ok(())
-    }
-
-    /// Every segment's index, oldest first, the open one last (flush first to read it).
-    pub fn segments(&self) -> Vec<SegmentMeta> {
-        let mut v = self.closed.clone();
-        if let Some(o) = &self.open {
-            v.push(o.meta.clone());
-        }
-        v
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        let _ = self.close_open();
-    }
 }
 
 /// Path of a segment's packets file.

@@ -17,9 +17,12 @@ use std::sync::Arc;
 
 use wiremap_model::{Entry, Identity};
 
+use crate::block::{self, BlockHead, Want};
 use crate::codec::{self, Corrupt};
 use crate::damage::{self, FileScan, Span, Window};
-use crate::{StoreError, FORMAT_VERSION, MAGIC, MAX_RECORD, REC_ENTRY, REC_IDENTITY};
+use crate::{
+    StoreError, FORMAT_VERSION, MAGIC, MAX_RECORD, REC_BLOCK, REC_ENTRY, REC_IDENTITY, REC_NAME,
+};
 
 /// CRC bytes one file's resynchronisation may compute before giving up on the rest.
 const RESYNC_BUDGET: u64 = 256 << 20;
@@ -33,6 +36,8 @@ pub(crate) enum Magic {
     Current,
     /// A well-formed magic of a later format.
     Newer(u32),
+    /// A well-formed magic of an earlier format.
+    Older(u32),
     /// Anything else.
     Foreign,
 }
@@ -47,6 +52,7 @@ pub(crate) fn classify(m: &[u8]) -> Magic {
         .and_then(|d| std::str::from_utf8(d).ok()?.parse::<u32>().ok());
     match version {
         Some(v) if v > FORMAT_VERSION => Magic::Newer(v),
+        Some(v) if v >= 1 => Magic::Older(v),
         _ => Magic::Foreign,
     }
 }
@@ -78,6 +84,11 @@ pub(crate) fn magic_error(path: &str, m: Magic) -> StoreError {
             found,
             supported: FORMAT_VERSION,
         },
+        Magic::Older(found) => StoreError::OlderFormat {
+            path: path.to_string(),
+            found,
+            supported: FORMAT_VERSION,
+        },
         _ => StoreError::Foreign {
             path: path.to_string(),
             reason: "bad magic".into(),
@@ -85,54 +96,131 @@ pub(crate) fn magic_error(path: &str, m: Magic) -> StoreError {
     }
 }
 
-/// Identity numbers of a segment: identities are numbered in the order they were written, so
-/// a damaged span that may have held one makes every later number uncertain.
+/// The numbered tables of a segment (identities, field names): numbered in the order they
+/// were written, so a damaged span that may have held a definition makes every later number
+/// uncertain.
 #[derive(Default)]
-struct Idents {
-    known: Vec<Option<Arc<Identity>>>,
-    /// Numbers above this were given after a loss of unknown size: not trusted.
-    trusted_up_to: Option<u64>,
+struct Tables {
+    idents: Vec<Option<Arc<Identity>>>,
+    /// `None`: a name this binary's dissectors never emit (its fields are left out).
+    names: Vec<Option<&'static str>>,
+    /// Numbers above these were given after a loss of unknown size: not trusted.
+    idents_trusted: Option<u64>,
+    names_trusted: Option<u64>,
 }
 
-impl Idents {
-    fn lookup(&self, n: u64) -> Result<Option<Arc<Identity>>, Corrupt> {
-        if n == 0 || self.trusted_up_to.is_some_and(|t| n > t) {
+impl Tables {
+    fn ident(&self, n: u64) -> Result<Option<Arc<Identity>>, Corrupt> {
+        if n == 0 || self.idents_trusted.is_some_and(|t| n > t) {
             // An entry keeps its addresses when its identity's number cannot be trusted.
             return Ok(None);
         }
         usize::try_from(n - 1)
             .ok()
-            .and_then(|i| self.known.get(i))
+            .and_then(|i| self.idents.get(i))
             .cloned()
             .ok_or(Corrupt("identity reference"))
+    }
+
+    fn name(&self, c: &mut codec::Cursor<'_>) -> Result<Option<&'static str>, Corrupt> {
+        let n = c.u()?;
+        if n == 0 || self.names_trusted.is_some_and(|t| n > t) {
+            return Ok(None);
+        }
+        usize::try_from(n - 1)
+            .ok()
+            .and_then(|i| self.names.get(i))
+            .copied()
+            .ok_or(Corrupt("name reference"))
     }
 
     /// A span was lost: `kind` is its record type when the span is known to be one record.
     fn lost(&mut self, kind: Option<u8>) {
         match kind {
-            Some(REC_ENTRY) => {}
+            Some(REC_ENTRY | REC_BLOCK) => {}
             // Its number is known; entries naming it keep their addresses only.
-            Some(REC_IDENTITY) => self.known.push(None),
+            Some(REC_IDENTITY) => self.idents.push(None),
+            Some(REC_NAME) => self.names.push(None),
             _ => {
-                if self.trusted_up_to.is_none() {
-                    self.trusted_up_to = Some(self.known.len() as u64);
+                if self.idents_trusted.is_none() {
+                    self.idents_trusted = Some(self.idents.len() as u64);
+                }
+                if self.names_trusted.is_none() {
+                    self.names_trusted = Some(self.names.len() as u64);
                 }
             }
         }
     }
 }
 
-fn decode(p: &[u8], ids: &mut Idents) -> Result<Option<Entry>, Corrupt> {
+fn is_record(kind: u8) -> bool {
+    matches!(kind, REC_IDENTITY | REC_ENTRY | REC_NAME | REC_BLOCK)
+}
+
+/// Decodes a record: definitions go into `t`, entries `want` may want to `visit` (a block
+/// it rules out is not decompressed). `Err`: the record is damaged (entries of a damaged
+/// block before the damage were visited).
+fn decode(
+    p: &[u8],
+    t: &mut Tables,
+    want: &Want<'_>,
+    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+) -> Result<ControlFlow<()>, Corrupt> {
     let (&kind, body) = p.split_first().ok_or(Corrupt("empty record"))?;
     let mut c = codec::Cursor::new(body);
     match kind {
         REC_IDENTITY => {
-            ids.known.push(Some(Arc::new(codec::get_identity(&mut c)?)));
-            Ok(None)
+            t.idents.push(Some(Arc::new(codec::get_identity(&mut c)?)));
+            Ok(ControlFlow::Continue(()))
         }
-        REC_ENTRY => codec::get_entry(&mut c, &|n| ids.lookup(n)).map(Some),
+        REC_NAME => {
+            let n = c.s()?;
+            t.names.push(wiremap_model::app_field(&n));
+            Ok(ControlFlow::Continue(()))
+        }
+        REC_ENTRY => {
+            let e = entry(&mut c, t)?;
+            Ok(offer(e, want, visit))
+        }
+        REC_BLOCK => {
+            let h = BlockHead::get(&mut c)?;
+            if !want.block(&h) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            let raw = block::decompress(&h, c.rest())?;
+            let mut n = 0;
+            for b in block::entries(&raw) {
+                let e = entry(&mut codec::Cursor::new(b?), t)?;
+                n += 1;
+                if offer(e, want, visit).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            if n != h.count {
+                return Err(Corrupt("block count"));
+            }
+            Ok(ControlFlow::Continue(()))
+        }
         _ => Err(Corrupt("record type")),
     }
+}
+
+fn entry(c: &mut codec::Cursor<'_>, t: &Tables) -> Result<Entry, Corrupt> {
+    codec::get_entry(c, &|n| t.ident(n), &mut |c| t.name(c))
+}
+
+fn offer(
+    e: Entry,
+    want: &Want<'_>,
+    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+) -> ControlFlow<()> {
+    if e.id <= want.after_id
+        || want.id.is_some_and(|id| id != e.id)
+        || want.scope.is_some_and(|s| !s.contains(e.timestamp))
+    {
+        return ControlFlow::Continue(());
+    }
+    visit(e)
 }
 
 enum Frame {
@@ -174,7 +262,7 @@ fn candidate<R: Read>(
     }
     let len = w.u32_at(q);
     let kind = w.get(q + 8, 1)[0];
-    if !(2..=MAX_RECORD).contains(&len) || (kind != REC_ENTRY && kind != REC_IDENTITY) {
+    if !(2..=MAX_RECORD).contains(&len) || !is_record(kind) {
         return Ok(Some(false));
     }
     if !w.have(q + 8, len as usize)? {
@@ -241,6 +329,7 @@ pub fn read_entries(
     name: &str,
     r: impl Read,
     complete: bool,
+    want: &Want<'_>,
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
     damage: &mut dyn FnMut(&Span),
 ) -> Result<FileScan, StoreError> {
@@ -266,7 +355,7 @@ pub fn read_entries(
         scan.add(&s);
         damage(&s);
     };
-    let mut ids = Idents::default();
+    let mut ids = Tables::default();
     let mut budget = RESYNC_BUDGET;
     let mut pos = MAGIC.len() as u64;
     loop {
@@ -280,16 +369,14 @@ pub fn read_entries(
                 let next = pos + 8 + n as u64;
                 let payload = w.get(pos + 8, n);
                 let kind = payload[0];
-                match decode(payload, &mut ids) {
-                    Ok(Some(e)) => {
-                        if visit(e).is_break() {
-                            scan.good = next;
-                            return Ok(scan);
-                        }
+                match decode(payload, &mut ids, want, visit) {
+                    Ok(ControlFlow::Break(())) => {
+                        scan.good = next;
+                        return Ok(scan);
                     }
-                    Ok(None) => {}
+                    Ok(ControlFlow::Continue(())) => {}
                     Err(_) => {
-                        ids.lost(Some(kind).filter(|k| *k == REC_ENTRY || *k == REC_IDENTITY));
+                        ids.lost(Some(kind).filter(|k| is_record(*k)));
                         lost(Span::one(pos, next - pos, "undecodable record"), &mut scan);
                     }
                 }
@@ -336,14 +423,20 @@ pub fn read_entries(
 pub fn scan_entries(
     path: &Path,
     complete: bool,
+    want: &Want<'_>,
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
 ) -> Result<FileScan, StoreError> {
     let Some(f) = crate::open_existing(path)? else {
         return Ok(FileScan::default());
     };
-    read_entries(&path.display().to_string(), f, complete, visit, &mut |s| {
-        damage::report(path, s)
-    })
+    read_entries(
+        &path.display().to_string(),
+        f,
+        complete,
+        want,
+        visit,
+        &mut |s| damage::report(path, s),
+    )
 }
 
 #[cfg(test)]
@@ -425,6 +518,7 @@ mod tests {
             "test",
             bytes,
             complete,
+            &Want::default(),
             &mut |e| {
                 got.push(e);
                 ControlFlow::Continue(())
@@ -518,6 +612,7 @@ mod tests {
             "t",
             &bytes[..],
             true,
+            &Want::default(),
             &mut |_| ControlFlow::Continue(()),
             &mut |_| {},
         );
@@ -527,6 +622,7 @@ mod tests {
             "t",
             &bytes[..],
             true,
+            &Want::default(),
             &mut |_| ControlFlow::Continue(()),
             &mut |_| {},
         );

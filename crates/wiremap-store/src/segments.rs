@@ -6,15 +6,18 @@
 //! this store's (bad magic) or cannot be read is moved into `quarantine/` by the writer, or
 //! skipped and counted by a read-only reader. Queries skip what they cannot read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, OpenOptions};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use wiremap_model::Entry;
+use wiremap_model::{Entry, Identity};
 
+use crate::block::Want;
 use crate::damage;
 use crate::read::{self, Magic};
+use crate::rollup::RollupBuilder;
 use crate::{io, scan_entries, scan_packets, seg_path, Scope, SegmentMeta, StoreError, StoreStats};
 
 /// Where the writer moves segments it cannot use, inside the data directory.
@@ -54,14 +57,17 @@ pub(crate) fn list(dir: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(seqs)
 }
 
-/// The magic of the newest segment when a later wiremap wrote it: this binary must not
-/// append to that store.
-pub(crate) fn newer_format(dir: &Path, seqs: &[u64]) -> Option<StoreError> {
-    let path = seg_path(dir, *seqs.last()?, "entries");
-    match read::magic_of(&path) {
-        Ok(Some(m @ Magic::Newer(_))) => Some(read::magic_error(&path.display().to_string(), m)),
-        _ => None,
+/// The magic of the oldest or newest segment when another wiremap's format wrote it: this
+/// binary must not append to that store (a later one), and cannot read it (an earlier one:
+/// the error says how to import the data again).
+pub(crate) fn other_format(dir: &Path, seqs: &[u64]) -> Option<StoreError> {
+    for seq in [seqs.last()?, seqs.first()?] {
+        let path = seg_path(dir, *seq, "entries");
+        if let Ok(Some(m @ (Magic::Newer(_) | Magic::Older(_)))) = read::magic_of(&path) {
+            return Some(read::magic_error(&path.display().to_string(), m));
+        }
     }
+    None
 }
 
 /// A free name for `name` in the quarantine directory (a segment number can come back once
@@ -81,7 +87,7 @@ fn quarantine(dir: &Path, seq: u64, why: &StoreError) {
     let qdir = dir.join(QUARANTINE_DIR);
     let mut moved = Vec::new();
     let made = fs::create_dir_all(&qdir);
-    for ext in ["idx", "entries", "pcapng"] {
+    for ext in ["idx", "rollup", "entries", "pcapng"] {
         let src = seg_path(dir, seq, ext);
         if src.symlink_metadata().is_err() {
             continue;
@@ -156,8 +162,22 @@ pub(crate) fn load(
         names: Some(BTreeSet::new()),
         ..SegmentMeta::default()
     };
-    let scanned = scan_entries(&epath, false, &mut |e| {
+    // The rollups are rebuilt as the entries are read (identities numbered by value).
+    let mut rollup = RollupBuilder::default();
+    let mut idents: Vec<Arc<Identity>> = Vec::new();
+    let mut numbers: HashMap<Arc<Identity>, u64> = HashMap::new();
+    let scanned = scan_entries(&epath, false, &Want::default(), &mut |e| {
         meta.add_entry(&e);
+        let mut number = |id: &Option<Arc<Identity>>| -> u64 {
+            let Some(id) = id else { return 0 };
+            let next = numbers.len() as u64 + 1;
+            *numbers.entry(id.clone()).or_insert_with(|| {
+                idents.push(id.clone());
+                next
+            })
+        };
+        let (s, d) = (number(&e.src.identity), number(&e.dst.identity));
+        rollup.add(&e, s, d);
         ControlFlow::Continue(())
     });
     let Some(good) = intact(dir, seq, repair, stats, &epath, scanned)? else {
@@ -185,6 +205,7 @@ pub(crate) fn load(
     }
     if repair {
         meta.closed = true;
+        rollup.write(&seg_path(dir, seq, "rollup"), &idents)?;
         write_index(dir, &meta)?;
     }
     Ok(Some(meta))
@@ -264,13 +285,29 @@ pub fn scan(
     scope: &Scope,
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
-    for m in segments.iter().filter(|m| m.may_match(scope)) {
+    let want = Want {
+        scope: Some(scope),
+        ..Want::default()
+    };
+    scan_want(dir, segments, &want, visit)
+}
+
+/// [`scan`] of what `want` wants (its scope, ids above its cursor).
+pub(crate) fn scan_want(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    want: &Want<'_>,
+    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let all = Scope::default();
+    let scope = want.scope.unwrap_or(&all);
+    for m in segments
+        .iter()
+        .filter(|m| m.may_match(scope) && m.ids.is_some_and(|(_, l)| l > want.after_id))
+    {
         let mut stop = false;
         let path = seg_path(dir, m.seq, "entries");
-        let r = scan_entries(&path, m.closed, &mut |e| {
-            if !scope.contains(e.timestamp) {
-                return ControlFlow::Continue(());
-            }
+        let r = scan_entries(&path, m.closed, want, &mut |e| {
             let r = visit(e);
             stop = r.is_break();
             r
@@ -293,12 +330,13 @@ pub fn get(dir: &Path, segments: &[SegmentMeta], id: u64) -> Result<Option<Entry
             continue;
         }
         let path = seg_path(dir, m.seq, "entries");
-        let r = scan_entries(&path, m.closed, &mut |e| {
-            if e.id == id {
-                found = Some(e);
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
+        let want = Want {
+            id: Some(id),
+            ..Want::default()
+        };
+        let r = scan_entries(&path, m.closed, &want, &mut |e| {
+            found = Some(e);
+            ControlFlow::Break(())
         });
         if let Err(e) = r {
             damage::unreadable(&path, &e);

@@ -143,35 +143,59 @@ fn blocks(bytes: &[u8]) -> Vec<(usize, usize, u32)> {
     v
 }
 
-/// Damages the middle entry record of segment 1 (`field`: 0 its length, 12 a payload byte);
-/// returns the stream (entry number) of the record lost and its length.
-fn damage_middle_entry(dir: &Path, field: usize) -> (u64, usize) {
-    let path = seg(dir, 1, "entries");
-    let mut bytes = std::fs::read(&path).expect("segment");
-    let entries: Vec<_> = records(&bytes).into_iter().filter(|r| r.2 == 2).collect();
-    let (at, len, _) = entries[entries.len() / 2];
-    bytes[at + field] ^= 0x5a;
-    std::fs::write(&path, &bytes).expect("damage");
-    ((entries.len() / 2) as u64, len)
+fn varint(b: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0;
+    for shift in (0..64).step_by(7) {
+        let c = b[*at];
+        *at += 1;
+        v |= u64::from(c & 0x7f) << shift;
+        if c & 0x80 == 0 {
+            break;
+        }
+    }
+    v
 }
 
-fn without(written: &[Entry], stream: u64) -> Vec<Entry> {
+/// Damages the middle block of entries of segment 1 (`field`: 1 a byte of its length, else
+/// a byte that far into its payload); returns the streams (entry numbers) of the entries it
+/// held and its length.
+fn damage_middle_block(dir: &Path, field: usize) -> (std::ops::Range<u64>, usize) {
+    let path = seg(dir, 1, "entries");
+    let mut bytes = std::fs::read(&path).expect("segment");
+    let blocks: Vec<_> = records(&bytes).into_iter().filter(|r| r.2 == 4).collect();
+    assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+    let (at, len, _) = blocks[blocks.len() / 2];
+    // The head after the record type: entry count, first id (ids start at 1, streams at 0).
+    let mut p = at + 9;
+    let count = varint(&bytes, &mut p);
+    let first = varint(&bytes, &mut p) - 1;
+    let field = if field == 1 { 1 } else { len / 2 };
+    bytes[at + field] ^= 0x5a;
+    std::fs::write(&path, &bytes).expect("damage");
+    (first..first + count, len)
+}
+
+fn without(written: &[Entry], lost: &std::ops::Range<u64>) -> Vec<Entry> {
     written
         .iter()
-        .filter(|e| e.stream != stream)
+        .filter(|e| !lost.contains(&e.stream))
         .cloned()
         .collect()
 }
 
+/// Entries enough for several blocks in one segment.
+const MANY: u64 = 4_000;
+
 #[test]
-fn a_flipped_byte_mid_segment_costs_one_record_with_the_index_intact() {
+fn a_flipped_byte_mid_segment_costs_one_block_with_the_index_intact() {
     for (tag, field) in [("payload", 12), ("length", 1)] {
         let dir = tmpdir(&format!("mid-{tag}"));
-        let written = build(&dir, 131, 1000);
-        let (lost, len) = damage_middle_entry(&dir, field);
+        let written = build(&dir, MANY, 100_000);
+        let (lost, len) = damage_middle_block(&dir, field);
         assert!(seg(&dir, 1, "idx").exists());
         let store = open(&dir);
-        assert_eq!(all(&store), without(&written, lost), "{tag}");
+        let kept = without(&written, &lost);
+        assert_eq!(all(&store), kept, "{tag}");
         let s = store.stats();
         assert_eq!(
             (s.damaged_records, s.damaged_bytes),
@@ -179,7 +203,7 @@ fn a_flipped_byte_mid_segment_costs_one_record_with_the_index_intact() {
             "{tag}"
         );
         // Read again: the same span is not counted twice.
-        assert_eq!(all(&store).len(), 130);
+        assert_eq!(all(&store).len(), kept.len());
         assert_eq!(store.stats().damaged_records, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -188,8 +212,8 @@ fn a_flipped_byte_mid_segment_costs_one_record_with_the_index_intact() {
 #[test]
 fn recovery_keeps_the_intact_records_after_damage() {
     let dir = tmpdir("recovery");
-    let written = build(&dir, 131, 1000);
-    let (lost, len) = damage_middle_entry(&dir, 12);
+    let written = build(&dir, MANY, 100_000);
+    let (lost, len) = damage_middle_block(&dir, 12);
     std::fs::remove_file(seg(&dir, 1, "idx")).expect("index");
     // A crash also tore the tail.
     let path = seg(&dir, 1, "entries");
@@ -198,8 +222,9 @@ fn recovery_keeps_the_intact_records_after_damage() {
     bytes.extend_from_slice(&[90, 0, 0, 0, 1, 2, 3, 4, 2]);
     std::fs::write(&path, &bytes).expect("tear");
     // Read-only inspection skips and counts, and changes nothing.
+    let kept = without(&written, &lost);
     let seen = wiremap_store::inspect(&dir).expect("inspects");
-    assert_eq!(seen[0].entries, 130);
+    assert_eq!(seen[0].entries, kept.len() as u64);
     assert_eq!(std::fs::read(&path).expect("segment"), bytes);
     assert!(!seg(&dir, 1, "idx").exists());
     let store = open(&dir);
@@ -207,8 +232,10 @@ fn recovery_keeps_the_intact_records_after_damage() {
     assert_eq!(s.torn_bytes_truncated, 9);
     assert_eq!((s.damaged_records, s.damaged_bytes), (1, len as u64));
     assert_eq!(std::fs::metadata(&path).expect("segment").len(), whole);
-    assert_eq!(store.segments()[0].entries, 130);
-    assert_eq!(all(&store), without(&written, lost));
+    assert_eq!(store.segments()[0].entries, kept.len() as u64);
+    assert_eq!(all(&store), kept);
+    // The recovered segment has its rollups again: the map from them counts what is left.
+    assert!(seg(&dir, 1, "rollup").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -294,10 +321,10 @@ fn a_newer_store_is_refused_clearly() {
     build(&dir, 5, 1000);
     let path = seg(&dir, 1, "entries");
     let mut bytes = std::fs::read(&path).expect("segment");
-    bytes[..8].copy_from_slice(b"WMSEG002");
+    bytes[..8].copy_from_slice(b"WMSEG003");
     std::fs::write(&path, &bytes).expect("write");
     match Store::open(StoreConfig::new(&dir)) {
-        Err(e @ StoreError::NewerFormat { found: 2, .. }) => {
+        Err(e @ StoreError::NewerFormat { found: 3, .. }) => {
             assert!(e.to_string().contains("newer wiremap"), "{e}")
         }
         other => panic!("{other:?}"),
@@ -390,5 +417,27 @@ fn a_torn_tail_of_both_files_is_cut_exactly() {
     }
     assert_eq!(all(&store), written);
     assert_eq!(store.segments()[0].packets, 90);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_older_store_is_refused_with_how_to_import_again() {
+    let dir = tmpdir("older");
+    build(&dir, 5, 1000);
+    let path = seg(&dir, 1, "entries");
+    let mut bytes = std::fs::read(&path).expect("segment");
+    bytes[..8].copy_from_slice(b"WMSEG001");
+    std::fs::write(&path, &bytes).expect("write");
+    match Store::open(StoreConfig::new(&dir)) {
+        Err(e @ StoreError::OlderFormat { found: 1, .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("segment format 1") && m.contains("--pcap"),
+                "{m}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).expect("segment"), bytes, "left alone");
     let _ = std::fs::remove_dir_all(&dir);
 }

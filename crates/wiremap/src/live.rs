@@ -85,6 +85,9 @@ pub(crate) struct ServeArgs {
     /// Capture files to import into the data directory (with their resolution history).
     #[arg(long = "pcap", value_name = "FILE")]
     pcaps: Vec<String>,
+    /// Store entries only, not the raw packets (no pcapng export then).
+    #[arg(long = "no-packets")]
+    no_packets: bool,
     #[command(flatten)]
     naming: NamingArgs,
     #[command(flatten)]
@@ -381,7 +384,7 @@ pub(crate) fn serve(a: ServeArgs) -> anyhow::Result<u8> {
         Err(c) => return Ok(c),
     };
     let shared = Shared::new(store);
-    let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), true);
+    let mut ingest = Ingest::new(Engine::new(cfg), shared.clone(), !a.no_packets);
     let worker = std::thread::Builder::new()
         .name("import".into())
         .spawn(move || {
