@@ -1,0 +1,760 @@
+//! Maps from rollups equal maps from entries. A real store is built from the shared
+//! captures (dissected by the engine, named from DNS and Kubernetes holdings, spread over
+//! hours by shifting each copy's packet times) with small segments, so most are closed, one
+//! is open, and some close mid-minute. Then, for random windows, endpoint-only filters and
+//! levels, the map answered from rollups (`EntryStore::rollups`) must equal the map from
+//! scanning entries (`EntryStore::scan` + the filter), which must equal the map of the
+//! entries that were appended. Damaged and missing rollup files must change nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use wiremap_capture::{FileSource, PacketSource};
+use wiremap_engine::{Engine, EngineConfig};
+use wiremap_identity::Holding;
+use wiremap_kfl::Filter;
+use wiremap_map::{Level, MapBuilder, ServiceMap, Stats};
+use wiremap_model::{Entry, Identity, IdentityKind, Timestamp};
+use wiremap_store::{EntryStore, Query, Scope, SegmentMeta, Segments, Store, StoreConfig};
+
+const SEC: i64 = 1_000_000_000;
+const MINUTE: i64 = 60 * SEC;
+
+/// Captures with many entries of the protocols rollups matter for (DNS, Redis, MySQL, HTTP,
+/// TLS) and a few from inside Kubernetes, with the rounds each is copied in: one spans years
+/// of capture time with a handful of entries (sparse segments); the thousand requests in
+/// under a second fill segments by bytes in the middle of a minute (taken once: scanning
+/// entries in a debug build is what the test's time goes to).
+const CAPTURES: &[(&str, usize)] = &[
+    ("dns_suricata_bug-1158-many-a.pcap", 3),
+    ("redis_zeek_django-cloud.pcapng", 3),
+    ("mysql_deepflow_171-mysql-20130.pcap", 3),
+    ("http1_zeek_1000-requests-keepalive.pcap", 1),
+    ("redis-k8s_deepflow_redis.pcap", 3),
+    ("http1_sanders_espn-browsing.pcapng", 3),
+    ("mysql_zeek_auth.pcap", 3),
+    ("mixed_suricata_browsing-tls-dns-http.pcap", 3),
+    ("redis_beats_session.pcap", 3),
+    ("http1_zeek_methods-chunked.pcap", 3),
+    ("dns-k8s_deepflow_istio-demo-tcp.pcap", 3),
+    ("http1-k8s_deepflow_istio-productpage.pcap", 3),
+    ("dns_zeek_edns-ecs-a-aaaa-cname-udp-tcp.pcap", 3),
+];
+
+/// Capture nodes the copies are tagged with (`""`: unknown, as on a single node).
+const NODES: &[&str] = &["", "node-a", "node-b"];
+
+fn pcaps_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("WIREMAP_PCAPS")
+            .unwrap_or_else(|_| format!("{}/../../../shared/pcaps", env!("CARGO_MANIFEST_DIR"))),
+    )
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wiremap-rollups-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Kubernetes names for addresses of the captures, so that pod, workload, service and
+/// namespace levels group something (the rest is named from DNS or left bare).
+fn holdings() -> Vec<Holding> {
+    let pod = |ip: &str, ns: &str, pod: &str, workload: (&str, &str), service: &str| Holding {
+        addr: ip.parse().expect("ip"),
+        from: Timestamp(0),
+        to: None,
+        who: Identity {
+            kind: IdentityKind::Pod,
+            name: pod.to_string(),
+            namespace: ns.to_string(),
+            pod: pod.to_string(),
+            service: service.to_string(),
+            workload_kind: workload.0.to_string(),
+            workload_name: workload.1.to_string(),
+            node: "worker-1".to_string(),
+            labels: BTreeMap::from([("app".to_string(), workload.1.to_string())]),
+            ..Identity::default()
+        },
+    };
+    let mut v = vec![
+        pod(
+            "172.20.1.171",
+            "shop",
+            "api-5c9f7-x2x9q",
+            ("deployment", "api"),
+            "",
+        ),
+        pod(
+            "172.20.1.128",
+            "db",
+            "mysql-0",
+            ("statefulset", "mysql"),
+            "mysql",
+        ),
+        pod(
+            "10.30.28.90",
+            "shop",
+            "web-6b8d4-k7mzp",
+            ("deployment", "web"),
+            "web",
+        ),
+        pod(
+            "10.30.28.94",
+            "kube-system",
+            "coredns-7db6d-2xq8r",
+            ("deployment", "coredns"),
+            "kube-dns",
+        ),
+    ];
+    v.push(Holding {
+        addr: "192.168.1.8".parse().expect("ip"),
+        from: Timestamp(0),
+        to: None,
+        who: Identity {
+            kind: IdentityKind::Service,
+            name: "legacy-db".to_string(),
+            namespace: "db".to_string(),
+            service: "legacy-db".to_string(),
+            ..Identity::default()
+        },
+    });
+    v
+}
+
+struct Built {
+    store: Store,
+    dir: PathBuf,
+    /// Every entry as appended (with its id).
+    entries: Vec<Entry>,
+    /// Their timestamps, sorted.
+    times: Vec<i64>,
+}
+
+/// The store's directory goes with it, also when a test fails.
+impl Drop for Built {
+    fn drop(&mut self) {
+        let _ = self.store.close_open();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Built {
+    fn segments(&mut self) -> Segments {
+        self.store.flush().expect("flush");
+        Segments {
+            dir: self.dir.clone(),
+            segments: self.store.segments(),
+        }
+    }
+}
+
+/// Dissects each capture up to `rounds` times into a store with small segments, each copy shifted
+/// to start a few minutes (and some odd nanoseconds) after the previous one ended. `None`
+/// (with a message) when the shared captures are not there.
+fn build(tag: &str, rounds: usize) -> Option<Built> {
+    let base = pcaps_dir();
+    let files: Vec<(PathBuf, usize)> = CAPTURES.iter().map(|(c, n)| (base.join(c), *n)).collect();
+    if let Some((missing, _)) = files.iter().find(|(f, _)| !f.exists()) {
+        eprintln!(
+            "skipped: shared capture {} not found (set WIREMAP_PCAPS to the captures' directory)",
+            missing.display()
+        );
+        return None;
+    }
+    let dir = tmpdir(tag);
+    let mut cfg = StoreConfig::new(&dir);
+    // Small segments: closed by span every couple of minutes, by bytes in the middle of a
+    // dense minute, and sparse ones after five minutes whatever they hold.
+    cfg.segment_secs = 90;
+    cfg.segment_min_bytes = 0;
+    cfg.segment_max_secs = 300;
+    cfg.segment_bytes = 256 << 10;
+    let mut store = Store::open(cfg).expect("opens");
+    let mut entries = Vec::new();
+    let mut cursor = 1_700_000_000 * SEC + 123_456_789;
+    let mut copy = 0usize;
+    for round in 0..rounds {
+        for (k, (file, copies)) in files.iter().enumerate() {
+            if round >= *copies {
+                continue;
+            }
+            // Each round puts each capture on another node.
+            let node = NODES[(round + k) % NODES.len()];
+            let mut src = FileSource::open(&file.display().to_string()).expect("opens");
+            let mut engine = Engine::new(EngineConfig {
+                k8s: holdings(),
+                ..EngineConfig::default()
+            });
+            let mut offset = None;
+            let mut last = cursor;
+            let mut n = 0u64;
+            let mut keep = |store: &mut Store, mut e: Entry| {
+                e.node_name = node.to_string();
+                // Some exchanges were also seen by other nodes (evidence a hub adds).
+                n += 1;
+                if n.is_multiple_of(7) {
+                    e.seen_by = vec!["node-c".to_string()];
+                } else if n.is_multiple_of(11) {
+                    e.seen_by = vec!["node-a".to_string(), "node-d".to_string()];
+                }
+                store.append_entry(&mut e).expect("entry");
+                entries.push(e);
+            };
+            while src.advance().expect("reads") {
+                let mut p = src.packet();
+                let off = *offset.get_or_insert(cursor - p.ts.0);
+                p.ts = Timestamp(p.ts.0 + off);
+                last = last.max(p.ts.0);
+                store
+                    .append_packet(p.ts, p.link, p.data, p.orig_len)
+                    .expect("packet");
+                engine.packet(&p, &mut |e| keep(&mut store, e));
+            }
+            engine.finish(&mut |e| keep(&mut store, e));
+            copy += 1;
+            // A gap of one to eleven minutes, never a whole number of seconds.
+            let gap = 60 * SEC + (copy as i64 * 7919 % 600) * SEC + copy as i64 * 1_234_567;
+            cursor = last + gap;
+        }
+    }
+    store.flush().expect("flush");
+    let mut times: Vec<i64> = entries.iter().map(|e| e.timestamp.0).collect();
+    times.sort_unstable();
+    Some(Built {
+        store,
+        dir,
+        entries,
+        times,
+    })
+}
+
+/// One map question.
+#[derive(Debug, Clone)]
+struct Case {
+    from: Option<i64>,
+    to: Option<i64>,
+    filter: Option<String>,
+    level: Level,
+}
+
+fn compile(src: &str, now: Timestamp) -> Filter {
+    Filter::compile(src, now).unwrap_or_else(|e| panic!("`{src}` compiles: {e}"))
+}
+
+/// The scope the server gives a map query: the window narrowed by the filter.
+fn scope_of(c: &Case, filter: Option<&Filter>) -> Scope {
+    let s = Scope::window(c.from.map(Timestamp), c.to.map(Timestamp));
+    match filter {
+        Some(f) => s.and(f.prune().clone()),
+        None => s,
+    }
+}
+
+/// The map answered from rollups, or `None` when the store says it cannot.
+fn rollup_map(segs: &Segments, c: &Case, filter: Option<&Filter>) -> Option<ServiceMap> {
+    let scope = scope_of(c, filter);
+    let q = Query {
+        scope: &scope,
+        filter,
+        after_id: 0,
+        stop: &|| false,
+    };
+    let mut b = MapBuilder::new(c.level);
+    let mut visited = 0u64;
+    let answered = segs
+        .rollups(&q, &mut |r| {
+            visited += 1;
+            b.add_rollup(r);
+        })
+        .expect("rollups");
+    if !answered {
+        assert_eq!(visited, 0, "declined after visiting rollups");
+        return None;
+    }
+    Some(b.build(Stats::default()))
+}
+
+/// The map from the entries a scan hands over, matched with the filter.
+fn scan_map(segs: &Segments, c: &Case, filter: Option<&Filter>) -> ServiceMap {
+    let scope = scope_of(c, filter);
+    let q = Query {
+        scope: &scope,
+        filter,
+        after_id: 0,
+        stop: &|| false,
+    };
+    let mut b = MapBuilder::new(c.level);
+    segs.scan(&q, &mut |e| {
+        if filter.is_none_or(|f| f.matches(&e)) {
+            b.add(&e);
+        }
+        ControlFlow::Continue(())
+    })
+    .expect("scan");
+    b.build(Stats::default())
+}
+
+/// The map of the appended entries themselves.
+fn reference_map(entries: &[Entry], c: &Case, filter: Option<&Filter>) -> ServiceMap {
+    let window = Scope::window(c.from.map(Timestamp), c.to.map(Timestamp));
+    let mut b = MapBuilder::new(c.level);
+    for e in entries {
+        if window.contains(e.timestamp) && filter.is_none_or(|f| f.matches(e)) {
+            b.add(e);
+        }
+    }
+    b.build(Stats::default())
+}
+
+/// The first difference between two maps, named precisely; `None` when they are equal.
+/// Equal means exactly, latency percentiles too: sketches merge exactly, so a rollup's
+/// percentiles are not merely within the sketch's error of the entries'.
+fn difference(a_name: &str, a: &ServiceMap, b_name: &str, b: &ServiceMap) -> Option<String> {
+    let ids =
+        |m: &ServiceMap| -> BTreeSet<String> { m.nodes.iter().map(|n| n.id.clone()).collect() };
+    let (na, nb) = (ids(a), ids(b));
+    if na != nb {
+        return Some(format!(
+            "node sets differ: only in {a_name} {:?}; only in {b_name} {:?}",
+            na.difference(&nb).collect::<Vec<_>>(),
+            nb.difference(&na).collect::<Vec<_>>()
+        ));
+    }
+    for (x, y) in a.nodes.iter().zip(&b.nodes) {
+        if x != y {
+            return Some(format!(
+                "node {} differs:\n {a_name}: {x:?}\n {b_name}: {y:?}",
+                x.id
+            ));
+        }
+    }
+    let keys = |m: &ServiceMap| -> BTreeSet<(String, String, String)> {
+        m.edges
+            .iter()
+            .map(|e| {
+                (
+                    e.source.clone(),
+                    e.target.clone(),
+                    e.protocol.as_str().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (ea, eb) = (keys(a), keys(b));
+    if ea != eb {
+        return Some(format!(
+            "edge sets differ: only in {a_name} {:?}; only in {b_name} {:?}",
+            ea.difference(&eb).collect::<Vec<_>>(),
+            eb.difference(&ea).collect::<Vec<_>>()
+        ));
+    }
+    for (x, y) in a.edges.iter().zip(&b.edges) {
+        if x != y {
+            return Some(format!(
+                "edge {} -> {} ({}) differs:\n {a_name}: {x:?}\n {b_name}: {y:?}",
+                x.source,
+                x.target,
+                x.protocol.as_str()
+            ));
+        }
+    }
+    (a != b).then(|| {
+        format!(
+            "maps differ outside nodes and edges:\n {a_name}: {:?} {:?}\n {b_name}: {:?} {:?}",
+            a.window, a.stats, b.window, b.stats
+        )
+    })
+}
+
+/// How a window meets the closed segments: (covered whole, cut with a whole minute inside,
+/// cut with none). Tells whether the cases reach the ragged-end logic at all.
+fn coverage(segments: &[SegmentMeta], c: &Case) -> (usize, usize, usize) {
+    let (mut whole, mut minutes, mut ragged) = (0, 0, 0);
+    let lo = c.from.unwrap_or(i64::MIN);
+    let hi = c.to.unwrap_or(i64::MAX);
+    for m in segments.iter().filter(|m| m.closed && m.entries > 0) {
+        let (Some(f), Some(t)) = (m.from, m.to) else {
+            continue;
+        };
+        if t < lo || f > hi {
+            continue;
+        }
+        if f >= lo && t <= hi {
+            whole += 1;
+            continue;
+        }
+        // A whole minute of the window that overlaps the segment.
+        let first = lo.div_euclid(MINUTE) + i64::from(lo.rem_euclid(MINUTE) != 0);
+        let last = hi.saturating_add(1).div_euclid(MINUTE) - 1;
+        let (sf, st) = (f.div_euclid(MINUTE), t.div_euclid(MINUTE));
+        if first <= last && first.max(sf) <= last.min(st) {
+            minutes += 1;
+        } else {
+            ragged += 1;
+        }
+    }
+    (whole, minutes, ragged)
+}
+
+/// Filters that read only endpoints, protocol and node; names from the holdings and the
+/// DNS names the data has most and least often.
+fn endpoint_filters(entries: &[Entry]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "dns",
+        "redis",
+        "mysql",
+        "http",
+        "tls",
+        "tcp",
+        "conn",
+        "!dns",
+        "redis || mysql",
+        "http && !tls",
+        "protocol in [\"redis\", \"mysql\"]",
+        "protocol == \"http\"",
+        "protocol != \"dns\" && protocol != \"http\"",
+        "src.ip.startsWith(\"10.\")",
+        "dst.ip.startsWith(\"192.168.\") || src.ip.startsWith(\"172.\")",
+        "dst.ip == \"127.0.0.1\" || dst.ip == \"::1\"",
+        "node_name == \"\"",
+        "node_name == \"node-a\"",
+        "node_name != \"node-b\" && mysql",
+        "(redis || mysql) && node_name == \"node-a\"",
+        "dst.namespace == \"db\"",
+        "src.namespace == \"shop\" || dst.namespace == \"kube-system\"",
+        "!(src.pod.namespace == \"shop\")",
+        "dst.service.name == \"kube-dns\"",
+        "dst.workload.name == \"mysql\" || (redis && !(src.ip == \"127.0.0.1\"))",
+        "src.labels[\"app\"] == \"api\"",
+        "dst.name == \"mysql-0\" || dst.name == \"legacy-db\"",
+        "src.name.startsWith(\"web\") && dns",
+        "dns || dst.namespace == \"db\"",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in entries {
+        if let Some(id) = &e.dst.identity {
+            if id.kind == IdentityKind::Dns && !id.name.is_empty() {
+                *names.entry(&id.name).or_default() += 1;
+            }
+        }
+    }
+    let mut by_count: Vec<(&str, usize)> = names.into_iter().collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    assert!(by_count.len() >= 4, "DNS names in the data: {by_count:?}");
+    for (n, _) in by_count.iter().take(3) {
+        v.push(format!("dst.name == \"{n}\""));
+        v.push(format!("dst.name == \"{n}\" && node_name != \"node-a\""));
+    }
+    for (n, _) in by_count.iter().rev().take(2) {
+        v.push(format!("dst.name == \"{n}\""));
+    }
+    v.push(format!(
+        "dst.name == \"{}\" || src.namespace == \"shop\"",
+        by_count[1].0
+    ));
+    v
+}
+
+/// Window ends: at, near or between entries (nanoseconds apart), on and next to minute
+/// boundaries and segment ends, far outside the data, or open.
+fn time_strategy(times: &[i64], segments: &[SegmentMeta]) -> BoxedStrategy<Option<i64>> {
+    let ends: Vec<i64> = segments
+        .iter()
+        .flat_map(|m| [m.from, m.to])
+        .flatten()
+        .collect();
+    let (lo, hi) = (times[0], times[times.len() - 1]);
+    let t = times.to_vec();
+    prop_oneof![
+        2 => Just(None),
+        4 => (select(t.clone()), -90 * SEC..90 * SEC).prop_map(|(t, d)| Some(t + d)),
+        2 => (select(t.clone()), -1i64..=1).prop_map(|(t, d)| Some(t + d)),
+        3 => (select(t.clone()), -3i64..=3, -1i64..=1)
+            .prop_map(|(t, k, d)| Some((t.div_euclid(MINUTE) + k) * MINUTE + d)),
+        3 => (select(ends), -1i64..=1).prop_map(|(t, d)| Some(t + d)),
+        1 => (lo - 3600 * SEC..hi + 3600 * SEC).prop_map(Some),
+        1 => select(vec![i64::MIN, i64::MIN + 1, 0, i64::MAX - 1, i64::MAX]).prop_map(Some),
+    ]
+    .boxed()
+}
+
+fn case_strategy(
+    times: &[i64],
+    segments: &[SegmentMeta],
+    filters: Vec<Option<String>>,
+) -> impl Strategy<Value = Case> {
+    let t = time_strategy(times, segments);
+    let levels = vec![
+        Level::Ip,
+        Level::Workload,
+        Level::Namespace,
+        Level::Pod,
+        Level::Service,
+    ];
+    (t.clone(), t, any::<u8>(), select(filters), select(levels)).prop_map(
+        |(a, b, swap, filter, level)| {
+            // Mostly an ordered window; now and then an empty, inverted one.
+            let (from, to) = match (a, b) {
+                (Some(x), Some(y)) if (x > y) != (swap < 16) => (b, a),
+                _ => (a, b),
+            };
+            Case {
+                from,
+                to,
+                filter,
+                level,
+            }
+        },
+    )
+}
+
+fn failure(e: TestError<Case>) -> String {
+    match e {
+        TestError::Fail(why, case) => format!("{why}\nminimal case: {case:?}"),
+        TestError::Abort(why) => format!("aborted: {why}"),
+    }
+}
+
+#[test]
+fn rollup_maps_equal_entry_scan_maps() {
+    let t0 = std::time::Instant::now();
+    let Some(mut built) = build("prop", 3) else {
+        return;
+    };
+    eprintln!("built in {:?}", t0.elapsed());
+    let segs = built.segments();
+    let closed = segs.segments.iter().filter(|m| m.closed).count();
+    assert!(closed >= 20, "{closed} closed segments: too few to cut");
+    assert!(
+        segs.segments
+            .last()
+            .is_some_and(|m| !m.closed && m.entries > 0),
+        "the last segment is open and holds entries"
+    );
+    // Some minutes are split between segments (closed by bytes in the middle of a minute).
+    let minute = |t: Option<i64>| t.map(|t| t.div_euclid(MINUTE));
+    let split = segs
+        .segments
+        .windows(2)
+        .any(|w| w[0].closed && w[1].closed && minute(w[0].to) == minute(w[1].from));
+    assert!(split, "no minute spans two segments");
+    let now = Timestamp(built.times[built.times.len() - 1]);
+    let sources = endpoint_filters(&built.entries);
+    let compiled: BTreeMap<String, Filter> = sources
+        .iter()
+        .map(|s| (s.clone(), compile(s, now)))
+        .collect();
+    for (s, f) in &compiled {
+        assert!(f.endpoint_only(), "`{s}` reads only endpoints");
+    }
+    // Each filter selects something over all data, and none selects everything.
+    for (s, f) in &compiled {
+        let n = built.entries.iter().filter(|e| f.matches(e)).count();
+        assert!(
+            n > 0 && n < built.entries.len(),
+            "`{s}` selects {n} of {} entries",
+            built.entries.len()
+        );
+    }
+    let mut choices: Vec<Option<String>> = vec![None, None];
+    choices.extend(sources.into_iter().map(Some));
+
+    let strategy = case_strategy(&built.times, &segs.segments, choices);
+    // Modest by default (a scan in a debug build is slow); PROPTEST_CASES asks for more.
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let reached = std::cell::Cell::new((0usize, 0usize, 0usize, 0usize));
+    let entries = &built.entries;
+    let result = runner.run(&strategy, |c| {
+        let filter = c.filter.as_ref().map(|s| &compiled[s]);
+        let Some(from_rollups) = rollup_map(&segs, &c, filter) else {
+            return Err(TestCaseError::fail(
+                "rollups declined an endpoint-only filter",
+            ));
+        };
+        let from_scan = scan_map(&segs, &c, filter);
+        let from_entries = reference_map(entries, &c, filter);
+        if let Some(d) = difference("scan", &from_scan, "appended", &from_entries) {
+            return Err(TestCaseError::fail(format!(
+                "scan map != appended entries' map: {d}"
+            )));
+        }
+        if let Some(d) = difference("rollups", &from_rollups, "scan", &from_scan) {
+            return Err(TestCaseError::fail(format!("rollup map != scan map: {d}")));
+        }
+        let (w, m, r) = coverage(&segs.segments, &c);
+        let mut n = reached.get();
+        n.0 += usize::from(w > 0);
+        n.1 += usize::from(m > 0);
+        n.2 += usize::from(r > 0);
+        n.3 += usize::from(!from_scan.edges.is_empty());
+        reached.set(n);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{}", failure(e));
+    }
+    let reached = reached.get();
+    eprintln!(
+        "{} entries, {} segments ({closed} closed); cases with segments covered whole: {}, \
+         cut with whole minutes: {}, cut at ragged ends only: {}, non-empty maps: {}",
+        built.entries.len(),
+        segs.segments.len(),
+        reached.0,
+        reached.1,
+        reached.2,
+        reached.3
+    );
+    // The cases reach every path (shrinking runs more cases, never fewer).
+    assert!(
+        reached.0 >= 8 && reached.1 >= 8 && reached.2 >= 4 && reached.3 >= 16,
+        "{reached:?}"
+    );
+
+    // A filter that reads more than rollups keep is declined, with nothing visited.
+    for s in [
+        "src.port > 1000",
+        "mysql && src.port > 1000",
+        "status_code >= 400",
+        "elapsed_time > 1000 || dns",
+    ] {
+        let f = compile(s, now);
+        assert!(!f.endpoint_only(), "`{s}`");
+        let c = Case {
+            from: None,
+            to: None,
+            filter: Some(s.to_string()),
+            level: Level::Ip,
+        };
+        assert!(rollup_map(&segs, &c, Some(&f)).is_none(), "`{s}` declined");
+    }
+}
+
+/// Windows over the segment `cut` that take every path: the segment whole, cut inside its
+/// first and last minutes, cut across a minute boundary in its middle, from its middle on,
+/// and up to its middle; each with a filter and level of its own.
+fn cases_over(cut: &SegmentMeta) -> Vec<Case> {
+    let (cf, ct) = (cut.from.expect("from"), cut.to.expect("to"));
+    let mid = cf + (ct - cf) / 2;
+    let windows = [
+        (Some(cf - 1), Some(ct + 1)),
+        (Some(cf + 1), Some(ct - 1)),
+        (Some(mid - MINUTE - 17), Some(mid + MINUTE + 3)),
+        (Some(mid), None),
+        (None, Some(mid)),
+    ];
+    let looks = [
+        (None, Level::Ip),
+        (Some("redis || mysql || dns || http"), Level::Workload),
+        (Some("node_name != \"node-b\""), Level::Service),
+    ];
+    windows
+        .iter()
+        .zip(looks.iter().cycle())
+        .map(|(&(from, to), &(filter, level))| Case {
+            from,
+            to,
+            filter: filter.map(str::to_string),
+            level,
+        })
+        .collect()
+}
+
+fn rollup_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("seg-{seq:010}.rollup"))
+}
+
+#[test]
+fn damaged_or_missing_rollup_files_give_the_same_map() {
+    let Some(mut built) = build("damage", 1) else {
+        return;
+    };
+    let segs = built.segments();
+    let now = Timestamp(built.times[built.times.len() - 1]);
+    // The three closed segments with the most entries (each with whole minutes to cut).
+    let mut closed: Vec<&SegmentMeta> = segs.segments.iter().filter(|m| m.closed).collect();
+    closed.sort_by_key(|m| std::cmp::Reverse(m.entries));
+    let (a, b, c) = (closed[0].clone(), closed[1].clone(), closed[2].clone());
+    let mut cases = vec![Case {
+        from: None,
+        to: None,
+        filter: None,
+        level: Level::Namespace,
+    }];
+    for m in [&a, &b, &c] {
+        assert!(
+            rollup_path(&built.dir, m.seq).exists(),
+            "seg {} has rollups",
+            m.seq
+        );
+        cases.extend(cases_over(m));
+    }
+    // What every answer must be: the map of the entries (scanned once; the entries files
+    // are not touched).
+    let filters: Vec<Option<Filter>> = cases
+        .iter()
+        .map(|c| c.filter.as_deref().map(|s| compile(s, now)))
+        .collect();
+    let expected: Vec<ServiceMap> = cases
+        .iter()
+        .zip(&filters)
+        .map(|(c, f)| {
+            let s = scan_map(&segs, c, f.as_ref());
+            let e = reference_map(&built.entries, c, f.as_ref());
+            if let Some(d) = difference("scan", &s, "appended", &e) {
+                panic!("{c:?}: scan map != appended entries' map: {d}");
+            }
+            s
+        })
+        .collect();
+    let check = |what: &str| {
+        for ((c, f), want) in cases.iter().zip(&filters).zip(&expected) {
+            let r = rollup_map(&segs, c, f.as_ref()).expect("answered from rollups");
+            if let Some(d) = difference("rollups", &r, "scan", want) {
+                panic!("{what}: {c:?}: rollup map != scan map: {d}");
+            }
+        }
+    };
+    check("intact");
+
+    // A few bytes overwritten in the segment totals of one file and in the minute rows of
+    // another (its end), and a third file deleted.
+    let damage = |seq: u64, at: fn(usize) -> usize| {
+        let p = rollup_path(&built.dir, seq);
+        let mut bytes = std::fs::read(&p).expect("rollup file");
+        let i = at(bytes.len());
+        for x in &mut bytes[i..i + 4] {
+            *x ^= 0x5a;
+        }
+        std::fs::write(&p, &bytes).expect("damage");
+    };
+    damage(a.seq, |n| 20.min(n - 4));
+    damage(b.seq, |n| n - 6);
+    std::fs::remove_file(rollup_path(&built.dir, c.seq)).expect("delete");
+    check("damaged or missing");
+    // A file cut short, and one emptied.
+    let p = rollup_path(&built.dir, a.seq);
+    let len = std::fs::metadata(&p).expect("rollup file").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("cut");
+    std::fs::write(rollup_path(&built.dir, b.seq), b"").expect("empty");
+    check("cut short or empty");
+}
