@@ -101,7 +101,39 @@ pub struct EdgeMetrics {
     pub series: HashMap<(String, String, &'static str), EdgeSeries>,
     /// Entries of edges beyond [`MAX_EDGE_SERIES`].
     pub overflow: u64,
+    /// Series keys by endpoints and protocol, so that names are formatted once per pair of
+    /// endpoints rather than once per entry.
+    keys: rustc_hash::FxHashMap<EndpointsKey, SeriesKey>,
 }
+
+type SeriesKey = (String, String, &'static str);
+
+/// Both endpoints (address and identity, by pointer) and the protocol. The identities are
+/// held so that their addresses cannot be reused by others while the key lives.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EndpointsKey {
+    ips: (std::net::IpAddr, std::net::IpAddr),
+    ids: (usize, usize),
+    protocol: &'static str,
+    held: (Option<PtrEq>, Option<PtrEq>),
+}
+
+/// An identity compared by pointer (the key above already carries the pointer).
+#[derive(Debug, Clone)]
+struct PtrEq(#[allow(dead_code)] Arc<wiremap_model::Identity>);
+
+impl PartialEq for PtrEq {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for PtrEq {}
+impl std::hash::Hash for PtrEq {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+/// Endpoint pairs whose series keys are remembered (then the memory starts over).
+const MAX_KEYS: usize = 65_536;
 
 fn metric_name(ep: &wiremap_model::Endpoint) -> String {
     let id = ep.identity();
@@ -121,16 +153,38 @@ fn metric_name(ep: &wiremap_model::Endpoint) -> String {
 
 impl EdgeMetrics {
     fn add(&mut self, e: &Entry) {
-        let key = (
-            metric_name(&e.src),
-            metric_name(&e.dst),
-            e.protocol.as_str(),
-        );
-        if !self.series.contains_key(&key) && self.series.len() >= MAX_EDGE_SERIES {
-            self.overflow += 1;
-            return;
+        let ptr = |ep: &wiremap_model::Endpoint| {
+            ep.identity.as_ref().map_or(0, |i| Arc::as_ptr(i) as usize)
+        };
+        let ek = EndpointsKey {
+            ips: (e.src.ip, e.dst.ip),
+            ids: (ptr(&e.src), ptr(&e.dst)),
+            protocol: e.protocol.as_str(),
+            held: (
+                e.src.identity.clone().map(PtrEq),
+                e.dst.identity.clone().map(PtrEq),
+            ),
+        };
+        if !self.keys.contains_key(&ek) && self.keys.len() >= MAX_KEYS {
+            self.keys.clear();
         }
-        let s = self.series.entry(key).or_default();
+        let key = self.keys.entry(ek).or_insert_with(|| {
+            (
+                metric_name(&e.src),
+                metric_name(&e.dst),
+                e.protocol.as_str(),
+            )
+        });
+        if !self.series.contains_key(key) {
+            if self.series.len() >= MAX_EDGE_SERIES {
+                self.overflow += 1;
+                return;
+            }
+            self.series.insert(key.clone(), EdgeSeries::default());
+        }
+        let Some(s) = self.series.get_mut(key) else {
+            return;
+        };
         s.requests += 1;
         if e.error {
             s.errors += 1;

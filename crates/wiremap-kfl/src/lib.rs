@@ -102,6 +102,13 @@ impl Filter {
         prune::reads_only(&self.node, &prune::endpoint_var)
     }
 
+    /// Whether the filter reads an entry's protocol details (HTTP, DNS, TLS, connection or
+    /// application fields) rather than only its own fields: a store may leave details out
+    /// of entries it hands to a map when this is `false`.
+    pub fn reads_details(&self) -> bool {
+        !prune::reads_only(&self.node, &prune::entry_var)
+    }
+
     /// The syntax tree.
     pub fn ast(&self) -> &Expr {
         &self.ast

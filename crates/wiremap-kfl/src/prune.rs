@@ -230,3 +230,21 @@ pub(crate) fn endpoint_var(v: &Var) -> bool {
         _ => false,
     }
 }
+
+/// Variables read from an entry's own fields, never from its protocol details.
+pub(crate) fn entry_var(v: &Var) -> bool {
+    endpoint_var(v)
+        || matches!(
+            v,
+            Var::Side(..)
+                | Var::Id
+                | Var::Index
+                | Var::Stream
+                | Var::StreamId
+                | Var::Timestamp
+                | Var::ElapsedTime
+                | Var::StatusCode
+                | Var::GrpcStatus
+                | Var::Default
+        )
+}

@@ -307,3 +307,23 @@ fn endpoint_only_filters_are_the_ones_rollups_answer() {
         assert!(!only(no), "{no}");
     }
 }
+
+#[test]
+fn filters_say_whether_they_read_details() {
+    let now = wiremap_model::Timestamp::from_parts(1_700_000_000, 0);
+    let reads = |src: &str| Filter::compile(src, now).expect("compiles").reads_details();
+    for no in [
+        "mysql && src.port > 1000",
+        "status_code >= 500 || elapsed_time > 5",
+        "redis",
+    ] {
+        assert!(!reads(no), "{no}");
+    }
+    for yes in [
+        "redis_command == \"GET\"",
+        "http && path.startsWith(\"/api\")",
+        "dns_questions.exists(q, q == \"a\")",
+    ] {
+        assert!(reads(yes), "{yes}");
+    }
+}

@@ -206,7 +206,7 @@ pub(crate) fn fold(
     if plan.part.is_none() && snap.reader.rollups(&q, &mut |r| b.add_rollup(r))? {
         return Ok(());
     }
-    snap.reader.scan(&q, &mut |e| {
+    snap.reader.scan_lean(&q, &mut |e| {
         if run.stop() {
             return ControlFlow::Break(());
         }

@@ -52,6 +52,16 @@ pub trait EntryStore: Send + Sync + std::fmt::Debug {
         visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// [`EntryStore::scan`] for a caller that reads only the entries' own fields (a map):
+    /// a backend may leave out the protocol details the filter does not read.
+    fn scan_lean(
+        &self,
+        q: &Query<'_>,
+        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.scan(q, visit)
+    }
+
     /// The entry numbered `id`.
     fn get(&self, id: u64) -> Result<Option<Entry>, StoreError>;
 
@@ -102,17 +112,15 @@ impl EntryStore for Segments {
         q: &Query<'_>,
         visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        let want = Want {
-            scope: Some(q.scope),
-            after_id: q.after_id,
-            id: None,
-        };
-        scan_want(&self.dir, &self.segments, &want, &mut |e| {
-            if (q.stop)() {
-                return ControlFlow::Break(());
-            }
-            visit(e)
-        })
+        self.scan_with(q, false, visit)
+    }
+
+    fn scan_lean(
+        &self,
+        q: &Query<'_>,
+        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.scan_with(q, true, visit)
     }
 
     fn get(&self, id: u64) -> Result<Option<Entry>, StoreError> {
@@ -135,9 +143,11 @@ impl EntryStore for Segments {
             f.div_euclid(MINUTE) + i64::from(f.rem_euclid(MINUTE) != 0)
         });
         let last_full = to.map_or(i64::MAX, |t| t.saturating_add(1).div_euclid(MINUTE) - 1);
+        let lean = q.filter.is_none_or(|f| !f.reads_details());
         let entries = |m: &SegmentMeta, scope: &Scope, visit: &mut dyn FnMut(&Rollup)| {
             let want = Want {
                 scope: Some(scope),
+                lean,
                 ..Want::default()
             };
             scan_want(&self.dir, std::slice::from_ref(m), &want, &mut |e| {
@@ -202,6 +212,28 @@ impl EntryStore for Segments {
             entries(m, q.scope, visit)?;
         }
         Ok(true)
+    }
+}
+
+impl Segments {
+    fn scan_with(
+        &self,
+        q: &Query<'_>,
+        lean: bool,
+        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let want = Want {
+            scope: Some(q.scope),
+            after_id: q.after_id,
+            id: None,
+            lean: lean && q.filter.is_none_or(|f| !f.reads_details()),
+        };
+        scan_want(&self.dir, &self.segments, &want, &mut |e| {
+            if (q.stop)() {
+                return ControlFlow::Break(());
+            }
+            visit(e)
+        })
     }
 }
 

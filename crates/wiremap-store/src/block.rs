@@ -92,6 +92,9 @@ pub struct Want<'a> {
     pub after_id: u64,
     /// Only this entry.
     pub id: Option<u64>,
+    /// Leave the entries' protocol details out (they read as `Detail::None`): for a reader
+    /// that needs only the entries' own fields (a map whose filter reads no details).
+    pub lean: bool,
 }
 
 impl Want<'_> {

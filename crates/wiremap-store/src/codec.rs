@@ -227,16 +227,18 @@ pub(crate) fn get_ip(c: &mut Cursor<'_>) -> R<IpAddr> {
 /// Encodes an entry; identities are referred to by the numbers `ident` gives them and
 /// application field names are written as text (an entry on its own: the agent uplink).
 pub fn put_entry(out: &mut Vec<u8>, e: &Entry, ident: &mut dyn FnMut(&Arc<Identity>) -> u64) {
-    put_entry_with(out, e, ident, &mut |out, k| put_s(out, k));
+    put_entry_with(out, e, ident, &mut |out, k| put_s(out, k), false);
 }
 
 /// Encodes an entry as [`put_entry`] does, but with application field names written by
-/// `name` (a segment writes each name once and refers to it by number).
+/// `name` (a segment writes each name once and refers to it by number) and, when `framed`,
+/// the details preceded by their length (see [`Layout::Framed`]).
 pub(crate) fn put_entry_with(
     out: &mut Vec<u8>,
     e: &Entry,
     ident: &mut dyn FnMut(&Arc<Identity>) -> u64,
     name: &mut dyn FnMut(&mut Vec<u8>, &'static str),
+    framed: bool,
 ) {
     put_u(out, e.id);
     put_u(out, e.stream);
@@ -260,6 +262,7 @@ pub(crate) fn put_entry_with(
     out.push(u8::from(e.has_response) | (u8::from(e.error) << 1));
     put_i(out, e.status_code);
     put_s(out, &e.node_name);
+    let start = out.len();
     match &e.detail {
         Detail::None => out.push(0),
         Detail::Http(h) => {
@@ -329,6 +332,12 @@ pub(crate) fn put_entry_with(
             }
         }
     }
+    if framed {
+        // The details' length before them: a reader that needs none skips them whole.
+        let mut len = Vec::with_capacity(3);
+        put_u(&mut len, (out.len() - start) as u64);
+        out.splice(start..start, len);
+    }
     // Trailing fields, written only when set: records stay as short as before.
     if !e.seen_by.is_empty() || e.client_isn.is_some() {
         put_strings(out, &e.seen_by);
@@ -342,7 +351,7 @@ pub(crate) fn put_entry_with(
 /// whole record: bytes left over are an error.
 pub fn decode_entry(b: &[u8]) -> Result<Entry, Corrupt> {
     let mut c = Cursor::new(b);
-    let e = get_entry(&mut c, &|_| Ok(None), &mut inline_name)?;
+    let e = get_entry(&mut c, &|_| Ok(None), &mut inline_name, Layout::Inline)?;
     if !c.is_empty() {
         return Err(Corrupt("trailing bytes"));
     }
@@ -359,40 +368,12 @@ pub(crate) fn inline_name(c: &mut Cursor<'_>) -> R<Option<&'static str>> {
         .and_then(wiremap_model::app_field))
 }
 
-/// Decodes an entry; `ident` maps the identity numbers back, `name` reads a field name.
-pub(crate) fn get_entry(
+/// Decodes an entry's protocol details.
+fn get_detail(
     c: &mut Cursor<'_>,
-    ident: &dyn Fn(u64) -> R<Option<Arc<Identity>>>,
     name: &mut dyn FnMut(&mut Cursor<'_>) -> R<Option<&'static str>>,
-) -> R<Entry> {
-    let id = c.u()?;
-    let stream = c.u()?;
-    let index = u32::try_from(c.u()?).map_err(|_| Corrupt("index"))?;
-    let timestamp = Timestamp(c.i()?);
-    let elapsed_time = c.i()?;
-    let protocol = *Protocol::ALL
-        .get(usize::from(c.byte()?))
-        .ok_or(Corrupt("protocol"))?;
-    let transport = if c.byte()? == 1 {
-        Transport::Udp
-    } else {
-        Transport::Tcp
-    };
-    let mut ends = Vec::with_capacity(2);
-    for _ in 0..2 {
-        let ip = get_ip(c)?;
-        let port = u16::try_from(c.u()?).map_err(|_| Corrupt("port"))?;
-        let identity = ident(c.u()?)?;
-        ends.push(Endpoint { ip, port, identity });
-    }
-    let dst = ends.pop().ok_or(Corrupt("endpoint"))?;
-    let src = ends.pop().ok_or(Corrupt("endpoint"))?;
-    let request_size = c.u()?;
-    let response_size = c.u()?;
-    let flags = c.byte()?;
-    let status_code = c.i()?;
-    let node_name = c.s()?;
-    let detail = match c.byte()? {
+) -> R<Detail> {
+    Ok(match c.byte()? {
         0 => Detail::None,
         1 => {
             let mut h = HttpInfo {
@@ -453,6 +434,71 @@ pub(crate) fn get_entry(
             Detail::App(Box::new(a))
         }
         _ => return Err(Corrupt("detail")),
+    })
+}
+
+/// How an entry's details are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// Inline (an entry on its own: the agent uplink).
+    Inline,
+    /// Preceded by their length (the store); `details: false` skips them (they read as
+    /// [`Detail::None`]), for a reader that needs only the entry's own fields.
+    Framed {
+        /// Decode the details.
+        details: bool,
+    },
+}
+
+/// Decodes an entry; `ident` maps the identity numbers back, `name` reads a field name.
+pub(crate) fn get_entry(
+    c: &mut Cursor<'_>,
+    ident: &dyn Fn(u64) -> R<Option<Arc<Identity>>>,
+    name: &mut dyn FnMut(&mut Cursor<'_>) -> R<Option<&'static str>>,
+    layout: Layout,
+) -> R<Entry> {
+    let id = c.u()?;
+    let stream = c.u()?;
+    let index = u32::try_from(c.u()?).map_err(|_| Corrupt("index"))?;
+    let timestamp = Timestamp(c.i()?);
+    let elapsed_time = c.i()?;
+    let protocol = *Protocol::ALL
+        .get(usize::from(c.byte()?))
+        .ok_or(Corrupt("protocol"))?;
+    let transport = if c.byte()? == 1 {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    let mut ends = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let ip = get_ip(c)?;
+        let port = u16::try_from(c.u()?).map_err(|_| Corrupt("port"))?;
+        let identity = ident(c.u()?)?;
+        ends.push(Endpoint { ip, port, identity });
+    }
+    let dst = ends.pop().ok_or(Corrupt("endpoint"))?;
+    let src = ends.pop().ok_or(Corrupt("endpoint"))?;
+    let request_size = c.u()?;
+    let response_size = c.u()?;
+    let flags = c.byte()?;
+    let status_code = c.i()?;
+    let node_name = c.s()?;
+    let detail = match layout {
+        Layout::Inline => get_detail(c, name)?,
+        Layout::Framed { details } => {
+            let n = usize::try_from(c.u()?).map_err(|_| Corrupt("length"))?;
+            let mut dc = Cursor::new(c.take(n)?);
+            if details {
+                let d = get_detail(&mut dc, name)?;
+                if !dc.is_empty() {
+                    return Err(Corrupt("detail length"));
+                }
+                d
+            } else {
+                Detail::None
+            }
+        }
     };
     // Optional trailing fields: records written before they existed end here.
     let seen_by = if c.is_empty() {
@@ -555,35 +601,72 @@ mod tests {
     }
 
     #[test]
-    fn entries_round_trip() {
-        let e = sample();
-        let mut ids: Vec<Arc<Identity>> = Vec::new();
-        let mut out = Vec::new();
-        put_entry(&mut out, &e, &mut |i| {
-            ids.push(i.clone());
-            ids.len() as u64
-        });
-        let back = get_entry(
-            &mut Cursor::new(&out),
-            &|n| {
-                Ok(if n == 0 {
-                    None
-                } else {
-                    ids.get(n as usize - 1).cloned()
-                })
-            },
-            &mut inline_name,
-        )
-        .expect("decodes");
-        assert_eq!(back, e);
-        // Every prefix fails cleanly.
-        for cut in 0..out.len() {
-            let r = get_entry(
-                &mut Cursor::new(&out[..cut]),
-                &|_| Ok(None),
-                &mut inline_name,
+    fn entries_round_trip_in_both_layouts() {
+        let mut e = sample();
+        e.seen_by = vec!["node-b".into()];
+        for framed in [false, true] {
+            let mut ids: Vec<Arc<Identity>> = Vec::new();
+            let mut out = Vec::new();
+            put_entry_with(
+                &mut out,
+                &e,
+                &mut |i| {
+                    ids.push(i.clone());
+                    ids.len() as u64
+                },
+                &mut |out, k| put_s(out, k),
+                framed,
             );
-            assert!(r.is_err(), "prefix {cut} decoded");
+            let ident = |n: u64| Ok(n.checked_sub(1).and_then(|i| ids.get(i as usize).cloned()));
+            let layout = if framed {
+                Layout::Framed { details: true }
+            } else {
+                Layout::Inline
+            };
+            let back = get_entry(&mut Cursor::new(&out), &ident, &mut inline_name, layout)
+                .expect("decodes");
+            assert_eq!(back, e);
+            if framed {
+                // Details skipped whole: everything else, trailing fields included, is read.
+                let lean = get_entry(
+                    &mut Cursor::new(&out),
+                    &ident,
+                    &mut inline_name,
+                    Layout::Framed { details: false },
+                )
+                .expect("decodes");
+                assert_eq!(
+                    lean,
+                    Entry {
+                        detail: Detail::None,
+                        ..e.clone()
+                    }
+                );
+            }
+            // Every prefix fails cleanly, up to the optional trailing fields (an entry cut
+            // right before them is whole).
+            let mut bare = Vec::new();
+            let plain = Entry {
+                seen_by: Vec::new(),
+                ..e.clone()
+            };
+            put_entry_with(
+                &mut bare,
+                &plain,
+                &mut |_| 1,
+                &mut |out, k| put_s(out, k),
+                framed,
+            );
+            let lean = Layout::Framed { details: false };
+            for cut in 0..bare.len() {
+                for l in [layout, lean] {
+                    if l == lean && !framed {
+                        continue;
+                    }
+                    let r = get_entry(&mut Cursor::new(&out[..cut]), &ident, &mut inline_name, l);
+                    assert!(r.is_err(), "prefix {cut} decoded ({l:?})");
+                }
+            }
         }
     }
 
@@ -683,7 +766,7 @@ mod props {
             let mut ids: Vec<Arc<Identity>> = Vec::new();
             let mut out = Vec::new();
             put_entry(&mut out, &e, &mut |i| { ids.push(i.clone()); ids.len() as u64 });
-            let back = get_entry(&mut Cursor::new(&out), &|n| Ok(if n == 0 { None } else { ids.get(n as usize - 1).cloned() }), &mut inline_name)
+            let back = get_entry(&mut Cursor::new(&out), &|n| Ok(if n == 0 { None } else { ids.get(n as usize - 1).cloned() }), &mut inline_name, Layout::Inline)
                 .expect("decodes");
             prop_assert_eq!(back, e);
         }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use wiremap_model::{Entry, Identity};
 
 use crate::block::{self, BlockHead, Want};
-use crate::codec::{self, Corrupt};
+use crate::codec::{self, Corrupt, Layout};
 use crate::damage::{self, FileScan, Span, Window};
 use crate::{
     StoreError, FORMAT_VERSION, MAGIC, MAX_RECORD, REC_BLOCK, REC_ENTRY, REC_IDENTITY, REC_NAME,
@@ -179,7 +179,7 @@ fn decode(
             Ok(ControlFlow::Continue(()))
         }
         REC_ENTRY => {
-            let e = entry(&mut c, t)?;
+            let e = entry(&mut c, t, Layout::Inline)?;
             Ok(offer(e, want, visit))
         }
         REC_BLOCK => {
@@ -188,9 +188,12 @@ fn decode(
                 return Ok(ControlFlow::Continue(()));
             }
             let raw = block::decompress(&h, c.rest())?;
+            let layout = Layout::Framed {
+                details: !want.lean,
+            };
             let mut n = 0;
             for b in block::entries(&raw) {
-                let e = entry(&mut codec::Cursor::new(b?), t)?;
+                let e = entry(&mut codec::Cursor::new(b?), t, layout)?;
                 n += 1;
                 if offer(e, want, visit).is_break() {
                     return Ok(ControlFlow::Break(()));
@@ -205,8 +208,8 @@ fn decode(
     }
 }
 
-fn entry(c: &mut codec::Cursor<'_>, t: &Tables) -> Result<Entry, Corrupt> {
-    codec::get_entry(c, &|n| t.ident(n), &mut |c| t.name(c))
+fn entry(c: &mut codec::Cursor<'_>, t: &Tables, layout: Layout) -> Result<Entry, Corrupt> {
+    codec::get_entry(c, &|n| t.ident(n), &mut |c| t.name(c), layout)
 }
 
 fn offer(

@@ -10,7 +10,7 @@
 //! with the segment's rows, then the minute rows. A missing or damaged rollup file costs
 //! speed, never an answer: the reader scans that segment's entries instead.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::fs;
 use std::net::IpAddr;
 use std::path::Path;
@@ -91,13 +91,17 @@ impl Agg {
 /// The rollups of the segment being written.
 #[derive(Debug, Default)]
 pub(crate) struct RollupBuilder {
-    rows: HashMap<Key, Agg>,
+    rows: FxHashMap<Key, Agg>,
     nodes: Vec<String>,
-    node_no: HashMap<String, u32>,
+    node_no: FxHashMap<String, u32>,
 }
 
 impl RollupBuilder {
     fn node(&mut self, name: &str) -> u32 {
+        // Most entries of a segment come from one node: check the last one named first.
+        if self.nodes.last().is_some_and(|n| n == name) {
+            return self.nodes.len() as u32 - 1;
+        }
         if let Some(n) = self.node_no.get(name) {
             return *n;
         }
@@ -111,7 +115,6 @@ impl RollupBuilder {
     /// given to [`RollupBuilder::write`] (0: none).
     pub(crate) fn add(&mut self, e: &Entry, src_id: u64, dst_id: u64) {
         let node = self.node(&e.node_name);
-        let seen: Vec<u32> = e.seen_by.iter().map(|s| self.node(s)).collect();
         let key = Key {
             minute: e.timestamp.0.div_euclid(MINUTE),
             src: e.src.ip,
@@ -124,26 +127,40 @@ impl RollupBuilder {
                 .unwrap_or(0) as u8,
             node,
         };
-        let mut one = Agg {
-            requests: 1,
-            responses: u64::from(e.has_response),
-            errors: u64::from(e.error),
-            request_bytes: e.request_size,
-            response_bytes: e.response_size,
-            first: e.timestamp.0,
-            last: e.timestamp.0,
-            seen_by: seen,
-            ..Agg::default()
-        };
-        one.seen_by.sort_unstable();
-        one.seen_by.dedup();
-        if e.has_response {
-            match Sketch::bucket_of(e.elapsed_time.max(0) as u64) {
-                None => one.zeros = 1,
-                Some(b) => one.buckets.push((b, 1)),
+        let mut seen = [0u32; 4];
+        let mut more = Vec::new();
+        for (i, s) in e.seen_by.iter().enumerate() {
+            let n = self.node(s);
+            match seen.get_mut(i) {
+                Some(x) => *x = n,
+                None => more.push(n),
             }
         }
-        self.rows.entry(key).or_default().merge(&one);
+        let t = e.timestamp.0;
+        let a = self.rows.entry(key).or_default();
+        if a.requests == 0 {
+            (a.first, a.last) = (t, t);
+        } else {
+            a.first = a.first.min(t);
+            a.last = a.last.max(t);
+        }
+        a.requests += 1;
+        a.responses += u64::from(e.has_response);
+        a.errors += u64::from(e.error);
+        a.request_bytes = a.request_bytes.saturating_add(e.request_size);
+        a.response_bytes = a.response_bytes.saturating_add(e.response_size);
+        if e.has_response {
+            match Sketch::bucket_of(e.elapsed_time.max(0) as u64) {
+                None => a.zeros += 1,
+                Some(b) => add_bucket(&mut a.buckets, b, 1),
+            }
+        }
+        let k = e.seen_by.len().min(seen.len());
+        for n in seen[..k].iter().chain(&more) {
+            if let Err(i) = a.seen_by.binary_search(n) {
+                a.seen_by.insert(i, *n);
+            }
+        }
     }
 
     /// Minute rows held.
@@ -154,7 +171,7 @@ impl RollupBuilder {
     /// Writes the rollup file at `path` (through a temporary file: it appears whole or not
     /// at all); `idents[n - 1]` is identity `n`.
     pub(crate) fn write(&self, path: &Path, idents: &[Arc<Identity>]) -> Result<(), StoreError> {
-        let mut totals: HashMap<Key, Agg> = HashMap::new();
+        let mut totals: FxHashMap<Key, Agg> = FxHashMap::default();
         for (k, a) in &self.rows {
             totals.entry(Key { minute: 0, ..*k }).or_default().merge(a);
         }
@@ -183,7 +200,7 @@ impl RollupBuilder {
     }
 }
 
-fn put_rows(out: &mut Vec<u8>, rows: &HashMap<Key, Agg>) {
+fn put_rows(out: &mut Vec<u8>, rows: &FxHashMap<Key, Agg>) {
     let mut v: Vec<(&Key, &Agg)> = rows.iter().collect();
     // First seen first: a map folds nodes in the order it first sees them.
     v.sort_unstable_by_key(|(k, a)| (a.first, k.minute));

@@ -2,10 +2,12 @@
 //! the open segment, keeps its index and rollups as it goes, closes it by size, span or row
 //! count, and applies retention by deleting whole segments, oldest first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use wiremap_capture::{LinkType, PcapngWriter};
@@ -29,16 +31,18 @@ pub(crate) struct Open {
     /// Identities in the order of their numbers (identity `n` is `idents[n - 1]`).
     idents: Vec<Arc<Identity>>,
     /// Application field names written so far, with their numbers.
-    names: HashMap<&'static str, u64>,
+    names: FxHashMap<&'static str, u64>,
+    /// The entries file.
+    entries_path: PathBuf,
     /// The entries block being filled.
     block: BlockBuf,
     /// The segment's rollups so far.
     rollup: RollupBuilder,
     /// Identity numbers by pointer (a fast path for the shared `Arc`s of one run); the `Arc`
     /// is kept so its address cannot be reused by another identity.
-    by_ptr: HashMap<usize, (Arc<Identity>, u64)>,
+    by_ptr: FxHashMap<usize, (Arc<Identity>, u64)>,
     /// Identity numbers by value: equal identities behind different pointers share one.
-    by_value: HashMap<Arc<Identity>, u64>,
+    by_value: FxHashMap<Arc<Identity>, u64>,
     /// Reused buffers: one record's payload, and the framed records of one append.
     payload: Vec<u8>,
     framed: Vec<u8>,
@@ -195,11 +199,12 @@ impl Store {
                 entries,
                 packets,
                 idents: Vec::new(),
-                names: HashMap::new(),
+                names: FxHashMap::default(),
+                entries_path: epath,
                 block: BlockBuf::default(),
                 rollup: RollupBuilder::default(),
-                by_ptr: HashMap::new(),
-                by_value: HashMap::new(),
+                by_ptr: FxHashMap::default(),
+                by_value: FxHashMap::default(),
                 payload: Vec::new(),
                 framed: Vec::new(),
             });
@@ -242,7 +247,6 @@ impl Store {
         self.maybe_rotate(e.timestamp)?;
         e.id = self.next_id;
         self.next_id += 1;
-        let dir = self.cfg.dir.clone();
         let o = self.open_segment()?;
         let mut payload = std::mem::take(&mut o.payload);
         let mut out = std::mem::take(&mut o.framed);
@@ -275,7 +279,7 @@ impl Store {
             codec::put_u(out, n);
         };
         payload.clear();
-        codec::put_entry_with(&mut payload, e, &mut number, &mut name);
+        codec::put_entry_with(&mut payload, e, &mut number, &mut name, true);
         let src_n = e.src.identity.as_ref().map_or(0, &mut number);
         let dst_n = e.dst.identity.as_ref().map_or(0, &mut number);
         let encoded_len = payload.len();
@@ -298,8 +302,7 @@ impl Store {
             frame(&mut out, &def);
         }
         o.payload = payload;
-        let path = seg_path(&dir, o.meta.seq, "entries");
-        let written = o.entries.write_all(&out).map_err(io(&path));
+        let written = o.entries.write_all(&out).map_err(io(&o.entries_path));
         if written.is_ok() {
             o.meta.entry_bytes += out.len() as u64;
         }
