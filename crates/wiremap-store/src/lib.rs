@@ -1,9 +1,10 @@
 //! The embedded store: nothing to start, a directory of time segments.
 //!
 //! Each segment is three files: `seg-N.entries` (entries in a compact binary form, each record
-//! framed with its length and CRC-32), `seg-N.pcapng` (the raw packets, which Wireshark opens
-//! as they are) and, once the segment is closed, `seg-N.idx` (its index: time range, entry
-//! ids, protocols, namespaces). Queries read the indexes first and skip every segment that
+//! framed with its length and CRC-32), `seg-N.packets` (the raw packets as LZ4-compressed
+//! frames of pcapng, see [`read_packets`]; [`export`] writes them out as a pcapng file) and,
+//! once the segment is closed, `seg-N.idx` (its index: time range, entry ids, protocols,
+//! namespaces). Queries read the indexes first and skip every segment that
 //! cannot hold a match.
 //!
 //! Why this shape: appends are sequential writes, a crash can only tear the tail of the open
@@ -24,6 +25,7 @@ mod codec;
 mod damage;
 mod export;
 mod packets;
+mod pcapng;
 mod read;
 mod segments;
 
@@ -34,14 +36,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wiremap_capture::{LinkType, PcapngWriter};
+use wiremap_capture::LinkType;
 use wiremap_model::{Entry, Identity, Protocol, Timestamp};
 
 pub use backend::{EntrySink, EntryStore, Query, Segments};
 pub use codec::{decode_entry, put_entry, Corrupt};
 pub use damage::{FileScan, Span};
 pub use export::{export, export_until, ExportReport};
-pub use packets::{read_packets, scan_packets, PacketVisitor};
+pub use packets::{read_packets, scan_packets, PacketVisitor, ALL_TIME};
 pub use read::{read_entries, scan_entries};
 pub use segments::{get, inspect, scan, QUARANTINE_DIR};
 pub use wiremap_identity::history::History;
@@ -293,7 +295,7 @@ pub struct StoreStats {
 struct Open {
     meta: SegmentMeta,
     entries: BufWriter<File>,
-    packets: PcapngWriter<BufWriter<File>>,
+    packets: packets::Writer<File>,
     /// Identity numbers by pointer (a fast path for the shared `Arc`s of one run); the `Arc`
     /// is kept so its address cannot be reused by another identity.
     by_ptr: HashMap<usize, (Arc<Identity>, u64)>,
@@ -449,7 +451,7 @@ impl Store {
             let seq = self.next_seq;
             self.next_seq += 1;
             let epath = seg_path(&self.cfg.dir, seq, "entries");
-            let ppath = seg_path(&self.cfg.dir, seq, "pcapng");
+            let ppath = seg_path(&self.cfg.dir, seq, "packets");
             let ef = OpenOptions::new()
                 .create_new(true)
                 .write(true)
@@ -462,8 +464,7 @@ impl Store {
                 .write(true)
                 .open(&ppath)
                 .map_err(io(&ppath))?;
-            let packets =
-                PcapngWriter::new(BufWriter::with_capacity(1 << 20, pf)).map_err(io(&ppath))?;
+            let packets = packets::Writer::new(pf).map_err(io(&ppath))?;
             self.open = Some(Open {
                 meta: SegmentMeta {
                     seq,
@@ -572,7 +573,7 @@ impl Store {
         let o = self.open_segment()?;
         o.packets
             .write(ts, link, data, orig_len)
-            .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
+            .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
         o.meta.packet_bytes = o.packets.written();
         o.meta.packets += 1;
         o.meta.see(ts);
@@ -588,9 +589,9 @@ impl Store {
                 .flush()
                 .map_err(io(&seg_path(dir, o.meta.seq, "entries")))?;
             o.packets
-                .get_mut()
                 .flush()
-                .map_err(io(&seg_path(dir, o.meta.seq, "pcapng")))?;
+                .map_err(io(&seg_path(dir, o.meta.seq, "packets")))?;
+            o.meta.packet_bytes = o.packets.written();
         }
         self.enforce_retention()
     }
@@ -603,9 +604,9 @@ impl Store {
                 .flush()
                 .map_err(io(&seg_path(&dir, o.meta.seq, "entries")))?;
             o.packets
-                .get_mut()
                 .flush()
-                .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
+                .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
+            o.meta.packet_bytes = o.packets.written();
             o.meta.closed = true;
             segments::write_index(&dir, &o.meta)?;
             self.closed.push(o.meta);
@@ -646,7 +647,7 @@ impl Store {
         }
         for m in self.closed.drain(..drop) {
             // The index goes first: a crash in between leaves files that reload as a segment.
-            for ext in ["idx", "entries", "pcapng"] {
+            for ext in ["idx", "entries", "packets"] {
                 let p = seg_path(&self.cfg.dir, m.seq, ext);
                 damage::forget(&p);
                 match fs::remove_file(&p) {
@@ -679,5 +680,5 @@ impl Drop for Store {
 
 /// Path of a segment's packets file.
 pub fn packets_path(dir: &Path, seq: u64) -> PathBuf {
-    seg_path(dir, seq, "pcapng")
+    seg_path(dir, seq, "packets")
 }
