@@ -1,13 +1,43 @@
 //! Segment files as a crash or a disk could leave them. Half the inputs are raw bytes after
 //! the magic (framing, torn tails, resynchronisation); the other half are cut into records
 //! that get a valid length and CRC, so the record decoder itself (entries, identities,
-//! references) sees arbitrary payloads. The same raw bytes also go to the packets-file
-//! reader. Either way: entries, damage spans inside the file, never a panic.
+//! references) sees arbitrary payloads. The raw bytes also go to the packets-file reader,
+//! either as they are after its magic (frame headers, CRCs, resynchronisation) or, when the
+//! first byte says so, as the pcapng section of one frame with a valid header and CRC, so
+//! the block parser inside a frame sees arbitrary bytes. Either way: packets and entries,
+//! damage spans inside the file, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
+/// The packets-file magic.
+const PACKETS: &[u8; 8] = b"WMPKT002";
+
+/// A packets file of one frame holding `section` (padded to the format's minimum and to
+/// four bytes, cut at its maximum) as its compressed pcapng.
+fn one_frame(section: &[u8]) -> Vec<u8> {
+    let mut raw = section[..section.len().min(4 << 20)].to_vec();
+    raw.resize(raw.len().max(32).next_multiple_of(4), 0);
+    let payload = lz4_flex::block::compress(&raw);
+    let mut head = Vec::with_capacity(32);
+    head.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    head.extend_from_slice(&[0; 4]);
+    head.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+    head.extend_from_slice(&1u32.to_le_bytes());
+    head.extend_from_slice(&i64::MIN.to_le_bytes());
+    head.extend_from_slice(&i64::MAX.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head[8..]);
+    crc.update(&payload);
+    head[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    let mut out = PACKETS.to_vec();
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&payload);
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut bytes = b"WMSEG001".to_vec();
+    let complete = data.first().is_some_and(|b| b & 2 == 2);
     if data.first().is_some_and(|b| b & 1 == 1) {
         // Records: [len:u16][payload], framed properly.
         let mut rest = &data[1..];
@@ -24,25 +54,33 @@ fuzz_target!(|data: &[u8]| {
         }
     } else {
         bytes.extend_from_slice(data);
+        let file = if data.first().is_some_and(|b| b & 4 == 4) {
+            one_frame(&data[1..])
+        } else {
+            let mut f = PACKETS.to_vec();
+            f.extend_from_slice(data);
+            f
+        };
+        let len = file.len() as u64;
         let mut damaged = 0;
         let read = wiremap_store::read_packets(
             "fuzz",
-            data,
-            data.first().is_some_and(|b| b & 2 == 2),
+            &file[..],
+            complete,
+            wiremap_store::ALL_TIME,
             &mut |_, _, d, _| {
-                assert!(d.len() <= data.len());
+                assert!(d.len() <= 4 << 20);
                 std::ops::ControlFlow::Continue(())
             },
             &mut |s| {
-                assert!(s.offset + s.len <= data.len() as u64);
+                assert!(s.offset + s.len <= len);
                 damaged += s.len;
             },
         );
         if let Ok(s) = read {
-            assert!(s.good as usize <= data.len() && s.damaged_bytes == damaged);
+            assert!(s.good <= len && s.damaged_bytes == damaged);
         }
     }
-    let complete = data.first().is_some_and(|b| b & 2 == 2);
     let len = bytes.len() as u64;
     let read = wiremap_store::read_entries(
         "fuzz",

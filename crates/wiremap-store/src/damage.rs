@@ -177,19 +177,12 @@ impl<R: Read> Window<R> {
             if self.eof {
                 return Ok(false);
             }
-            let old = self.buf.len();
-            self.buf.resize(old + (need - old).max(CHUNK), 0);
-            match self.r.read(&mut self.buf[old..]) {
-                Ok(0) => {
-                    self.buf.truncate(old);
-                    self.eof = true;
-                }
-                Ok(k) => self.buf.truncate(old + k),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.buf.truncate(old),
-                Err(e) => {
-                    self.buf.truncate(old);
-                    return Err(e);
-                }
+            // Read into spare capacity (no zero-filling of a chunk a small file never fills);
+            // fewer bytes than asked means the file ended.
+            let want = (need - self.buf.len()).max(CHUNK);
+            let k = (&mut self.r).take(want as u64).read_to_end(&mut self.buf)?;
+            if k < want {
+                self.eof = true;
             }
         }
         Ok(true)

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use wiremap_capture::PcapngWriter;
 use wiremap_decode::{Decoder, Transport as L4};
-use wiremap_model::{Entry, FlowKey, Transport};
+use wiremap_model::{Entry, FlowKey, Timestamp, Transport};
 
 use crate::{io, scan, scan_packets, seg_path, History, Scope, SegmentMeta, StoreError};
 
@@ -110,9 +110,11 @@ pub fn export_until(
             if t < lo || f > hi || m.packets == 0 {
                 continue;
             }
-            let path = seg_path(dir, m.seq, "pcapng");
-            // Damaged blocks are skipped inside; a file that cannot be read is skipped whole.
-            let read = scan_packets(&path, m.closed, &mut |ts, link, data, orig| {
+            let path = seg_path(dir, m.seq, "packets");
+            // Damaged frames are skipped inside, and frames outside the flows' span are not
+            // even decompressed; a file that cannot be read is skipped whole.
+            let span = Timestamp(lo)..=Timestamp(hi);
+            let read = scan_packets(&path, m.closed, span, &mut |ts, link, data, orig| {
                 if stop() {
                     report.stopped = true;
                     return ControlFlow::Break(());

@@ -1,9 +1,10 @@
 //! The embedded store: nothing to start, a directory of time segments.
 //!
 //! Each segment is three files: `seg-N.entries` (entries in a compact binary form, each record
-//! framed with its length and CRC-32), `seg-N.pcapng` (the raw packets, which Wireshark opens
-//! as they are) and, once the segment is closed, `seg-N.idx` (its index: time range, entry
-//! ids, protocols, namespaces). Queries read the indexes first and skip every segment that
+//! framed with its length and CRC-32), `seg-N.packets` (the raw packets as LZ4-compressed
+//! frames of pcapng, see [`read_packets`]; [`export`] writes them out as a pcapng file) and,
+//! once the segment is closed, `seg-N.idx` (its index: time range, entry ids, protocols,
+//! namespaces). Queries read the indexes first and skip every segment that
 //! cannot hold a match.
 //!
 //! Why this shape: appends are sequential writes, a crash can only tear the tail of the open
@@ -25,6 +26,7 @@ mod codec;
 mod damage;
 mod export;
 mod packets;
+mod pcapng;
 mod read;
 mod rollup;
 mod segments;
@@ -42,7 +44,7 @@ pub use block::Want;
 pub use codec::{decode_entry, put_entry, Corrupt};
 pub use damage::{FileScan, Span};
 pub use export::{export, export_until, ExportReport};
-pub use packets::{read_packets, scan_packets, PacketVisitor};
+pub use packets::{read_packets, scan_packets, PacketVisitor, ALL_TIME};
 pub use read::{read_entries, scan_entries};
 pub use segments::{get, inspect, scan, QUARANTINE_DIR};
 pub use wiremap_identity::history::History;
@@ -196,6 +198,9 @@ pub struct SegmentMeta {
     pub entry_bytes: u64,
     /// Bytes of the packets file.
     pub packet_bytes: u64,
+    /// Bytes of the rollup file (written when the segment closes).
+    #[serde(default)]
+    pub rollup_bytes: u64,
     /// Protocols present.
     pub protocols: BTreeSet<String>,
     /// Namespaces of either side.
@@ -237,7 +242,7 @@ impl SegmentMeta {
 
     /// Total bytes on disk.
     pub fn bytes(&self) -> u64 {
-        self.entry_bytes + self.packet_bytes
+        self.entry_bytes + self.packet_bytes + self.rollup_bytes
     }
 
     /// Whether this segment can hold entries of `q`.
@@ -312,5 +317,5 @@ pub(crate) fn frame(out: &mut Vec<u8>, payload: &[u8]) {
 
 /// Path of a segment's packets file.
 pub fn packets_path(dir: &Path, seq: u64) -> PathBuf {
-    seg_path(dir, seq, "pcapng")
+    seg_path(dir, seq, "packets")
 }

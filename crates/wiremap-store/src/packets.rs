@@ -1,271 +1,452 @@
-//! Reading a segment's packets file: pcapng as the store writes it (little-endian, one
-//! section, an interface block per link type, enhanced packet blocks), every byte untrusted.
+//! A segment's packets file (`seg-N.packets`): the raw packets, compressed.
 //!
-//! pcapng has no checksum, but every block carries its length at both ends. A block whose
-//! lengths disagree, or whose body cannot be what its type says, is damaged: it is skipped
-//! and the reader resynchronises on the next offset where a known block type has agreeing
-//! lengths and a sane body (tried first where the damaged block's own length points). Each
-//! candidate costs constant work, so a damaged span costs time linear in its length. A byte
-//! flipped inside packet data leaves the framing intact and cannot be seen.
+//! Layout: the magic `WMPKT002`, then frames. A frame is a 32-byte header, all little-endian:
+//! `len: u32` (payload bytes), `crc: u32` (CRC-32 of the 24 header bytes after it and the
+//! payload), `raw_len: u32`, `count: u32` (packets), `first_ts: i64`, `last_ts: i64` (the
+//! earliest and latest packet time, nanoseconds); then `len` bytes: an LZ4 block
+//! (`lz4_flex`) of `raw_len` bytes that are one complete pcapng section (section header,
+//! the interface blocks it uses, packet blocks) as `wiremap_capture::PcapngWriter` writes it.
+//! Every frame stands alone, so the frames decompressed in order are a valid multi-section
+//! pcapng, a reader can skip a frame outside its time window without decompressing it, and
+//! damage costs the frames it touches.
+//!
+//! Why: stored as plain pcapng the packets are larger than the capture they came from; LZ4
+//! is fast enough to keep up with an import, and `lz4_flex` is pure Rust and already in the
+//! build. A frame is cut at 256 KiB of raw pcapng (LZ4 finds little more in larger blocks)
+//! and at every flush, so a crash loses what a flush had not written, as with a buffered file.
+//!
+//! Reading, every byte is untrusted. A frame whose lengths are implausible, whose CRC fails or
+//! that does not decompress to exactly `raw_len` bytes is skipped and the reader
+//! resynchronises on the next offset where an intact frame starts (tried first where the bad
+//! frame's own length points). Candidates must have a plausible header before their CRC is
+//! computed, and the CRC work of one file is capped, so a hostile file costs bounded time.
+//! Inside an intact frame the pcapng is parsed block by block ([`crate::pcapng`]).
 
-use std::io::Read;
-use std::ops::ControlFlow;
+use std::io::{Read, Write};
+use std::ops::{ControlFlow, RangeInclusive};
 use std::path::Path;
 
-use wiremap_capture::LinkType;
+use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::Timestamp;
 
 use crate::damage::{self, FileScan, Span, Window};
 use crate::StoreError;
 
-const SHB: u32 = 0x0a0d_0d0a;
-const IDB: u32 = 1;
-const EPB: u32 = 6;
-/// Byte-order magic of a little-endian section.
-const BOM: u32 = 0x1a2b_3c4d;
-/// Largest block accepted (packets are cut at 256 KiB by the writer).
-const MAX_BLOCK: u32 = 16 << 20;
+/// The first bytes of every packets file.
+pub(crate) const MAGIC: &[u8; 8] = b"WMPKT002";
+const HEADER: usize = 32;
+/// Raw pcapng at which the writer cuts a frame.
+const FRAME_RAW: u64 = 256 << 10;
+/// Largest raw frame written or accepted: a frame holds less than `FRAME_RAW` plus one packet.
+pub(crate) const MAX_RAW: usize = 4 << 20;
+/// Longest packet stored, the snap length the interface blocks declare (longer ones are cut,
+/// their length on the wire kept).
+const SNAPLEN: usize = 262_144;
+/// A section header block and the smallest packet block.
+const MIN_RAW: u32 = 28;
+const MIN_EPB: u32 = 32;
+/// CRC bytes one file's resynchronisation may compute before giving up on the rest.
+const RESYNC_BUDGET: u64 = 256 << 20;
+
+/// Every time there is: a window that prunes nothing.
+pub const ALL_TIME: RangeInclusive<Timestamp> =
+    RangeInclusive::new(Timestamp(i64::MIN), Timestamp(i64::MAX));
 
 /// Sees each stored packet: time, link type, bytes, length on the wire.
 pub type PacketVisitor<'a> = dyn FnMut(Timestamp, LinkType, &[u8], u32) -> ControlFlow<()> + 'a;
 
-/// An interface: link type and timestamp units (nanoseconds per unit as a rational).
-#[derive(Debug, Clone, Copy)]
-struct Iface {
-    link: LinkType,
-    /// `if_tsresol`: 10^-n (`false`) or 2^-n (`true`) seconds per unit.
-    resol: (bool, u8),
+/// Writes a packets file: packets are gathered into a pcapng section in memory and written as
+/// a compressed frame when it is big enough or at [`Writer::flush`]. The buffers are kept
+/// from frame to frame.
+#[derive(Debug)]
+pub(crate) struct Writer<W: Write> {
+    out: W,
+    /// The section of the frame being gathered.
+    section: Option<PcapngWriter<Vec<u8>>>,
+    /// Its buffer between frames.
+    spare: Vec<u8>,
+    /// The frame being written: header and compressed section.
+    frame: Vec<u8>,
+    count: u32,
+    first: i64,
+    last: i64,
+    written: u64,
 }
 
-impl Iface {
-    fn nanos(&self, units: u64) -> Option<i64> {
-        let n = u32::from(self.resol.1);
-        let ns: u128 = match self.resol {
-            // The writer stores nanoseconds as the bits of an i64.
-            (false, 9) => return Some(units as i64),
-            (false, _) if n < 9 => u128::from(units) * 10u128.pow(9 - n),
-            (false, _) => u128::from(units) / 10u128.checked_pow(n - 9)?,
-            (true, _) => (u128::from(units) * 1_000_000_000) >> n.min(127),
+impl<W: Write> Writer<W> {
+    /// Starts a packets file on `out` (writes the magic).
+    pub(crate) fn new(mut out: W) -> std::io::Result<Self> {
+        out.write_all(MAGIC)?;
+        Ok(Writer {
+            out,
+            section: None,
+            spare: Vec::new(),
+            frame: Vec::new(),
+            count: 0,
+            first: i64::MAX,
+            last: i64::MIN,
+            written: MAGIC.len() as u64,
+        })
+    }
+
+    /// Adds a packet (cut at the snap length); writes a frame when enough has gathered.
+    pub(crate) fn write(
+        &mut self,
+        ts: Timestamp,
+        link: LinkType,
+        data: &[u8],
+        orig_len: u32,
+    ) -> std::io::Result<()> {
+        let orig_len = orig_len.max(u32::try_from(data.len()).unwrap_or(u32::MAX));
+        let data = &data[..data.len().min(SNAPLEN)];
+        let section = match &mut self.section {
+            Some(s) => s,
+            None => self
+                .section
+                .insert(PcapngWriter::new(std::mem::take(&mut self.spare))?),
         };
-        i64::try_from(ns).ok()
+        section.write(ts, link, data, orig_len)?;
+        let full = section.written() >= FRAME_RAW;
+        self.count += 1;
+        self.first = self.first.min(ts.0);
+        self.last = self.last.max(ts.0);
+        if full {
+            self.cut()?;
+        }
+        Ok(())
+    }
+
+    /// Compresses and writes the gathered packets as one frame.
+    fn cut(&mut self) -> std::io::Result<()> {
+        let Some(section) = self.section.take() else {
+            return Ok(());
+        };
+        let mut raw = section.finish()?;
+        let frame = &mut self.frame;
+        frame.clear();
+        frame.resize(
+            HEADER + lz4_flex::block::get_maximum_output_size(raw.len()),
+            0,
+        );
+        let n = lz4_flex::block::compress_into(&raw, &mut frame[HEADER..])
+            .map_err(std::io::Error::other)?;
+        frame.truncate(HEADER + n);
+        frame[0..4].copy_from_slice(&(n as u32).to_le_bytes());
+        frame[8..12].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+        frame[12..16].copy_from_slice(&self.count.to_le_bytes());
+        frame[16..24].copy_from_slice(&self.first.to_le_bytes());
+        frame[24..32].copy_from_slice(&self.last.to_le_bytes());
+        let crc = crc32fast::hash(&frame[8..]);
+        frame[4..8].copy_from_slice(&crc.to_le_bytes());
+        raw.clear();
+        self.spare = raw;
+        self.count = 0;
+        self.first = i64::MAX;
+        self.last = i64::MIN;
+        // A failed write may leave part of the frame on disk: readers skip it as damage.
+        self.out.write_all(frame)?;
+        self.written += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Writes what has gathered as a frame (however small) and flushes `out`.
+    pub(crate) fn flush(&mut self) -> std::io::Result<()> {
+        self.cut()?;
+        self.out.flush()
+    }
+
+    /// Bytes written to `out` so far, plus the raw bytes gathered for the next frame (which
+    /// compress to fewer): segments are sized by what they hold before a frame is cut. Exact
+    /// after a flush.
+    pub(crate) fn written(&self) -> u64 {
+        self.written + self.section.as_ref().map_or(0, PcapngWriter::written)
+    }
+
+    #[cfg(test)]
+    fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// Flushes and returns `out`.
+    #[cfg(test)]
+    pub(crate) fn finish(mut self) -> std::io::Result<W> {
+        self.flush()?;
+        Ok(self.out)
     }
 }
 
-/// Parses an interface block's body `[8, len - 4)`.
-fn parse_idb(b: &[u8]) -> Option<Iface> {
-    let link = LinkType(u32::from(u16::from_le_bytes([b[8], b[9]])));
-    let mut resol = (false, 6);
-    let mut o = 16;
-    let end = b.len() - 4;
-    while o + 4 <= end {
-        let code = u16::from_le_bytes([b[o], b[o + 1]]);
-        let olen = usize::from(u16::from_le_bytes([b[o + 2], b[o + 3]]));
-        if code == 0 {
-            break;
-        }
-        let v = o + 4;
-        if v + olen > end {
-            return None;
-        }
-        if code == 9 && olen >= 1 {
-            let r = b[v];
-            resol = (r & 0x80 != 0, r & 0x7f);
-        }
-        o = v + olen.div_ceil(4) * 4;
-    }
-    Some(Iface { link, resol })
+/// A frame header as read.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    len: u32,
+    crc: u32,
+    raw_len: u32,
+    count: u32,
+    first: i64,
+    last: i64,
 }
 
-/// Whether the block `b` (whole, lengths agreeing) has the body its type says.
-fn sane(btype: u32, b: &[u8]) -> bool {
-    let len = b.len();
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    match btype {
-        SHB => len >= 28 && u32_at(8) == BOM,
-        IDB => len >= 20 && parse_idb(b).is_some(),
-        EPB => len >= 32 && u32_at(20) as usize <= len - 32,
-        _ => true,
+impl Head {
+    fn parse(b: &[u8]) -> Head {
+        let u = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let i = |at: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[at..at + 8]);
+            i64::from_le_bytes(a)
+        };
+        Head {
+            len: u(0),
+            crc: u(4),
+            raw_len: u(8),
+            count: u(12),
+            first: i(16),
+            last: i(24),
+        }
+    }
+
+    /// Whether the writer could have written this header (the CRC not checked yet).
+    fn plausible(&self) -> bool {
+        let raw = self.raw_len as usize;
+        self.len > 0
+            && (MIN_RAW..=MAX_RAW as u32).contains(&self.raw_len)
+            && self.raw_len.is_multiple_of(4)
+            && self.len as usize <= lz4_flex::block::get_maximum_output_size(raw)
+            && self.count > 0
+            && self.count <= self.raw_len / MIN_EPB
+            && self.first <= self.last
+    }
+
+    fn total(&self) -> u64 {
+        HEADER as u64 + u64::from(self.len)
     }
 }
 
-enum Block {
+enum Frame {
+    /// The file ends exactly here.
     End,
-    Whole { btype: u32, len: usize },
+    /// A frame whose header is plausible and whose CRC verifies.
+    Whole(Head),
+    /// Not an intact frame; `next` is where its length says the next one starts.
     Bad { next: Option<u64> },
 }
 
-fn block_at<R: Read>(w: &mut Window<R>, pos: u64) -> std::io::Result<Block> {
+fn frame_at<R: Read>(w: &mut Window<R>, pos: u64) -> std::io::Result<Frame> {
     if !w.have(pos, 1)? {
-        return Ok(Block::End);
+        return Ok(Frame::End);
     }
-    if !w.have(pos, 12)? {
-        return Ok(Block::Bad { next: None });
+    if !w.have(pos, HEADER)? {
+        return Ok(Frame::Bad { next: None });
     }
-    let (btype, len) = (w.u32_at(pos), w.u32_at(pos + 4));
-    if len < 12 || len % 4 != 0 || len > MAX_BLOCK || !w.have(pos, len as usize)? {
-        return Ok(Block::Bad { next: None });
+    let h = Head::parse(w.get(pos, HEADER));
+    if !h.plausible() || !w.have(pos, h.total() as usize)? {
+        return Ok(Frame::Bad { next: None });
     }
-    let n = len as usize;
-    if w.u32_at(pos + u64::from(len) - 4) != len || !sane(btype, w.get(pos, n)) {
-        return Ok(Block::Bad {
-            next: Some(pos + u64::from(len)),
+    if crc32fast::hash(w.get(pos + 8, h.total() as usize - 8)) != h.crc {
+        return Ok(Frame::Bad {
+            next: Some(pos + h.total()),
         });
     }
-    Ok(Block::Whole { btype, len: n })
+    Ok(Frame::Whole(h))
 }
 
-/// Whether a block the writer writes starts at `q` (constant work besides reading ahead).
-fn candidate<R: Read>(w: &mut Window<R>, q: u64) -> std::io::Result<bool> {
-    if !w.have(q, 12)? {
-        return Ok(false);
+/// Whether an intact frame starts at `q`; `None` when the budget is spent.
+fn candidate<R: Read>(
+    w: &mut Window<R>,
+    q: u64,
+    budget: &mut u64,
+) -> std::io::Result<Option<bool>> {
+    if !w.have(q, HEADER)? {
+        return Ok(Some(false));
     }
-    let (btype, len) = (w.u32_at(q), w.u32_at(q + 4));
-    if !matches!(btype, SHB | IDB | EPB) || len < 12 || len % 4 != 0 || len > MAX_BLOCK {
-        return Ok(false);
+    let h = Head::parse(w.get(q, HEADER));
+    if !h.plausible() || !w.have(q, h.total() as usize)? {
+        return Ok(Some(false));
     }
-    if !w.have(q, len as usize)? || w.u32_at(q + u64::from(len) - 4) != len {
-        return Ok(false);
-    }
-    Ok(sane(btype, w.get(q, len as usize)))
+    let Some(left) = budget.checked_sub(h.total()) else {
+        return Ok(None);
+    };
+    *budget = left;
+    Ok(Some(
+        crc32fast::hash(w.get(q + 8, h.total() as usize - 8)) == h.crc,
+    ))
 }
 
-/// Reads the packets of a segment's pcapng bytes in order, skipping damaged blocks (each
-/// damaged span goes to `damage`); `name` is for errors, `complete` as for
-/// [`crate::read_entries`]. Only read errors are errors.
+enum Found {
+    At(u64),
+    /// No intact frame up to the end of the file.
+    Nothing,
+    GaveUp,
+}
+
+fn resync<R: Read>(
+    w: &mut Window<R>,
+    pos: u64,
+    hint: Option<u64>,
+    budget: &mut u64,
+) -> std::io::Result<Found> {
+    if let Some(h) = hint {
+        match candidate(w, h, budget)? {
+            Some(true) => return Ok(Found::At(h)),
+            Some(false) => {}
+            None => return Ok(Found::GaveUp),
+        }
+    }
+    let mut q = pos + 1;
+    loop {
+        w.drop_before(q);
+        if !w.have(q, HEADER)? {
+            return Ok(Found::Nothing);
+        }
+        match candidate(w, q, budget)? {
+            Some(true) => return Ok(Found::At(q)),
+            Some(false) => q += 1,
+            None => return Ok(Found::GaveUp),
+        }
+    }
+}
+
+/// What a read did besides visiting: for tests of the pruning.
+#[derive(Debug, Default, Clone, Copy)]
+struct Work {
+    decompressed: u64,
+}
+
+/// Reads the packets of a segment's packets file in order, skipping damaged frames (each
+/// damaged span goes to `damage`; a damaged frame counts as one record, however many packets
+/// it held); `name` is for errors, `complete` as for [`crate::read_entries`]. Only packets
+/// whose time lies in `times` are visited, and frames that hold none are not decompressed.
+/// Only read errors are errors.
 pub fn read_packets(
     name: &str,
     r: impl Read,
     complete: bool,
+    times: RangeInclusive<Timestamp>,
     visit: &mut PacketVisitor<'_>,
     damage: &mut dyn FnMut(&Span),
 ) -> Result<FileScan, StoreError> {
+    read_frames(name, r, complete, &times, visit, damage).map(|(scan, _)| scan)
+}
+
+fn read_frames(
+    name: &str,
+    r: impl Read,
+    complete: bool,
+    times: &RangeInclusive<Timestamp>,
+    visit: &mut PacketVisitor<'_>,
+    damage: &mut dyn FnMut(&Span),
+) -> Result<(FileScan, Work), StoreError> {
     let io = |source| StoreError::Io {
         path: name.to_string(),
         source,
     };
     let mut w = Window::new(r);
     let mut scan = FileScan::default();
+    let mut work = Work::default();
     let mut lost = |s: Span, scan: &mut FileScan| {
         scan.add(&s);
         damage(&s);
     };
-    let mut ifaces: Vec<Option<Iface>> = Vec::new();
-    // Interface numbers at or above this follow a loss of unknown size: not trusted.
-    let mut trusted: Option<usize> = None;
-    let mut pos = 0u64;
+    if !w.have(0, MAGIC.len()).map_err(io)? {
+        // Empty, or torn before its magic was whole.
+        let n = w.end().map_err(io)?;
+        if complete && n > 0 {
+            lost(
+                Span::one(0, n, "packets file shorter than its magic"),
+                &mut scan,
+            );
+            scan.good = n;
+        }
+        return Ok((scan, work));
+    }
+    if w.get(0, MAGIC.len()) != MAGIC {
+        // Frames carry their own checks: a damaged magic costs only itself.
+        lost(Span::one(0, MAGIC.len() as u64, "bad magic"), &mut scan);
+    }
+    let mut raw: Vec<u8> = Vec::new();
+    let mut budget = RESYNC_BUDGET;
+    let mut pos = MAGIC.len() as u64;
     loop {
         w.drop_before(pos);
-        match block_at(&mut w, pos).map_err(io)? {
-            Block::End => {
+        // A bad frame: where its length says the next one starts, and what was wrong.
+        let (hint, what) = match frame_at(&mut w, pos).map_err(io)? {
+            Frame::End => {
                 scan.good = pos;
-                return Ok(scan);
+                return Ok((scan, work));
             }
-            Block::Whole { btype, len } => {
-                let next = pos + len as u64;
-                let b = w.get(pos, len);
-                match btype {
-                    SHB => {
-                        ifaces.clear();
-                        trusted = None;
-                    }
-                    IDB => ifaces.push(parse_idb(b)),
-                    EPB => {
-                        let u = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-                        let id = u(8) as usize;
-                        let units = (u64::from(u(12)) << 32) | u64::from(u(16));
-                        let (caplen, orig) = (u(20) as usize, u(24));
-                        let iface = ifaces
-                            .get(id)
-                            .copied()
-                            .flatten()
-                            .filter(|_| trusted.is_none_or(|t| id < t));
-                        match iface.and_then(|i| Some((i.link, i.nanos(units)?))) {
-                            Some((link, ns)) => {
-                                let data = &b[28..28 + caplen];
-                                if visit(Timestamp(ns), link, data, orig).is_break() {
-                                    scan.good = next;
-                                    return Ok(scan);
-                                }
-                            }
-                            None => {
-                                lost(
-                                    Span::one(pos, len as u64, "packet of an unknown interface"),
-                                    &mut scan,
-                                );
-                            }
-                        }
-                    }
-                    // The store writes no other block: one that frames right is a damaged
-                    // type field. Unless its body is a packet's, it may have been an
-                    // interface block, so later interface numbers are no longer trusted.
-                    _ => {
-                        if !sane(EPB, b) && trusted.is_none() {
-                            trusted = Some(ifaces.len());
-                        }
-                        lost(
-                            Span::one(pos, len as u64, "block of an unknown type"),
-                            &mut scan,
-                        );
-                    }
+            Frame::Bad { next } => (next, "damaged frame"),
+            Frame::Whole(h) => {
+                let next = pos + h.total();
+                if h.last < times.start().0 || h.first > times.end().0 {
+                    pos = next;
+                    continue;
                 }
-                pos = next;
+                let n = h.raw_len as usize;
+                raw.resize(n, 0);
+                work.decompressed += 1;
+                let payload = w.get(pos + HEADER as u64, h.len as usize);
+                if lz4_flex::block::decompress_into(payload, &mut raw[..n]).ok() != Some(n) {
+                    (Some(next), "frame that does not decompress")
+                } else {
+                    let mut inner = (0u64, false);
+                    let flow = crate::pcapng::read_section(
+                        &raw[..n],
+                        times,
+                        &mut budget,
+                        visit,
+                        &mut |s| {
+                            inner.0 += s.records;
+                            inner.1 = true;
+                        },
+                    );
+                    if inner.1 {
+                        // Offsets inside the section do not map to the file: the frame
+                        // stands for its damaged blocks.
+                        let s = Span {
+                            offset: pos,
+                            len: h.total(),
+                            records: inner.0,
+                            what: "damaged packet block inside a frame",
+                        };
+                        lost(s, &mut scan);
+                    }
+                    if flow.is_break() {
+                        scan.good = next;
+                        return Ok((scan, work));
+                    }
+                    pos = next;
+                    continue;
+                }
             }
-            Block::Bad { next } => {
-                let mut found = None;
-                if let Some(h) = next {
-                    if candidate(&mut w, h).map_err(io)? {
-                        found = Some(h);
-                    }
+        };
+        match resync(&mut w, pos, hint, &mut budget).map_err(io)? {
+            Found::At(q) => {
+                lost(Span::one(pos, q - pos, what), &mut scan);
+                pos = q;
+            }
+            Found::Nothing => {
+                let end = w.end().map_err(io)?;
+                scan.good = pos;
+                if complete {
+                    lost(
+                        Span::one(
+                            pos,
+                            end - pos,
+                            "damaged frame at the end of a closed segment",
+                        ),
+                        &mut scan,
+                    );
+                    scan.good = end;
                 }
-                let mut q = pos + 1;
-                while found.is_none() {
-                    w.drop_before(q);
-                    if !w.have(q, 12).map_err(io)? {
-                        break;
-                    }
-                    if candidate(&mut w, q).map_err(io)? {
-                        found = Some(q);
-                    }
-                    q += 1;
-                }
-                match found {
-                    Some(q) => {
-                        // Only a lost interface block shifts the interface numbers: one
-                        // block (its length pointed at `q`, or its trailing length says so)
-                        // of another type costs nothing else, a lost interface block leaves a
-                        // hole, anything else makes later numbers untrusted.
-                        let one_block = pos >= w.base()
-                            && q >= pos + 12
-                            && (next == Some(q) || u64::from(w.u32_at(q - 4)) == q - pos);
-                        match (one_block, one_block.then(|| w.u32_at(pos))) {
-                            (true, Some(SHB | EPB)) => {}
-                            (true, Some(IDB)) => ifaces.push(None),
-                            _ => {
-                                if trusted.is_none() {
-                                    trusted = Some(ifaces.len());
-                                }
-                            }
-                        }
-                        lost(Span::one(pos, q - pos, "damaged block"), &mut scan);
-                        pos = q;
-                    }
-                    None => {
-                        let end = w.end().map_err(io)?;
-                        scan.good = pos;
-                        if complete {
-                            lost(
-                                Span::one(
-                                    pos,
-                                    end - pos,
-                                    "damaged block at the end of a closed segment",
-                                ),
-                                &mut scan,
-                            );
-                            scan.good = end;
-                        }
-                        return Ok(scan);
-                    }
-                }
+                return Ok((scan, work));
+            }
+            Found::GaveUp => {
+                let end = w.end().map_err(io)?;
+                lost(
+                    Span::one(pos, end - pos, "damage past the resynchronisation budget"),
+                    &mut scan,
+                );
+                scan.good = end;
+                return Ok((scan, work));
             }
         }
     }
@@ -276,115 +457,21 @@ pub fn read_packets(
 pub fn scan_packets(
     path: &Path,
     complete: bool,
+    times: RangeInclusive<Timestamp>,
     visit: &mut PacketVisitor<'_>,
 ) -> Result<FileScan, StoreError> {
     let Some(f) = crate::open_existing(path)? else {
         return Ok(FileScan::default());
     };
-    read_packets(&path.display().to_string(), f, complete, visit, &mut |s| {
-        damage::report(path, s)
-    })
+    read_packets(
+        &path.display().to_string(),
+        f,
+        complete,
+        times,
+        visit,
+        &mut |s| damage::report(path, s),
+    )
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use wiremap_capture::PcapngWriter;
-
-    /// A packets file of `n` Ethernet packets of growing sizes, and each block's offset.
-    fn file(n: usize) -> (Vec<u8>, Vec<u64>) {
-        let mut w = PcapngWriter::new(Vec::new()).expect("writes");
-        let mut at = Vec::new();
-        for i in 0..n {
-            // The first packet also writes the interface block.
-            if i > 0 {
-                at.push(w.written());
-            }
-            let data = vec![i as u8; 40 + i];
-            w.write(
-                Timestamp(1_700_000_000_000_000_000 + i as i64),
-                LinkType::ETHERNET,
-                &data,
-                1500,
-            )
-            .expect("writes");
-            if i == 0 {
-                at.push(w.written() - (12 + 20 + 40));
-            }
-        }
-        (w.finish().expect("finishes"), at)
-    }
-
-    fn read(bytes: &[u8], complete: bool) -> (Vec<u8>, FileScan) {
-        let mut got = Vec::new();
-        let scan = read_packets(
-            "test",
-            bytes,
-            complete,
-            &mut |ts, link, data, orig| {
-                assert_eq!(link, LinkType::ETHERNET);
-                assert_eq!(orig, 1500);
-                assert_eq!(ts.0 - 1_700_000_000_000_000_000, i64::from(data[0]));
-                got.push(data[0]);
-                ControlFlow::Continue(())
-            },
-            &mut |_| {},
-        )
-        .expect("reads");
-        (got, scan)
-    }
-
-    #[test]
-    fn intact_files_read_whole() {
-        let (bytes, _) = file(20);
-        let (got, scan) = read(&bytes, true);
-        assert_eq!(got, (0..20).collect::<Vec<u8>>());
-        assert_eq!(
-            scan,
-            FileScan {
-                good: bytes.len() as u64,
-                ..FileScan::default()
-            }
-        );
-    }
-
-    #[test]
-    fn a_block_with_disagreeing_lengths_is_skipped_alone() {
-        for field in [4usize, 0] {
-            let (mut bytes, at) = file(20);
-            // The leading length (or the type) of packet 7.
-            bytes[at[7] as usize + field] ^= 0x10;
-            let (got, scan) = read(&bytes, true);
-            let want: Vec<u8> = (0..20).filter(|i| *i != 7).collect();
-            assert_eq!(got, want, "field {field}");
-            assert_eq!(scan.damaged_records, 1);
-            assert_eq!(scan.damaged_bytes, at[8] - at[7]);
-        }
-        // The trailing length.
-        let (mut bytes, at) = file(20);
-        bytes[at[8] as usize - 4] ^= 0x01;
-        let (got, _) = read(&bytes, true);
-        assert_eq!(got.len(), 19);
-    }
-
-    #[test]
-    fn a_torn_last_block_is_a_tail_and_damage_before_it_is_not() {
-        let (mut bytes, at) = file(10);
-        bytes[at[3] as usize + 4] = 0xff;
-        let whole = bytes.len() as u64;
-        bytes.extend_from_slice(&[6, 0, 0, 0, 200, 0, 0, 0, 1, 2]);
-        let (got, scan) = read(&bytes, false);
-        assert_eq!(got.len(), 9);
-        assert_eq!(scan.good, whole);
-        assert_eq!(scan.damaged_records, 1);
-    }
-
-    #[test]
-    fn a_lost_section_header_costs_nothing_else() {
-        let (mut bytes, _) = file(5);
-        bytes[8] ^= 0xff;
-        let (got, scan) = read(&bytes, true);
-        assert_eq!(got.len(), 5);
-        assert_eq!(scan.damaged_bytes, 28);
-    }
-}
+mod tests;

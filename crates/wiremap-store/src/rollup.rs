@@ -169,8 +169,8 @@ impl RollupBuilder {
     }
 
     /// Writes the rollup file at `path` (through a temporary file: it appears whole or not
-    /// at all); `idents[n - 1]` is identity `n`.
-    pub(crate) fn write(&self, path: &Path, idents: &[Arc<Identity>]) -> Result<(), StoreError> {
+    /// at all); `idents[n - 1]` is identity `n`. Returns the bytes written.
+    pub(crate) fn write(&self, path: &Path, idents: &[Arc<Identity>]) -> Result<u64, StoreError> {
         let mut totals: FxHashMap<Key, Agg> = FxHashMap::default();
         for (k, a) in &self.rows {
             totals.entry(Key { minute: 0, ..*k }).or_default().merge(a);
@@ -196,7 +196,8 @@ impl RollupBuilder {
         }
         let tmp = path.with_extension("rollup.tmp");
         fs::write(&tmp, &out).map_err(io(&tmp))?;
-        fs::rename(&tmp, path).map_err(io(path))
+        fs::rename(&tmp, path).map_err(io(path))?;
+        Ok(out.len() as u64)
     }
 }
 

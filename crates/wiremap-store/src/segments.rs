@@ -87,7 +87,7 @@ fn quarantine(dir: &Path, seq: u64, why: &StoreError) {
     let qdir = dir.join(QUARANTINE_DIR);
     let mut moved = Vec::new();
     let made = fs::create_dir_all(&qdir);
-    for ext in ["idx", "rollup", "entries", "pcapng"] {
+    for ext in ["idx", "rollup", "entries", "packets"] {
         let src = seg_path(dir, seq, ext);
         if src.symlink_metadata().is_err() {
             continue;
@@ -184,11 +184,11 @@ pub(crate) fn load(
         return Ok(None);
     };
     meta.entry_bytes = good;
-    let ppath = seg_path(dir, seq, "pcapng");
+    let ppath = seg_path(dir, seq, "packets");
     if ppath.exists() {
         let mut packets = 0;
         let (mut from, mut to) = (None::<i64>, None::<i64>);
-        let scanned = scan_packets(&ppath, false, &mut |ts, _, _, _| {
+        let scanned = scan_packets(&ppath, false, crate::ALL_TIME, &mut |ts, _, _, _| {
             packets += 1;
             from = Some(from.map_or(ts.0, |f| f.min(ts.0)));
             to = Some(to.map_or(ts.0, |t| t.max(ts.0)));
@@ -205,7 +205,7 @@ pub(crate) fn load(
     }
     if repair {
         meta.closed = true;
-        rollup.write(&seg_path(dir, seq, "rollup"), &idents)?;
+        meta.rollup_bytes = rollup.write(&seg_path(dir, seq, "rollup"), &idents)?;
         write_index(dir, &meta)?;
     }
     Ok(Some(meta))

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
-use wiremap_capture::{LinkType, PcapngWriter};
+use wiremap_capture::LinkType;
 use wiremap_model::{Entry, Identity, Timestamp};
 
 use crate::block::BlockBuf;
 use crate::rollup::{RollupBuilder, MAX_ROWS};
 use crate::{
-    codec, damage, frame, io, seg_path, segments, SegmentMeta, StoreConfig, StoreError, StoreStats,
-    MAGIC, REC_BLOCK, REC_IDENTITY, REC_NAME,
+    codec, damage, frame, io, packets, seg_path, segments, SegmentMeta, StoreConfig, StoreError,
+    StoreStats, MAGIC, REC_BLOCK, REC_IDENTITY, REC_NAME,
 };
 
 /// Entries a segment holds at most: bounds what a query reads of the open segment (which has
@@ -27,7 +27,7 @@ pub(crate) const MAX_SEGMENT_ENTRIES: u64 = 262_144;
 pub(crate) struct Open {
     pub(crate) meta: SegmentMeta,
     entries: BufWriter<File>,
-    packets: PcapngWriter<BufWriter<File>>,
+    packets: packets::Writer<File>,
     /// Identities in the order of their numbers (identity `n` is `idents[n - 1]`).
     idents: Vec<Arc<Identity>>,
     /// Application field names written so far, with their numbers.
@@ -145,7 +145,7 @@ impl Store {
         (s.damaged_records, s.damaged_bytes) = damage::totals(&self.cfg.dir);
         if let Some(o) = &self.open {
             s.segments += 1;
-            s.bytes += o.meta.bytes();
+            s.bytes += o.bytes();
             s.entries += o.meta.entries;
             s.packets += o.meta.packets;
         }
@@ -173,7 +173,7 @@ impl Store {
             let seq = self.next_seq;
             self.next_seq += 1;
             let epath = seg_path(&self.cfg.dir, seq, "entries");
-            let ppath = seg_path(&self.cfg.dir, seq, "pcapng");
+            let ppath = seg_path(&self.cfg.dir, seq, "packets");
             let ef = OpenOptions::new()
                 .create_new(true)
                 .write(true)
@@ -186,8 +186,7 @@ impl Store {
                 .write(true)
                 .open(&ppath)
                 .map_err(io(&ppath))?;
-            let packets =
-                PcapngWriter::new(BufWriter::with_capacity(1 << 20, pf)).map_err(io(&ppath))?;
+            let packets = packets::Writer::new(pf).map_err(io(&ppath))?;
             self.open = Some(Open {
                 meta: SegmentMeta {
                     seq,
@@ -222,7 +221,7 @@ impl Store {
         let max_span = self.cfg.segment_max_secs.saturating_mul(1_000_000_000);
         let full = self.open.as_ref().is_some_and(|o| {
             let age = o.meta.from.map_or(0, |f| ts.0.saturating_sub(f));
-            let bytes = o.meta.bytes();
+            let bytes = o.bytes();
             bytes >= cap
                 || (age > span && bytes >= min)
                 || age > max_span
@@ -327,7 +326,7 @@ impl Store {
         let o = self.open_segment()?;
         o.packets
             .write(ts, link, data, orig_len)
-            .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
+            .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
         o.meta.packet_bytes = o.packets.written();
         o.meta.packets += 1;
         o.meta.see(ts);
@@ -344,9 +343,9 @@ impl Store {
                 .flush()
                 .map_err(io(&seg_path(dir, o.meta.seq, "entries")))?;
             o.packets
-                .get_mut()
                 .flush()
-                .map_err(io(&seg_path(dir, o.meta.seq, "pcapng")))?;
+                .map_err(io(&seg_path(dir, o.meta.seq, "packets")))?;
+            o.meta.packet_bytes = o.packets.written();
         }
         self.enforce_retention()
     }
@@ -360,12 +359,13 @@ impl Store {
                 .flush()
                 .map_err(io(&seg_path(&dir, o.meta.seq, "entries")))?;
             o.packets
-                .get_mut()
                 .flush()
-                .map_err(io(&seg_path(&dir, o.meta.seq, "pcapng")))?;
+                .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
+            o.meta.packet_bytes = o.packets.written();
             o.meta.closed = true;
             // The rollups before the index: a closed segment's rollup file is whole.
-            o.rollup
+            o.meta.rollup_bytes = o
+                .rollup
                 .write(&seg_path(&dir, o.meta.seq, "rollup"), &o.idents)?;
             segments::write_index(&dir, &o.meta)?;
             self.closed.push(o.meta);
@@ -391,7 +391,7 @@ impl Store {
                 .count();
         }
         if let Some(max) = self.cfg.max_size {
-            let open = self.open.as_ref().map_or(0, |o| o.meta.bytes());
+            let open = self.open.as_ref().map_or(0, Open::bytes);
             let mut total: u64 = self.closed.iter().map(SegmentMeta::bytes).sum::<u64>() + open;
             for m in &self.closed[..drop] {
                 total -= m.bytes();
@@ -406,7 +406,7 @@ impl Store {
         }
         for m in self.closed.drain(..drop) {
             // The index goes first: a crash in between leaves files that reload as a segment.
-            for ext in ["idx", "rollup", "entries", "pcapng"] {
+            for ext in ["idx", "rollup", "entries", "packets"] {
                 let p = seg_path(&self.cfg.dir, m.seq, ext);
                 damage::forget(&p);
                 match fs::remove_file(&p) {
@@ -438,6 +438,11 @@ impl Drop for Store {
 }
 
 impl Open {
+    /// Bytes the segment takes, the entries not yet in a written block counted as they are.
+    fn bytes(&self) -> u64 {
+        self.meta.bytes() + self.block.len() as u64
+    }
+
     /// Writes the block being filled (a reader sees entries once their block is written).
     fn finish_block(&mut self, dir: &Path) -> Result<(), StoreError> {
         let mut p = Vec::new();

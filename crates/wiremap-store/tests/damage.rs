@@ -67,7 +67,8 @@ fn packet(i: u64, k: u8) -> Vec<u8> {
 }
 
 /// A store of `n` entries one second apart, each with three packets of its flow; every
-/// third entry names its client. Returns the entries as stored.
+/// third entry names its client; flushed after every tenth entry (so a packets frame holds
+/// the packets of ten entries). Returns the entries as stored.
 fn build(dir: &Path, n: u64, segment_secs: i64) -> Vec<Entry> {
     let mut cfg = StoreConfig::new(dir);
     cfg.segment_secs = segment_secs;
@@ -90,6 +91,9 @@ fn build(dir: &Path, n: u64, segment_secs: i64) -> Vec<Entry> {
         let mut e = entry(i, who);
         store.append_entry(&mut e).expect("entry");
         out.push(e);
+        if i % 10 == 9 {
+            store.flush().expect("flush");
+        }
     }
     drop(store);
     out
@@ -130,15 +134,14 @@ fn records(bytes: &[u8]) -> Vec<(usize, usize, u8)> {
     v
 }
 
-/// The blocks of a pcapng file: offset, length, type.
-fn blocks(bytes: &[u8]) -> Vec<(usize, usize, u32)> {
+/// The frames of a packets file: offset, whole length (a 32-byte header, then `len` bytes).
+fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
     let mut v = Vec::new();
-    let mut at = 0;
-    while at + 8 <= bytes.len() {
-        let t = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4"));
-        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4")) as usize;
-        v.push((at, len, t));
-        at += len;
+    let mut at = 8;
+    while at + 32 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4")) as usize;
+        v.push((at, 32 + len));
+        at += 32 + len;
     }
     v
 }
@@ -264,7 +267,7 @@ fn a_bad_magic_quarantines_the_segment_and_the_rest_is_served() {
         assert!(!path.exists());
         let q = dir.join(QUARANTINE_DIR);
         assert!(q.join(format!("seg-{bad:010}.entries")).exists());
-        assert!(q.join(format!("seg-{bad:010}.pcapng")).exists());
+        assert!(q.join(format!("seg-{bad:010}.packets")).exists());
         let want: Vec<Entry> = written
             .iter()
             .filter(|e| e.id < bad_ids.0 || e.id > bad_ids.1)
@@ -345,17 +348,18 @@ fn exported(out: Vec<u8>) -> Vec<(u16, u8)> {
 }
 
 #[test]
-fn export_skips_a_damaged_packet_block_and_keeps_the_rest() {
-    for drop_index in [false, true] {
-        let dir = tmpdir(&format!("pcapng-{drop_index}"));
+fn export_skips_a_damaged_packet_frame_and_keeps_the_rest() {
+    // A payload byte (the CRC fails), the length (the reader resynchronises).
+    for (drop_index, field) in [(false, 40), (true, 40), (false, 0), (true, 0)] {
+        let dir = tmpdir(&format!("packets-{drop_index}-{field}"));
         let written = build(&dir, 40, 1000);
-        let path = seg(&dir, 1, "pcapng");
+        let path = seg(&dir, 1, "packets");
         let mut bytes = std::fs::read(&path).expect("packets");
-        let epbs: Vec<_> = blocks(&bytes).into_iter().filter(|b| b.2 == 6).collect();
-        assert_eq!(epbs.len(), 120);
-        let (at, len, _) = epbs[61];
-        // The leading length disagrees with the trailing one.
-        bytes[at + 4] ^= 0x40;
+        let frames = frames(&bytes);
+        assert_eq!(frames.len(), 4);
+        // The frame of entries 20 to 29.
+        let (at, len) = frames[2];
+        bytes[at + field] ^= 0x40;
         std::fs::write(&path, &bytes).expect("damage");
         if drop_index {
             std::fs::remove_file(seg(&dir, 1, "idx")).expect("index");
@@ -366,7 +370,10 @@ fn export_skips_a_damaged_packet_block_and_keeps_the_rest() {
             bytes.len() as u64,
             "nothing cut after the damage"
         );
-        assert_eq!(store.segments()[0].packets, 119 + u64::from(!drop_index));
+        assert_eq!(
+            store.segments()[0].packets,
+            90 + 30 * u64::from(!drop_index)
+        );
         let mut out = Vec::new();
         let r = wiremap_store::export(
             store.dir(),
@@ -380,8 +387,7 @@ fn export_skips_a_damaged_packet_block_and_keeps_the_rest() {
         let mut want: Vec<(u16, u8)> = (0..40u16)
             .flat_map(|i| (0..3u8).map(move |k| (1000 + i, k)))
             .collect();
-        // Packet 61 is the second of entry 20's flow.
-        want.retain(|p| *p != (1020, 1));
+        want.retain(|p| !(1020..1030).contains(&p.0));
         assert_eq!(exported(out), want);
         let s = store.stats();
         assert_eq!((s.damaged_records, s.damaged_bytes), (1, len as u64));
@@ -395,9 +401,12 @@ fn a_torn_tail_of_both_files_is_cut_exactly() {
     let written = build(&dir, 30, 1000);
     std::fs::remove_file(seg(&dir, 1, "idx")).expect("index");
     let mut lens = Vec::new();
+    // The start of a frame as a crash mid-write leaves it: the first 13 bytes of one.
+    let packets = std::fs::read(seg(&dir, 1, "packets")).expect("file");
+    let frame_start = packets[8..21].to_vec();
     for (ext, tail) in [
         ("entries", &[77u8, 0, 0, 0, 9, 9, 9, 9, 2, 1, 1][..]),
-        ("pcapng", &[6u8, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0, 5][..]),
+        ("packets", &frame_start[..]),
     ] {
         let p = seg(&dir, 1, ext);
         let mut bytes = std::fs::read(&p).expect("file");
@@ -409,7 +418,7 @@ fn a_torn_tail_of_both_files_is_cut_exactly() {
     let s = store.stats();
     assert_eq!(s.torn_bytes_truncated, 11 + 13);
     assert_eq!((s.damaged_records, s.damaged_bytes), (0, 0));
-    for (ext, len) in ["entries", "pcapng"].iter().zip(lens) {
+    for (ext, len) in ["entries", "packets"].iter().zip(lens) {
         assert_eq!(
             std::fs::metadata(seg(&dir, 1, ext)).expect("file").len(),
             len
