@@ -6,6 +6,7 @@
 //! same way; the HTTP API only reads, and depends on this crate, not the other way round.
 #![deny(clippy::unwrap_used)]
 
+mod pipeline;
 mod shared;
 mod sources;
 

@@ -515,27 +515,7 @@ impl Ingest {
             }
         }
         let pending = std::mem::take(&mut self.pending);
-        if !pending.is_empty() {
-            let mut m = lock(&self.shared.edges);
-            for (e, _) in &pending {
-                m.add(e);
-            }
-            if let Some(sink) = &self.sink {
-                let all: Vec<Arc<Entry>> = pending.iter().map(|(e, _)| e.clone()).collect();
-                sink.append(&all);
-            }
-        }
-        let flushed = {
-            let mut store = lock(&self.shared.store);
-            store.flush().map(|()| store.stats())
-        };
-        if !pending.is_empty() {
-            let mut r = match self.shared.recent.write() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
-            r.extend(pending);
-        }
+        let flushed = publish(&self.shared, self.sink.as_ref(), pending);
         let mut c = lock(&self.shared.counters);
         c.pipeline = match &self.workers {
             Some(w) => w.clone(),
@@ -581,6 +561,50 @@ impl Ingest {
     pub fn stopping(&self) -> bool {
         self.shared.stop.load(Ordering::Relaxed)
     }
+}
+
+impl Ingest {
+    /// What the store side of an import needs on a thread of its own: the shared state, the
+    /// sink, and whether raw packets are kept.
+    pub(crate) fn store_side(&self) -> (Arc<Shared>, Option<Arc<dyn EntrySink>>, bool) {
+        (self.shared.clone(), self.sink.clone(), self.keep_packets)
+    }
+
+    /// The engine, for a front end that stores what it produces elsewhere.
+    pub(crate) fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+}
+
+/// Publishes stored entries (the `/metrics` edge series, the sink, the recent entries the
+/// live streams read) and flushes the store; returns its counters after the flush.
+pub(crate) fn publish(
+    shared: &Shared,
+    sink: Option<&Arc<dyn EntrySink>>,
+    pending: Vec<(Arc<Entry>, usize)>,
+) -> Result<StoreStats, wiremap_store::StoreError> {
+    if !pending.is_empty() {
+        let mut m = lock(&shared.edges);
+        for (e, _) in &pending {
+            m.add(e);
+        }
+        if let Some(sink) = sink {
+            let all: Vec<Arc<Entry>> = pending.iter().map(|(e, _)| e.clone()).collect();
+            sink.append(&all);
+        }
+    }
+    let flushed = {
+        let mut store = lock(&shared.store);
+        store.flush().map(|()| store.stats())
+    };
+    if !pending.is_empty() {
+        let mut r = match shared.recent.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        r.extend(pending);
+    }
+    flushed
 }
 
 /// The counters, for front ends that set `capturing`.

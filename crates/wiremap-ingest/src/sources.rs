@@ -8,16 +8,75 @@ use std::time::{Duration, Instant};
 use wiremap_capture::{KernelStats, LiveSource, PacketSource};
 use wiremap_engine::{Engine, EngineConfig, Item, Stats};
 
+use crate::pipeline::{self, Batch};
 use crate::{lock_counters, Ingest, FLUSH_EVERY};
 
 /// Reads a capture into the store; a broken input keeps what was read before the break.
+/// Dissection runs on this thread and the store's writes on another
+/// ([`crate::pipeline`]); if that thread cannot be started, both run here.
 pub fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
     let started = Instant::now();
-    let mut last = Instant::now();
-    {
-        let mut c = lock_counters(ingest.shared());
-        c.capturing = true;
+    lock_counters(ingest.shared()).capturing = true;
+    let (shared, sink, keep_packets) = ingest.store_side();
+    let (tx, rx) = std::sync::mpsc::sync_channel(pipeline::IN_FLIGHT);
+    let writer = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || pipeline::store_thread(shared, sink, rx));
+    match writer {
+        Ok(writer) => {
+            let mut batch = Batch::default();
+            let mut last = Instant::now();
+            let mut sent = true;
+            read_all(ingest, src, &mut |ingest, p| {
+                if keep_packets {
+                    batch.packet(p);
+                }
+                ingest.engine_mut().packet(p, &mut |e| batch.entry(e));
+                if batch.full() {
+                    sent = batch.send(&tx, false);
+                }
+                if last.elapsed() >= FLUSH_EVERY {
+                    sent = batch.send(&tx, true);
+                    let _ = ingest.tick(&[], 0);
+                    last = Instant::now();
+                }
+                sent
+            });
+            ingest.engine_mut().finish(&mut |e| batch.entry(e));
+            batch.send(&tx, true);
+            drop(tx);
+            if writer.join().is_err() {
+                eprintln!("wiremap: error: the store thread failed; the import is cut short");
+            }
+        }
+        Err(e) => {
+            eprintln!("wiremap: warning: no store thread ({e}); importing on one thread");
+            let mut last = Instant::now();
+            read_all(ingest, src, &mut |ingest, p| {
+                ingest.packet(p);
+                if last.elapsed() >= FLUSH_EVERY {
+                    let _ = ingest.tick(&[], 0);
+                    last = Instant::now();
+                }
+                true
+            });
+        }
     }
+    ingest.finish();
+    lock_counters(ingest.shared()).capturing = false;
+    eprintln!(
+        "wiremap: import done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Hands every packet of `src` to `each` until the input ends, a stop is asked for, or
+/// `each` says no more.
+fn read_all(
+    ingest: &mut Ingest,
+    src: &mut dyn PacketSource,
+    each: &mut dyn FnMut(&mut Ingest, &wiremap_capture::Packet<'_>) -> bool,
+) {
     loop {
         if ingest.stopping() {
             break;
@@ -34,7 +93,9 @@ pub fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
                     );
                     break;
                 }
-                ingest.packet(&p);
+                if !each(ingest, &p) {
+                    break;
+                }
             }
             Ok(false) => break,
             Err(e) if e.is_truncated_tail() => {
@@ -42,17 +103,7 @@ pub fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
             }
             Err(e) => eprintln!("wiremap: error: {e}; keeping what was read before it"),
         }
-        if last.elapsed() >= FLUSH_EVERY {
-            let _ = ingest.tick(&[], 0);
-            last = Instant::now();
-        }
     }
-    ingest.finish();
-    lock_counters(ingest.shared()).capturing = false;
-    eprintln!(
-        "wiremap: import done in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
 }
 
 /// Reads one live source into `ingest` until told to stop or `deadline`.
