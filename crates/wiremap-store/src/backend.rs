@@ -130,7 +130,7 @@ impl EntryStore for Segments {
     /// Closed segments the window covers whole answer from their segment rollups, those it
     /// covers in part from their minute rollups for the whole minutes inside it and from
     /// entries at its ragged ends; the open segment (no rollups yet, at most
-    /// [`crate::writer::MAX_SEGMENT_ENTRIES`] entries) and segments whose rollup file is
+    /// 262,144 entries) and segments whose rollup file is
     /// missing or damaged from their entries.
     fn rollups(&self, q: &Query<'_>, visit: &mut dyn FnMut(&Rollup)) -> Result<bool, StoreError> {
         if q.after_id != 0 || q.filter.is_some_and(|f| !f.endpoint_only()) {

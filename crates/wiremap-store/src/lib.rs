@@ -1,11 +1,17 @@
 //! The embedded store: nothing to start, a directory of time segments.
 //!
-//! Each segment is three files: `seg-N.entries` (entries in a compact binary form, each record
-//! framed with its length and CRC-32), `seg-N.packets` (the raw packets as LZ4-compressed
-//! frames of pcapng, see [`read_packets`]; [`export`] writes them out as a pcapng file) and,
-//! once the segment is closed, `seg-N.idx` (its index: time range, entry ids, protocols,
-//! namespaces). Queries read the indexes first and skip every segment that
-//! cannot hold a match.
+//! Each segment is up to four files: `seg-N.entries` (records framed with their length and
+//! CRC-32: identity and field-name definitions, and blocks of LZ4-compressed entries whose
+//! heads say which ids, times and protocols they hold), `seg-N.packets` (the raw packets as
+//! LZ4-compressed frames of pcapng, see [`read_packets`]; [`export`] writes them out as a
+//! pcapng file) and, once the segment is closed, `seg-N.rollup` (its edge rollups per minute
+//! and for the whole segment, which answer maps without reading entries) and `seg-N.idx`
+//! (its index: time range, entry ids, protocols, namespaces). Queries read the indexes first
+//! and skip every segment that cannot hold a match, then every block that cannot.
+//!
+//! Modules: `writer` (appends, rotation, retention), `segments` (listing, loading and
+//! recovering indexes, scans), `read` and `packets` (the readers), `block` and `codec` (the
+//! entry format), `rollup`, `backend` (the query seam, [`EntryStore`]).
 //!
 //! Why this shape: appends are sequential writes, a crash can only tear the tail of the open
 //! segment (found by the framing and cut off at the next start), and retention deletes whole

@@ -276,3 +276,26 @@ fn live_commands_refuse_bad_flags() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// A data directory written by an earlier wiremap is refused, says its format, says how to
+/// import again, and is left as it was.
+#[test]
+fn an_earlier_store_format_is_refused_with_how_to_import_again() {
+    let dir = tmp("old-store");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let seg = dir.join("seg-0000000001.entries");
+    // The first format's magic, then a framed record.
+    let old = [b"WMSEG001".as_slice(), &[3, 0, 0, 0, 1, 2, 3, 4, 2, 0, 0]].concat();
+    std::fs::write(&seg, &old).expect("segment");
+    let d = dir.to_str().expect("path");
+    let o = wiremap(&["serve", "--data", d, "--listen", "127.0.0.1:0"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("segment format 1") && err.contains("--pcap"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&seg).expect("segment"), old);
+    let _ = std::fs::remove_dir_all(&dir);
+}
