@@ -223,6 +223,52 @@ impl<R: Read> Window<R> {
     }
 }
 
+/// Whether an intact frame starts at an offset (`None`: the CRC budget is spent).
+pub(crate) type Candidate<'a, R> =
+    dyn FnMut(&mut Window<R>, u64) -> std::io::Result<Option<bool>> + 'a;
+
+/// Where a reader picks up after damage.
+pub(crate) enum Found {
+    /// An intact frame starts here.
+    At(u64),
+    /// No intact frame up to the end of the file.
+    Nothing,
+    /// The CRC budget ran out first.
+    GaveUp,
+}
+
+/// Finds the next intact frame after a damaged one at `pos`: first where the damaged frame's
+/// own length pointed (`hint`), then at every following offset. `candidate` says whether an
+/// intact frame starts at an offset (`None`: the budget is spent); `min` is the bytes a frame
+/// needs to be examined, and `keep` how far behind a candidate the window keeps bytes.
+pub(crate) fn resync<R: Read>(
+    w: &mut Window<R>,
+    pos: u64,
+    hint: Option<u64>,
+    (min, keep): (usize, u64),
+    candidate: &mut Candidate<'_, R>,
+) -> std::io::Result<Found> {
+    if let Some(h) = hint {
+        match candidate(w, h)? {
+            Some(true) => return Ok(Found::At(h)),
+            Some(false) => {}
+            None => return Ok(Found::GaveUp),
+        }
+    }
+    let mut q = pos + 1;
+    loop {
+        w.drop_before(q.saturating_sub(keep).max(pos));
+        if !w.have(q, min)? {
+            return Ok(Found::Nothing);
+        }
+        match candidate(w, q)? {
+            Some(true) => return Ok(Found::At(q)),
+            Some(false) => q += 1,
+            None => return Ok(Found::GaveUp),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

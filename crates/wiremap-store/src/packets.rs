@@ -29,7 +29,7 @@ use std::path::Path;
 use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::Timestamp;
 
-use crate::damage::{self, FileScan, Span, Window};
+use crate::damage::{self, resync, FileScan, Found, Span, Window};
 use crate::StoreError;
 
 /// The first bytes of every packets file.
@@ -271,40 +271,6 @@ fn candidate<R: Read>(
     ))
 }
 
-enum Found {
-    At(u64),
-    /// No intact frame up to the end of the file.
-    Nothing,
-    GaveUp,
-}
-
-fn resync<R: Read>(
-    w: &mut Window<R>,
-    pos: u64,
-    hint: Option<u64>,
-    budget: &mut u64,
-) -> std::io::Result<Found> {
-    if let Some(h) = hint {
-        match candidate(w, h, budget)? {
-            Some(true) => return Ok(Found::At(h)),
-            Some(false) => {}
-            None => return Ok(Found::GaveUp),
-        }
-    }
-    let mut q = pos + 1;
-    loop {
-        w.drop_before(q);
-        if !w.have(q, HEADER)? {
-            return Ok(Found::Nothing);
-        }
-        match candidate(w, q, budget)? {
-            Some(true) => return Ok(Found::At(q)),
-            Some(false) => q += 1,
-            None => return Ok(Found::GaveUp),
-        }
-    }
-}
-
 /// What a read did besides visiting: for tests of the pruning.
 #[derive(Debug, Default, Clone, Copy)]
 struct Work {
@@ -418,7 +384,11 @@ fn read_frames(
                 }
             }
         };
-        match resync(&mut w, pos, hint, &mut budget).map_err(io)? {
+        match resync(&mut w, pos, hint, (HEADER, 0), &mut |w, q| {
+            candidate(w, q, &mut budget)
+        })
+        .map_err(io)?
+        {
             Found::At(q) => {
                 lost(Span::one(pos, q - pos, what), &mut scan);
                 pos = q;

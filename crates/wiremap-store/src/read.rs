@@ -19,7 +19,7 @@ use wiremap_model::{Entry, Identity};
 
 use crate::block::{self, BlockHead, Want};
 use crate::codec::{self, Corrupt, Layout};
-use crate::damage::{self, FileScan, Span, Window};
+use crate::damage::{self, resync, FileScan, Found, Span, Window};
 use crate::{
     StoreError, FORMAT_VERSION, MAGIC, MAX_RECORD, REC_BLOCK, REC_ENTRY, REC_IDENTITY, REC_NAME,
 };
@@ -280,40 +280,6 @@ fn candidate<R: Read>(
     ))
 }
 
-enum Found {
-    At(u64),
-    /// No intact frame up to the end of the file.
-    Nothing,
-    GaveUp,
-}
-
-fn resync<R: Read>(
-    w: &mut Window<R>,
-    pos: u64,
-    hint: Option<u64>,
-    budget: &mut u64,
-) -> std::io::Result<Found> {
-    if let Some(h) = hint {
-        match candidate(w, h, budget)? {
-            Some(true) => return Ok(Found::At(h)),
-            Some(false) => {}
-            None => return Ok(Found::GaveUp),
-        }
-    }
-    let mut q = pos + 1;
-    loop {
-        w.drop_before(q.saturating_sub(KEEP_BEHIND).max(pos));
-        if !w.have(q, 8)? {
-            return Ok(Found::Nothing);
-        }
-        match candidate(w, q, budget)? {
-            Some(true) => return Ok(Found::At(q)),
-            Some(false) => q += 1,
-            None => return Ok(Found::GaveUp),
-        }
-    }
-}
-
 /// The record type of the damaged span `[pos, q)` when it is exactly one record: its length
 /// pointed at `q`, or its CRC verifies over the span (only its length was damaged).
 fn one_record<R: Read>(w: &Window<R>, pos: u64, q: u64, hint: Option<u64>) -> Option<u8> {
@@ -385,7 +351,11 @@ pub fn read_entries(
                 }
                 pos = next;
             }
-            Frame::Bad { next } => match resync(&mut w, pos, next, &mut budget).map_err(io)? {
+            Frame::Bad { next } => match resync(&mut w, pos, next, (8, KEEP_BEHIND), &mut |w, q| {
+                candidate(w, q, &mut budget)
+            })
+            .map_err(io)?
+            {
                 Found::At(q) => {
                     ids.lost(one_record(&w, pos, q, next));
                     lost(Span::one(pos, q - pos, "damaged record"), &mut scan);
