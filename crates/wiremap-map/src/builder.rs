@@ -89,9 +89,19 @@ struct Counts<'a> {
     responses: u64,
     errors: u64,
     bytes: Bytes,
-    latency: Option<&'a Sketch>,
+    latency: Sample<'a>,
     first: Timestamp,
     last: Timestamp,
+}
+
+/// The latency an addition brings.
+#[derive(Clone, Copy)]
+enum Sample<'a> {
+    None,
+    /// One entry's.
+    One(u64),
+    /// A rollup's.
+    Many(&'a Sketch),
 }
 
 /// Exchanges between two endpoints over one protocol seen by one capture node, aggregated:
@@ -327,11 +337,6 @@ impl MapBuilder {
 
     /// Adds one entry.
     pub fn add(&mut self, e: &Entry) {
-        let has_sample = e.has_response;
-        let mut latency = Sketch::default();
-        if has_sample {
-            latency.add(e.elapsed_time.max(0) as u64);
-        }
         self.fold(
             &e.src,
             &e.dst,
@@ -345,7 +350,11 @@ impl MapBuilder {
                     request: e.request_size,
                     response: e.response_size,
                 },
-                latency: has_sample.then_some(&latency),
+                latency: if e.has_response {
+                    Sample::One(e.elapsed_time.max(0) as u64)
+                } else {
+                    Sample::None
+                },
                 first: e.timestamp,
                 last: e.timestamp,
             },
@@ -368,7 +377,7 @@ impl MapBuilder {
                 responses: r.responses,
                 errors: r.errors,
                 bytes: r.bytes,
-                latency: Some(&r.latency),
+                latency: Sample::Many(&r.latency),
                 first: r.first,
                 last: r.last,
             },
@@ -437,8 +446,10 @@ impl MapBuilder {
             }
         }
         edge.responses += c.responses;
-        if let Some(l) = c.latency {
-            edge.latency.merge(l);
+        match c.latency {
+            Sample::None => {}
+            Sample::One(v) => edge.latency.add(v),
+            Sample::Many(l) => edge.latency.merge(l),
         }
         edge.errors += c.errors;
         edge.bytes.request += c.bytes.request;

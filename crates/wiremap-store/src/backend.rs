@@ -14,7 +14,7 @@ use wiremap_model::{Detail, Entry, Timestamp, Transport};
 
 use crate::block::Want;
 use crate::rollup::{self, Part, MINUTE};
-use crate::segments::scan_want;
+use crate::segments::{scan_ahead, scan_want};
 use crate::{damage, seg_path, Scope, SegmentMeta, StoreError};
 
 /// One question.
@@ -228,6 +228,9 @@ impl Segments {
             id: None,
             lean: lean && q.filter.is_none_or(|f| !f.reads_details()),
         };
+        if want.lean && self.segments.len() > 1 {
+            return scan_ahead(&self.dir, &self.segments, &want, q.stop, visit);
+        }
         scan_want(&self.dir, &self.segments, &want, &mut |e| {
             if (q.stop)() {
                 return ControlFlow::Break(());

@@ -437,6 +437,16 @@ fn get_detail(
     })
 }
 
+fn get_endpoint(
+    c: &mut Cursor<'_>,
+    ident: &dyn Fn(u64) -> R<Option<Arc<Identity>>>,
+) -> R<Endpoint> {
+    let ip = get_ip(c)?;
+    let port = u16::try_from(c.u()?).map_err(|_| Corrupt("port"))?;
+    let identity = ident(c.u()?)?;
+    Ok(Endpoint { ip, port, identity })
+}
+
 /// How an entry's details are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Layout {
@@ -470,15 +480,8 @@ pub(crate) fn get_entry(
     } else {
         Transport::Tcp
     };
-    let mut ends = Vec::with_capacity(2);
-    for _ in 0..2 {
-        let ip = get_ip(c)?;
-        let port = u16::try_from(c.u()?).map_err(|_| Corrupt("port"))?;
-        let identity = ident(c.u()?)?;
-        ends.push(Endpoint { ip, port, identity });
-    }
-    let dst = ends.pop().ok_or(Corrupt("endpoint"))?;
-    let src = ends.pop().ok_or(Corrupt("endpoint"))?;
+    let src = get_endpoint(c, ident)?;
+    let dst = get_endpoint(c, ident)?;
     let request_size = c.u()?;
     let response_size = c.u()?;
     let flags = c.byte()?;

@@ -322,6 +322,76 @@ pub(crate) fn scan_want(
     Ok(())
 }
 
+/// Entries a decoding thread hands over at once.
+const AHEAD_BATCH: usize = 4096;
+
+/// [`scan_want`] with the reading and decoding on a thread of its own, a few batches ahead
+/// of `visit` (which folds them into a map on the caller's thread): a long scan uses two
+/// cores. Meant for lean entries (no details), which carry almost nothing allocated, so
+/// handing them across threads costs little. Without a thread it scans here.
+pub(crate) fn scan_ahead(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    want: &Want<'_>,
+    stop: &dyn Fn() -> bool,
+    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+) -> Result<(), StoreError> {
+    let halt = std::sync::atomic::AtomicBool::new(false);
+    let halted = || halt.load(std::sync::atomic::Ordering::Relaxed);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(4);
+        let reader = std::thread::Builder::new()
+            .name("scan".into())
+            .spawn_scoped(s, move || {
+                let mut batch = Vec::with_capacity(AHEAD_BATCH);
+                let r = scan_want(dir, segments, want, &mut |e| {
+                    if halted() {
+                        return ControlFlow::Break(());
+                    }
+                    batch.push(e);
+                    if batch.len() >= AHEAD_BATCH
+                        && tx
+                            .send(std::mem::replace(
+                                &mut batch,
+                                Vec::with_capacity(AHEAD_BATCH),
+                            ))
+                            .is_err()
+                    {
+                        return ControlFlow::Break(());
+                    }
+                    ControlFlow::Continue(())
+                });
+                if !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                r
+            });
+        let Ok(reader) = reader else {
+            return scan_want(dir, segments, want, &mut |e| {
+                if stop() {
+                    return ControlFlow::Break(());
+                }
+                visit(e)
+            });
+        };
+        'all: for batch in rx.iter() {
+            for e in batch {
+                if stop() || visit(e).is_break() {
+                    halt.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break 'all;
+                }
+            }
+        }
+        drop(rx);
+        reader.join().unwrap_or_else(|_| {
+            Err(StoreError::Backend {
+                backend: "embedded",
+                message: "the scanning thread failed".into(),
+            })
+        })
+    })
+}
+
 /// Finds one entry by id (segments that cannot be read are skipped and counted).
 pub fn get(dir: &Path, segments: &[SegmentMeta], id: u64) -> Result<Option<Entry>, StoreError> {
     let mut found = None;
