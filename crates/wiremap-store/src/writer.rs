@@ -322,11 +322,11 @@ impl Store {
         orig_len: u32,
     ) -> Result<(), StoreError> {
         self.maybe_rotate(ts)?;
-        let dir = self.cfg.dir.clone();
         let o = self.open_segment()?;
-        o.packets
-            .write(ts, link, data, orig_len)
-            .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
+        if let Err(e) = o.packets.write(ts, link, data, orig_len) {
+            // The path only when it is needed: this runs for every packet.
+            return Err(io(&o.entries_path.with_extension("packets"))(e));
+        }
         o.meta.packet_bytes = o.packets.written();
         o.meta.packets += 1;
         o.meta.see(ts);
