@@ -5,7 +5,9 @@
 //! either as they are after its magic (frame headers, CRCs, resynchronisation) or, when the
 //! first byte says so, as the pcapng section of one frame with a valid header and CRC, so
 //! the block parser inside a frame sees arbitrary bytes. Either way: packets and entries,
-//! damage spans inside the file, never a panic.
+//! damage spans inside the file, never a panic. When the first byte says so, the bytes are
+//! a rollup file instead: after its magic as they are, and as the rows of two frames with
+//! valid framing; what decodes is folded into a map.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -35,8 +37,40 @@ fn one_frame(section: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A rollup file whose two frames (segment rows with the tables, minute rows) hold the two
+/// halves of `raw` compressed, with valid lengths and CRCs: the row decoder sees anything.
+fn rollup_file(raw: &[u8]) -> Vec<u8> {
+    let (a, b) = raw.split_at(raw.len() / 2);
+    let mut out = wiremap_store::ROLLUP_MAGIC.to_vec();
+    for part in [a, b] {
+        let mut p = Vec::new();
+        let mut n = part.len() as u64;
+        while n >= 0x80 {
+            p.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        p.push(n as u8);
+        p.extend_from_slice(&lz4_flex::block::compress(part));
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&p).to_le_bytes());
+        out.extend_from_slice(&p);
+    }
+    out
+}
+
 fuzz_target!(|data: &[u8]| {
-    let mut bytes = b"WMSEG001".to_vec();
+    // Rollup files: as they are, and with valid framing around arbitrary rows.
+    if data.first().is_some_and(|b| b & 8 == 8) {
+        // Whatever rows decode also fold into a map (counts saturate, never overflow).
+        let mut b = wiremap_map::MapBuilder::default();
+        let raw = [wiremap_store::ROLLUP_MAGIC.as_slice(), &data[1..]].concat();
+        for file in [raw, rollup_file(&data[1..])] {
+            let _ = wiremap_store::read_rollups(&file, &mut |r| b.add_rollup(r));
+        }
+        let _ = serde_json::to_string(&b.build(Default::default()));
+        return;
+    }
+    let mut bytes = wiremap_store::SEGMENT_MAGIC.to_vec();
     let complete = data.first().is_some_and(|b| b & 2 == 2);
     if data.first().is_some_and(|b| b & 1 == 1) {
         // Records: [len:u16][payload], framed properly.

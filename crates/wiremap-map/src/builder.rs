@@ -386,6 +386,7 @@ impl MapBuilder {
 
     /// Folds `c` into the edge between `src` and `dst`; `node` and `also` are the capture
     /// nodes that saw it (the one it counts under, and the evidence of others).
+    // Sums saturate: rollups may come from a store file, whose counts are not ours to trust.
     fn fold(
         &mut self,
         src: &Endpoint,
@@ -412,20 +413,20 @@ impl MapBuilder {
                         .then_some(tries[0])
                 });
             let Some((s, d)) = pick else {
-                self.dropped_entries += c.requests;
+                self.dropped_entries = self.dropped_entries.saturating_add(c.requests);
                 return;
             };
             (src, dst) = (s, d);
             folded = true;
         }
         if folded {
-            self.folded_entries += c.requests;
+            self.folded_entries = self.folded_entries.saturating_add(c.requests);
         }
         if let Some((_, n)) = self.nodes.get_mut(src as usize) {
-            n.out += c.requests;
+            n.out = n.out.saturating_add(c.requests);
         }
         if let Some((_, n)) = self.nodes.get_mut(dst as usize) {
-            n.inn += c.requests;
+            n.inn = n.inn.saturating_add(c.requests);
         }
         self.from = Some(self.from.map_or(c.first, |f| f.min(c.first)));
         self.to = Some(self.to.map_or(c.last, |t| t.max(c.last)));
@@ -439,21 +440,21 @@ impl MapBuilder {
             first: c.first,
             last: c.last,
         });
-        edge.requests += c.requests;
+        edge.requests = edge.requests.saturating_add(c.requests);
         for n in std::iter::once(node).chain(also.iter().map(String::as_str)) {
             if !n.is_empty() && edge.nodes.len() < MAX_EDGE_NODES && !edge.nodes.contains(n) {
                 edge.nodes.insert(n.to_string());
             }
         }
-        edge.responses += c.responses;
+        edge.responses = edge.responses.saturating_add(c.responses);
         match c.latency {
             Sample::None => {}
             Sample::One(v) => edge.latency.add(v),
             Sample::Many(l) => edge.latency.merge(l),
         }
-        edge.errors += c.errors;
-        edge.bytes.request += c.bytes.request;
-        edge.bytes.response += c.bytes.response;
+        edge.errors = edge.errors.saturating_add(c.errors);
+        edge.bytes.request = edge.bytes.request.saturating_add(c.bytes.request);
+        edge.bytes.response = edge.bytes.response.saturating_add(c.bytes.response);
         edge.first = edge.first.min(c.first);
         edge.last = edge.last.max(c.last);
     }

@@ -36,10 +36,12 @@ impl Sketch {
 
     /// Adds every value of `other`.
     pub fn merge(&mut self, other: &Sketch) {
-        self.count += other.count;
-        self.zeros += other.zeros;
+        // Saturating: a sketch read back from a store is not ours to trust.
+        self.count = self.count.saturating_add(other.count);
+        self.zeros = self.zeros.saturating_add(other.zeros);
         for (b, n) in &other.buckets {
-            *self.buckets.entry(*b).or_insert(0) += n;
+            let c = self.buckets.entry(*b).or_insert(0);
+            *c = c.saturating_add(*n);
         }
     }
 
@@ -84,13 +86,13 @@ impl Sketch {
         if self.count == 0 {
             return 0;
         }
-        let rank = ((q.clamp(0.0, 1.0) * (self.count - 1) as f64).round() as u64) + 1;
+        let rank = ((q.clamp(0.0, 1.0) * (self.count - 1) as f64).round() as u64).saturating_add(1);
         if rank <= self.zeros {
             return 0;
         }
         let mut seen = self.zeros;
         for (b, n) in &self.buckets {
-            seen += n;
+            seen = seen.saturating_add(*n);
             if seen >= rank {
                 return value(*b);
             }

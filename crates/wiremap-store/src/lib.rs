@@ -52,6 +52,7 @@ pub use damage::{FileScan, Span};
 pub use export::{export, export_until, ExportReport};
 pub use packets::{read_packets, scan_packets, PacketVisitor, ALL_TIME};
 pub use read::{read_entries, scan_entries};
+pub use rollup::{read_rollups, ROLLUP_MAGIC};
 pub use segments::{get, inspect, scan, QUARANTINE_DIR};
 pub use wiremap_identity::history::History;
 /// What a query can be narrowed to before reading entries: its time window and what its
@@ -61,7 +62,9 @@ pub use writer::Store;
 
 /// The segment format this binary writes and reads (the last three digits of the magic).
 const FORMAT_VERSION: u32 = 2;
-const MAGIC: &[u8; 8] = b"WMSEG002";
+const MAGIC: &[u8; 8] = SEGMENT_MAGIC;
+/// The first bytes of every entries file of this format.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"WMSEG002";
 const REC_IDENTITY: u8 = 1;
 /// One entry, uncompressed (readable; the writer puts entries in blocks).
 const REC_ENTRY: u8 = 2;

@@ -27,7 +27,13 @@ pub(crate) const MINUTE: i64 = 60_000_000_000;
 /// Minute rows a segment holds at most (it closes when it reaches them): bounds the
 /// writer's memory whatever the traffic (a flood of distinct peers makes small segments).
 pub(crate) const MAX_ROWS: usize = 65_536;
-const MAGIC: &[u8; 8] = b"WMRLP001";
+/// The first bytes of every rollup file.
+pub const ROLLUP_MAGIC: &[u8; 8] = b"WMRLP001";
+const MAGIC: &[u8; 8] = ROLLUP_MAGIC;
+/// Longest capture node name a rollup file may hold.
+const MAX_NODE_NAME: usize = 1024;
+/// Most other nodes a row may list.
+const MAX_SEEN_BY: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
@@ -63,6 +69,16 @@ fn add_bucket(v: &mut Vec<(i32, u64)>, b: i32, n: u64) {
     }
 }
 
+/// Adds a node to a row's other nodes (sorted), up to [`MAX_SEEN_BY`] (they are evidence:
+/// the row's counts do not depend on them).
+fn note_seen(v: &mut Vec<u32>, n: u32) {
+    if let Err(i) = v.binary_search(&n) {
+        if v.len() < MAX_SEEN_BY {
+            v.insert(i, n);
+        }
+    }
+}
+
 impl Agg {
     fn merge(&mut self, o: &Agg) {
         if self.requests == 0 {
@@ -81,9 +97,7 @@ impl Agg {
             add_bucket(&mut self.buckets, *b, *n);
         }
         for s in &o.seen_by {
-            if let Err(i) = self.seen_by.binary_search(s) {
-                self.seen_by.insert(i, *s);
-            }
+            note_seen(&mut self.seen_by, *s);
         }
     }
 }
@@ -157,9 +171,7 @@ impl RollupBuilder {
         }
         let k = e.seen_by.len().min(seen.len());
         for n in seen[..k].iter().chain(&more) {
-            if let Err(i) = a.seen_by.binary_search(n) {
-                a.seen_by.insert(i, *n);
-            }
+            note_seen(&mut a.seen_by, *n);
         }
     }
 
@@ -303,6 +315,11 @@ fn rows(
     visit: &mut dyn FnMut(&Rollup),
 ) -> Result<(), Corrupt> {
     let n = c.count()?;
+    // The writer never writes more (a segment closes first): a larger count is damage, and
+    // bounds what a reader holds of one file.
+    if n > MAX_ROWS {
+        return Err(Corrupt("row count"));
+    }
     for _ in 0..n {
         let minute = c.i()?;
         let src_ip = codec::get_ip(c)?;
@@ -314,7 +331,10 @@ fn rows(
             .ok_or(Corrupt("protocol"))?;
         let node_no = c.u()?;
         let ns = c.count()?;
-        let mut seen = Vec::with_capacity(ns.min(64));
+        if ns > MAX_SEEN_BY {
+            return Err(Corrupt("seen by"));
+        }
+        let mut seen = Vec::with_capacity(ns);
         for _ in 0..ns {
             seen.push(c.u()?);
         }
@@ -376,7 +396,19 @@ pub(crate) fn read(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(_) => return Err(Corrupt("unreadable rollup file")),
     };
-    let mut c = Cursor::new(&bytes);
+    read_bytes(&bytes, part, visit)?;
+    Ok(true)
+}
+
+/// Visits the rows of a whole rollup file's bytes: the segment's, then every minute's (a
+/// reader of untrusted bytes: the fuzz target's door).
+pub fn read_rollups(bytes: &[u8], visit: &mut dyn FnMut(&Rollup)) -> Result<(), Corrupt> {
+    read_bytes(bytes, Part::Totals, visit)?;
+    read_bytes(bytes, Part::Minutes(i64::MIN, i64::MAX), visit)
+}
+
+fn read_bytes(bytes: &[u8], part: Part, visit: &mut dyn FnMut(&Rollup)) -> Result<(), Corrupt> {
+    let mut c = Cursor::new(bytes);
     if c.take(MAGIC.len())? != MAGIC {
         return Err(Corrupt("not a rollup file"));
     }
@@ -390,15 +422,19 @@ pub(crate) fn read(
     let n = h.count()?;
     let mut nodes = Vec::with_capacity(n.min(4096));
     for _ in 0..n {
-        nodes.push(h.s()?);
+        let name = h.s()?;
+        // Node names are host names: a longer one is damage (rows copy their node's name).
+        if name.len() > MAX_NODE_NAME {
+            return Err(Corrupt("node name"));
+        }
+        nodes.push(name);
     }
     let t = Tables { idents, nodes };
     match part {
-        Part::Totals => rows(&mut h, &t, None, visit)?,
+        Part::Totals => rows(&mut h, &t, None, visit),
         Part::Minutes(a, b) => {
             let m = body(&mut c)?;
-            rows(&mut Cursor::new(&m), &t, Some((a, b)), visit)?;
+            rows(&mut Cursor::new(&m), &t, Some((a, b)), visit)
         }
     }
-    Ok(true)
 }
