@@ -217,9 +217,16 @@ fn offer(
     want: &Want<'_>,
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
+    // The scope's protocols are necessary conditions of the filter: an entry of another
+    // protocol (in a block that also holds wanted ones) is not worth handing over.
     if e.id <= want.after_id
         || want.id.is_some_and(|id| id != e.id)
-        || want.scope.is_some_and(|s| !s.contains(e.timestamp))
+        || want.scope.is_some_and(|s| {
+            !s.contains(e.timestamp)
+                || s.protocols
+                    .as_ref()
+                    .is_some_and(|p| !p.contains(&e.protocol))
+        })
     {
         return ControlFlow::Continue(());
     }
