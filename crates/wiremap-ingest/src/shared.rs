@@ -41,10 +41,9 @@ pub struct Recent {
     bytes: usize,
 }
 
-/// What an entry costs in memory, from what it took encoded (decoded strings and their
-/// allocations take about twice that) plus the entry itself.
-fn entry_cost(encoded: usize) -> usize {
-    std::mem::size_of::<Entry>() + 2 * encoded
+/// What an entry costs in memory held by the ring: what it holds, and its `Arc`.
+fn entry_cost(e: &Entry) -> usize {
+    e.heap_bytes() + 2 * std::mem::size_of::<usize>()
 }
 
 impl Recent {
@@ -65,8 +64,8 @@ impl Recent {
 
     /// Adds entries (with their encoded sizes), dropping the oldest past the bounds.
     fn extend(&mut self, new: impl IntoIterator<Item = (Arc<Entry>, usize)>) {
-        for (e, encoded) in new {
-            let cost = entry_cost(encoded);
+        for (e, _) in new {
+            let cost = entry_cost(&e);
             self.bytes += cost;
             self.entries.push_back((e, cost));
         }
@@ -644,8 +643,13 @@ mod tests {
     #[test]
     fn recent_entries_are_bounded_by_bytes_as_well_as_count() {
         let mut r = Recent::default();
-        // 1,000 entries of 256 KiB encoded each: far more bytes than the budget.
-        r.extend((1..=1000).map(|id| (entry(id), 256 << 10)));
+        // 1,000 entries holding 256 KiB each: far more bytes than the budget.
+        let big = |id| {
+            let mut e = (*entry(id)).clone();
+            e.node_name = "n".repeat(256 << 10);
+            (Arc::new(e), 0)
+        };
+        r.extend((1..=1000).map(big));
         assert!(r.bytes <= RECENT_BYTES);
         assert!(r.entries.len() < 1000 && !r.entries.is_empty());
         assert_eq!(r.last_id(), Some(1000));

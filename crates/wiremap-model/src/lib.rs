@@ -11,6 +11,7 @@ mod entry;
 mod flow;
 mod identity;
 mod names;
+mod size;
 mod time;
 
 pub use drop::{DropCounts, DropReason, Stats};
