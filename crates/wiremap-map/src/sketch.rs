@@ -26,11 +26,13 @@ fn value(b: i32) -> u64 {
 impl Sketch {
     /// Adds a value.
     pub fn add(&mut self, v: u64) {
-        self.count += 1;
+        // Saturating: the sketch may hold counts merged from a store file.
+        self.count = self.count.saturating_add(1);
         if v == 0 {
-            self.zeros += 1;
+            self.zeros = self.zeros.saturating_add(1);
         } else {
-            *self.buckets.entry(bucket(v)).or_insert(0) += 1;
+            let c = self.buckets.entry(bucket(v)).or_insert(0);
+            *c = c.saturating_add(1);
         }
     }
 

@@ -181,11 +181,13 @@ impl EntryStore for Segments {
                     }
                 }) {
                     Ok(true) => {
-                        got.iter().for_each(&mut *visit);
                         if whole {
+                            got.iter().for_each(&mut *visit);
                             continue;
                         }
-                        // The ragged ends: the parts of the window outside its whole minutes.
+                        // In time order (a map names nodes in the order it first sees them,
+                        // which decides what folds when it is full): the ragged start, the
+                        // whole minutes, the ragged end.
                         if let Some(f) = from.filter(|f| *f < first_full.saturating_mul(MINUTE)) {
                             let s = Scope {
                                 from: Some(Timestamp(f)),
@@ -194,6 +196,7 @@ impl EntryStore for Segments {
                             };
                             entries(m, &s, visit)?;
                         }
+                        got.iter().for_each(&mut *visit);
                         let end = last_full.saturating_add(1).saturating_mul(MINUTE);
                         if let Some(t) = to.filter(|t| *t >= end) {
                             let s = Scope {
@@ -227,6 +230,7 @@ impl Segments {
             after_id: q.after_id,
             id: None,
             lean: lean && q.filter.is_none_or(|f| !f.reads_details()),
+            halt: None,
         };
         if want.lean && self.segments.len() > 1 {
             return scan_ahead(&self.dir, &self.segments, &want, q.stop, visit);

@@ -95,6 +95,16 @@ pub struct Want<'a> {
     /// Leave the entries' protocol details out (they read as `Detail::None`): for a reader
     /// that needs only the entries' own fields (a map whose filter reads no details).
     pub lean: bool,
+    /// Set by another thread to end the read early (checked at every record).
+    pub halt: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
+impl Want<'_> {
+    /// Whether the read was asked to end.
+    pub(crate) fn halted(&self) -> bool {
+        self.halt
+            .is_some_and(|h| h.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Want<'_> {

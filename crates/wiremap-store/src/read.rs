@@ -336,6 +336,10 @@ pub fn read_entries(
     let mut pos = MAGIC.len() as u64;
     loop {
         w.drop_before(pos);
+        if want.halted() {
+            scan.good = pos;
+            return Ok(scan);
+        }
         match frame_at(&mut w, pos).map_err(io)? {
             Frame::End => {
                 scan.good = pos;

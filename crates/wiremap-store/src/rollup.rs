@@ -334,9 +334,14 @@ fn rows(
         if ns > MAX_SEEN_BY {
             return Err(Corrupt("seen by"));
         }
-        let mut seen = Vec::with_capacity(ns);
+        let mut seen: Vec<u64> = Vec::with_capacity(ns);
         for _ in 0..ns {
-            seen.push(c.u()?);
+            // Sorted without repeats, as written: a row cannot name one node many times.
+            let n = c.u()?;
+            if seen.last().is_some_and(|l| n <= *l) {
+                return Err(Corrupt("seen by order"));
+            }
+            seen.push(n);
         }
         let mut v = [0u64; 6];
         for x in &mut v {
@@ -391,6 +396,15 @@ pub(crate) fn read(
     part: Part,
     visit: &mut dyn FnMut(&Rollup),
 ) -> Result<bool, Corrupt> {
+    // A whole file holds the magic and two frames of at most a record each: a larger one is
+    // damage, refused before it is read into memory.
+    let most = MAGIC.len() as u64 + 2 * (8 + u64::from(MAX_RECORD));
+    match fs::metadata(path) {
+        Ok(m) if m.len() > most => return Err(Corrupt("rollup file too large")),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(_) => return Err(Corrupt("unreadable rollup file")),
+    }
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),

@@ -305,6 +305,9 @@ pub(crate) fn scan_want(
         .iter()
         .filter(|m| m.may_match(scope) && m.ids.is_some_and(|(_, l)| l > want.after_id))
     {
+        if want.halted() {
+            break;
+        }
         let mut stop = false;
         let path = seg_path(dir, m.seq, "entries");
         let r = scan_entries(&path, m.closed, want, &mut |e| {
@@ -337,17 +340,18 @@ pub(crate) fn scan_ahead(
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
     let halt = std::sync::atomic::AtomicBool::new(false);
-    let halted = || halt.load(std::sync::atomic::Ordering::Relaxed);
+    let ahead = Want {
+        halt: Some(&halt),
+        ..*want
+    };
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Entry>>(4);
+        let ahead = &ahead;
         let reader = std::thread::Builder::new()
             .name("scan".into())
             .spawn_scoped(s, move || {
                 let mut batch = Vec::with_capacity(AHEAD_BATCH);
-                let r = scan_want(dir, segments, want, &mut |e| {
-                    if halted() {
-                        return ControlFlow::Break(());
-                    }
+                let r = scan_want(dir, segments, ahead, &mut |e| {
                     batch.push(e);
                     if batch.len() >= AHEAD_BATCH
                         && tx
@@ -374,14 +378,25 @@ pub(crate) fn scan_ahead(
                 visit(e)
             });
         };
-        'all: for batch in rx.iter() {
+        // The stop flag is polled while waiting too: a selective scan may send rarely.
+        'all: loop {
+            let batch = match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                Ok(b) => b,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if stop() {
+                        break 'all;
+                    }
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
             for e in batch {
                 if stop() || visit(e).is_break() {
-                    halt.store(true, std::sync::atomic::Ordering::Relaxed);
                     break 'all;
                 }
             }
         }
+        halt.store(true, std::sync::atomic::Ordering::Relaxed);
         drop(rx);
         reader.join().unwrap_or_else(|_| {
             Err(StoreError::Backend {

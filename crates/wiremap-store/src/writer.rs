@@ -306,7 +306,16 @@ impl Store {
             o.meta.entry_bytes += out.len() as u64;
         }
         o.framed = out;
-        written?;
+        if let Err(e) = written {
+            // The definitions numbered for this entry may not have reached the file: later
+            // numbers would be off by them. The next entry starts a segment of its own.
+            let _ = self.close_open();
+            return Err(e);
+        }
+        let o = match self.open.as_mut() {
+            Some(o) => o,
+            None => unreachable!("still open"),
+        };
         o.meta.add_entry(e);
         o.rollup.add(e, src_n, dst_n);
         self.last_entry_len = encoded_len;
@@ -363,10 +372,18 @@ impl Store {
                 .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
             o.meta.packet_bytes = o.packets.written();
             o.meta.closed = true;
-            // The rollups before the index: a closed segment's rollup file is whole.
-            o.meta.rollup_bytes = o
+            // The rollups before the index: a closed segment's rollup file is whole. One that
+            // cannot be written costs speed (queries scan this segment), not the segment.
+            match o
                 .rollup
-                .write(&seg_path(&dir, o.meta.seq, "rollup"), &o.idents)?;
+                .write(&seg_path(&dir, o.meta.seq, "rollup"), &o.idents)
+            {
+                Ok(n) => o.meta.rollup_bytes = n,
+                Err(e) => {
+                    eprintln!("wiremap: warning: {e}; maps read this segment's entries");
+                    o.meta.rollup_bytes = 0;
+                }
+            }
             segments::write_index(&dir, &o.meta)?;
             self.closed.push(o.meta);
             self.recount();
