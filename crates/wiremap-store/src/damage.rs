@@ -237,6 +237,28 @@ pub(crate) enum Found {
     GaveUp,
 }
 
+/// How a read ends when no intact frame follows the damage at `pos` (`gave_up`: the CRC
+/// budget ran out first): the good length, and the damaged span to count. Bytes to the end
+/// of an unfinished segment are a torn tail (not damage); in a closed one (`complete`) they
+/// are damage, named `closed_what`.
+pub(crate) fn damaged_to_end<R: Read>(
+    w: &mut Window<R>,
+    pos: u64,
+    gave_up: bool,
+    complete: bool,
+    closed_what: &'static str,
+) -> std::io::Result<(u64, Option<Span>)> {
+    let end = w.end()?;
+    Ok(if gave_up {
+        let what = "damage past the resynchronisation budget";
+        (end, Some(Span::one(pos, end - pos, what)))
+    } else if complete {
+        (end, Some(Span::one(pos, end - pos, closed_what)))
+    } else {
+        (pos, None)
+    })
+}
+
 /// Finds the next intact frame after a damaged one at `pos`: first where the damaged frame's
 /// own length pointed (`hint`), then at every following offset. `candidate` says whether an
 /// intact frame starts at an offset (`None`: the budget is spent); `min` is the bytes a frame

@@ -29,7 +29,7 @@ use std::path::Path;
 use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::Timestamp;
 
-use crate::damage::{self, resync, FileScan, Found, Span, Window};
+use crate::damage::{self, damaged_to_end, resync, FileScan, Found, Span, Window};
 use crate::StoreError;
 
 /// The first bytes of every packets file.
@@ -393,29 +393,15 @@ fn read_frames(
                 lost(Span::one(pos, q - pos, what), &mut scan);
                 pos = q;
             }
-            Found::Nothing => {
-                let end = w.end().map_err(io)?;
-                scan.good = pos;
-                if complete {
-                    lost(
-                        Span::one(
-                            pos,
-                            end - pos,
-                            "damaged frame at the end of a closed segment",
-                        ),
-                        &mut scan,
-                    );
-                    scan.good = end;
+            found @ (Found::Nothing | Found::GaveUp) => {
+                let gave_up = matches!(found, Found::GaveUp);
+                let closed = "damaged frame at the end of a closed segment";
+                let (good, span) =
+                    damaged_to_end(&mut w, pos, gave_up, complete, closed).map_err(io)?;
+                if let Some(s) = span {
+                    lost(s, &mut scan);
                 }
-                return Ok((scan, work));
-            }
-            Found::GaveUp => {
-                let end = w.end().map_err(io)?;
-                lost(
-                    Span::one(pos, end - pos, "damage past the resynchronisation budget"),
-                    &mut scan,
-                );
-                scan.good = end;
+                scan.good = good;
                 return Ok((scan, work));
             }
         }

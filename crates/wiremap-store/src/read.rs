@@ -19,7 +19,7 @@ use wiremap_model::{Entry, Identity};
 
 use crate::block::{self, BlockHead, Want};
 use crate::codec::{self, Corrupt, Layout};
-use crate::damage::{self, resync, FileScan, Found, Span, Window};
+use crate::damage::{self, damaged_to_end, resync, FileScan, Found, Span, Window};
 use crate::{
     StoreError, FORMAT_VERSION, MAGIC, MAX_RECORD, REC_BLOCK, REC_ENTRY, REC_IDENTITY, REC_NAME,
 };
@@ -372,29 +372,15 @@ pub fn read_entries(
                     lost(Span::one(pos, q - pos, "damaged record"), &mut scan);
                     pos = q;
                 }
-                Found::Nothing => {
-                    let end = w.end().map_err(io)?;
-                    scan.good = pos;
-                    if complete {
-                        lost(
-                            Span::one(
-                                pos,
-                                end - pos,
-                                "damaged record at the end of a closed segment",
-                            ),
-                            &mut scan,
-                        );
-                        scan.good = end;
+                found @ (Found::Nothing | Found::GaveUp) => {
+                    let gave_up = matches!(found, Found::GaveUp);
+                    let closed = "damaged record at the end of a closed segment";
+                    let (good, span) =
+                        damaged_to_end(&mut w, pos, gave_up, complete, closed).map_err(io)?;
+                    if let Some(s) = span {
+                        lost(s, &mut scan);
                     }
-                    return Ok(scan);
-                }
-                Found::GaveUp => {
-                    let end = w.end().map_err(io)?;
-                    lost(
-                        Span::one(pos, end - pos, "damage past the resynchronisation budget"),
-                        &mut scan,
-                    );
-                    scan.good = end;
+                    scan.good = good;
                     return Ok(scan);
                 }
             },
