@@ -126,11 +126,9 @@ impl Store {
             quarantined_segments: self.stats.quarantined_segments,
             ..StoreStats::default()
         };
-        for m in self
-            .closed
-            .iter()
-            .chain(self.open.as_ref().map(|o| &o.meta))
-        {
+        // Closed segments only: `stats` adds the open one as it is then (counting it here too
+        // counted it twice whenever retention ran while a segment was open).
+        for m in &self.closed {
             s.segments += 1;
             s.bytes += m.bytes();
             s.entries += m.entries;

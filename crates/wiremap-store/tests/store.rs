@@ -122,6 +122,12 @@ fn retention_by_size_drops_oldest_segments() {
     let s = store.stats();
     assert!(s.segments_dropped > 0, "{s:?}");
     assert!(s.bytes <= 200 << 10, "{s:?}");
+    // Every segment counted once, the open one included (retention ran while it was open).
+    let segs = store.segments();
+    assert!(segs.last().is_some_and(|m| !m.closed), "a segment is open");
+    let each: u64 = segs.iter().map(|m| m.bytes()).sum();
+    assert_eq!(s.bytes, each, "{s:?}");
+    assert_eq!(s.segments, segs.len() as u64);
     let on_disk: u64 = std::fs::read_dir(&dir)
         .expect("dir")
         .filter_map(|d| d.ok()?.metadata().ok())
