@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use wiremap_capture::{KernelStats, Packet};
 use wiremap_engine::{Engine, Stats};
-use wiremap_model::{DropReason, Entry};
+use wiremap_model::{DropReason, Entry, IdentityPtr};
 use wiremap_store::{EntrySink, EntryStore, Segments, Store, StoreStats};
 
 /// Entries kept in memory for live streams that fall behind.
@@ -107,28 +107,12 @@ pub struct EdgeMetrics {
 
 type SeriesKey = (String, String, &'static str);
 
-/// Both endpoints (address and identity, by pointer) and the protocol. The identities are
-/// held so that their addresses cannot be reused by others while the key lives.
+/// Both endpoints (address and identity, by pointer) and the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndpointsKey {
     ips: (std::net::IpAddr, std::net::IpAddr),
-    ids: (usize, usize),
+    ids: (IdentityPtr, IdentityPtr),
     protocol: &'static str,
-    held: (Option<PtrEq>, Option<PtrEq>),
-}
-
-/// An identity compared by pointer (the key above already carries the pointer).
-#[derive(Debug, Clone)]
-struct PtrEq(#[allow(dead_code)] Arc<wiremap_model::Identity>);
-
-impl PartialEq for PtrEq {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for PtrEq {}
-impl std::hash::Hash for PtrEq {
-    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// Endpoint pairs whose series keys are remembered (then the memory starts over).
@@ -152,17 +136,13 @@ fn metric_name(ep: &wiremap_model::Endpoint) -> String {
 
 impl EdgeMetrics {
     fn add(&mut self, e: &Entry) {
-        let ptr = |ep: &wiremap_model::Endpoint| {
-            ep.identity.as_ref().map_or(0, |i| Arc::as_ptr(i) as usize)
-        };
         let ek = EndpointsKey {
             ips: (e.src.ip, e.dst.ip),
-            ids: (ptr(&e.src), ptr(&e.dst)),
-            protocol: e.protocol.as_str(),
-            held: (
-                e.src.identity.clone().map(PtrEq),
-                e.dst.identity.clone().map(PtrEq),
+            ids: (
+                IdentityPtr(e.src.identity.clone()),
+                IdentityPtr(e.dst.identity.clone()),
             ),
+            protocol: e.protocol.as_str(),
         };
         if !self.keys.contains_key(&ek) && self.keys.len() >= MAX_KEYS {
             self.keys.clear();

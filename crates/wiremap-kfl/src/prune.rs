@@ -236,7 +236,7 @@ pub(crate) fn entry_var(v: &Var) -> bool {
     endpoint_var(v)
         || matches!(
             v,
-            Var::Side(..)
+            Var::Side(_, IdField::Port)
                 | Var::Id
                 | Var::Index
                 | Var::Stream

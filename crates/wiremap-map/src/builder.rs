@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use rustc_hash::FxHashMap as HashMap;
-use wiremap_model::{DropReason, Endpoint, Entry, Protocol, Timestamp};
+use wiremap_model::{DropReason, Endpoint, Entry, IdentityPtr, Protocol, Timestamp};
 
 use crate::{
     is_internal, node_of, Bytes, Edge, Latency, Level, Node, ServiceMap, Sketch, Stats, Window,
@@ -55,32 +55,6 @@ struct EdgeAgg {
     latency: Sketch,
     first: Timestamp,
     last: Timestamp,
-}
-
-/// An endpoint's identity compared by address: the same `Arc` is the same identity. Holding
-/// the `Arc` keeps its address from being reused.
-#[derive(Debug, Clone)]
-struct IdentityRef(Option<std::sync::Arc<wiremap_model::Identity>>);
-
-impl PartialEq for IdentityRef {
-    fn eq(&self, other: &Self) -> bool {
-        match (&self.0, &other.0) {
-            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        }
-    }
-}
-
-impl Eq for IdentityRef {}
-
-impl std::hash::Hash for IdentityRef {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.0
-            .as_ref()
-            .map_or(0, |a| std::sync::Arc::as_ptr(a) as usize)
-            .hash(h);
-    }
 }
 
 /// What one entry or rollup adds to an edge.
@@ -170,7 +144,7 @@ pub struct MapBuilder {
     nodes: Vec<(String, NodeAgg)>,
     ids: HashMap<String, u32>,
     /// An endpoint seen before goes straight to its node: no id to format, no string to hash.
-    seen: HashMap<(IpAddr, IdentityRef), u32>,
+    seen: HashMap<(IpAddr, IdentityPtr), u32>,
     edges: HashMap<(u32, u32, Protocol), EdgeAgg>,
     from: Option<Timestamp>,
     to: Option<Timestamp>,
@@ -222,7 +196,7 @@ impl MapBuilder {
 
     /// The node of `ep`, and whether it was folded into an "other" node.
     fn node(&mut self, ep: &Endpoint) -> (u32, bool) {
-        let key = (ep.ip, IdentityRef(ep.identity.clone()));
+        let key = (ep.ip, IdentityPtr(ep.identity.clone()));
         if let Some(&v) = self.seen.get(&key) {
             return (v & !FOLDED, v & FOLDED != 0);
         }
@@ -266,7 +240,7 @@ impl MapBuilder {
     /// Remembers where an endpoint went. One node can have many addresses (a DNS name, a
     /// namespace) and a flood many folded ones: the shortcut map is bounded too, past which
     /// endpoints are looked up by id.
-    fn remember(&mut self, key: (IpAddr, IdentityRef), v: u32) {
+    fn remember(&mut self, key: (IpAddr, IdentityPtr), v: u32) {
         if self.seen.len() < SEEN_PER_NODE * self.max_nodes {
             self.seen.insert(key, v);
         }

@@ -55,6 +55,33 @@ pub struct Identity {
     pub resolution_status: &'static str,
 }
 
+/// An endpoint's identity compared and hashed by address: the same `Arc` is the same
+/// identity (one identity index hands out one `Arc` per identity). A cheap key for caches
+/// keyed by endpoint; holding the `Arc` keeps its address from being reused.
+#[derive(Debug, Clone)]
+pub struct IdentityPtr(pub Option<Arc<Identity>>);
+
+impl PartialEq for IdentityPtr {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for IdentityPtr {}
+
+impl std::hash::Hash for IdentityPtr {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0
+            .as_ref()
+            .map_or(0, |a| Arc::as_ptr(a) as usize)
+            .hash(h);
+    }
+}
+
 /// One side of an exchange: address, port and (when known) identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {

@@ -19,6 +19,6 @@ pub use entry::{
     AppInfo, AppVal, ConnInfo, Detail, DnsInfo, Entry, HttpInfo, Protocol, TlsInfo, Transport,
 };
 pub use flow::{Direction, FlowKey};
-pub use identity::{Endpoint, Identity, IdentityKind};
+pub use identity::{Endpoint, Identity, IdentityKind, IdentityPtr};
 pub use names::{app_field, known_name, APP_FIELDS, CONN_ERRORS, CONN_STATES, RESOLUTION_STATUSES};
 pub use time::Timestamp;

@@ -7,11 +7,10 @@ use crate::{AppVal, Detail, Entry};
 /// What one allocation costs beyond its bytes (the allocator's header and rounding).
 const PER_ALLOCATION: usize = 16;
 
-fn string(s: &str, cap: usize) -> usize {
-    if cap == 0 {
-        0
-    } else {
-        cap.max(s.len()) + PER_ALLOCATION
+fn string(s: &String) -> usize {
+    match s.capacity() {
+        0 => 0,
+        cap => cap + PER_ALLOCATION,
     }
 }
 
@@ -22,7 +21,7 @@ fn strings(v: &Vec<String>) -> usize {
     } else {
         v.capacity() * std::mem::size_of::<String>() + PER_ALLOCATION
     };
-    own + v.iter().map(|s| string(s, s.capacity())).sum::<usize>()
+    own + v.iter().map(string).sum::<usize>()
 }
 
 #[allow(clippy::ptr_arg)] // the capacity is what counts
@@ -32,17 +31,14 @@ fn pairs(v: &Vec<(String, String)>) -> usize {
     } else {
         v.capacity() * std::mem::size_of::<(String, String)>() + PER_ALLOCATION
     };
-    own + v
-        .iter()
-        .map(|(a, b)| string(a, a.capacity()) + string(b, b.capacity()))
-        .sum::<usize>()
+    own + v.iter().map(|(a, b)| string(a) + string(b)).sum::<usize>()
 }
 
 impl Entry {
     /// Bytes this entry takes: itself, and what it holds on the heap (strings, lists,
     /// details; identities are shared and not counted).
     pub fn heap_bytes(&self) -> usize {
-        let s = |x: &String| string(x, x.capacity());
+        let s = string;
         let detail = match &self.detail {
             Detail::None => 0,
             Detail::Http(h) => {

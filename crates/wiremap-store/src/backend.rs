@@ -188,23 +188,21 @@ impl EntryStore for Segments {
                         // In time order (a map names nodes in the order it first sees them,
                         // which decides what folds when it is full): the ragged start, the
                         // whole minutes, the ragged end.
-                        if let Some(f) = from.filter(|f| *f < first_full.saturating_mul(MINUTE)) {
-                            let s = Scope {
-                                from: Some(Timestamp(f)),
-                                to: Some(Timestamp(first_full.saturating_mul(MINUTE) - 1)),
-                                ..q.scope.clone()
-                            };
-                            entries(m, &s, visit)?;
+                        let (start, end) = (
+                            first_full.saturating_mul(MINUTE),
+                            last_full.saturating_add(1).saturating_mul(MINUTE),
+                        );
+                        let ragged = |(a, b): (i64, i64)| Scope {
+                            from: Some(Timestamp(a)),
+                            to: Some(Timestamp(b)),
+                            ..q.scope.clone()
+                        };
+                        if let Some(w) = from.filter(|f| *f < start).map(|f| (f, start - 1)) {
+                            entries(m, &ragged(w), visit)?;
                         }
                         got.iter().for_each(&mut *visit);
-                        let end = last_full.saturating_add(1).saturating_mul(MINUTE);
-                        if let Some(t) = to.filter(|t| *t >= end) {
-                            let s = Scope {
-                                from: Some(Timestamp(end)),
-                                to: Some(Timestamp(t)),
-                                ..q.scope.clone()
-                            };
-                            entries(m, &s, visit)?;
+                        if let Some(w) = to.filter(|t| *t >= end).map(|t| (end, t)) {
+                            entries(m, &ragged(w), visit)?;
                         }
                         continue;
                     }

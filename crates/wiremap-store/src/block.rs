@@ -9,7 +9,7 @@
 
 use wiremap_model::{Entry, Protocol};
 
-use crate::codec::{put_u, Corrupt, Cursor};
+use crate::codec::{put_i, put_u, Corrupt, Cursor};
 use crate::{Scope, MAX_RECORD};
 
 /// Raw bytes of entries after which a block is cut.
@@ -37,21 +37,13 @@ fn protocol_bit(p: Protocol) -> u32 {
         .map_or(0, |i| 1u32 << i)
 }
 
-fn zig(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzig(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
-}
-
 impl BlockHead {
     fn put(&self, out: &mut Vec<u8>) {
         put_u(out, self.count);
         put_u(out, self.ids.0);
         put_u(out, self.ids.1.wrapping_sub(self.ids.0));
-        put_u(out, zig(self.times.0));
-        put_u(out, zig(self.times.1.wrapping_sub(self.times.0)));
+        put_i(out, self.times.0);
+        put_i(out, self.times.1.wrapping_sub(self.times.0));
         put_u(out, u64::from(self.protocols));
         put_u(out, self.raw_len);
     }
@@ -60,8 +52,8 @@ impl BlockHead {
         let count = c.u()?;
         let first = c.u()?;
         let last = first.wrapping_add(c.u()?);
-        let t0 = unzig(c.u()?);
-        let t1 = t0.wrapping_add(unzig(c.u()?));
+        let t0 = c.i()?;
+        let t1 = t0.wrapping_add(c.i()?);
         let protocols = u32::try_from(c.u()?).map_err(|_| Corrupt("protocols"))?;
         let raw_len = c.u()?;
         if raw_len > u64::from(MAX_RECORD)
@@ -108,7 +100,20 @@ impl Want<'_> {
 }
 
 impl Want<'_> {
-    pub(crate) fn block(&self, h: &BlockHead) -> bool {
+    /// The protocols its scope allows, as a mask of [`BlockHead::protocols`] bits (`None`:
+    /// any); computed once per read, then checked per block and per entry.
+    pub(crate) fn protocol_mask(&self) -> Option<u32> {
+        let ps = self.scope?.protocols.as_ref()?;
+        Some(ps.iter().fold(0u32, |m, p| m | protocol_bit(*p)))
+    }
+
+    /// Whether an entry of protocol `p` can be wanted, given [`Want::protocol_mask`].
+    pub(crate) fn protocol(mask: Option<u32>, p: Protocol) -> bool {
+        mask.is_none_or(|m| m & protocol_bit(p) != 0)
+    }
+
+    /// Whether a block can hold a wanted entry (`mask`: [`Want::protocol_mask`]).
+    pub(crate) fn block(&self, h: &BlockHead, mask: Option<u32>) -> bool {
         if h.ids.1 <= self.after_id {
             return false;
         }
@@ -119,13 +124,7 @@ impl Want<'_> {
         if s.from.is_some_and(|f| h.times.1 < f.0) || s.to.is_some_and(|t| h.times.0 > t.0) {
             return false;
         }
-        if let Some(ps) = &s.protocols {
-            let mask = ps.iter().fold(0u32, |m, p| m | protocol_bit(*p));
-            if mask & h.protocols == 0 {
-                return false;
-            }
-        }
-        true
+        mask.is_none_or(|m| m & h.protocols != 0)
     }
 }
 
@@ -247,35 +246,37 @@ mod tests {
             scope: Some(&at(150, 300)),
             ..Want::default()
         }
-        .block(&h));
+        .block(&h, None));
         assert!(!Want {
             scope: Some(&at(201, 300)),
             ..Want::default()
         }
-        .block(&h));
+        .block(&h, None));
         let dns = Scope {
             protocols: Some([Protocol::Dns].into()),
             ..Scope::default()
         };
-        assert!(!Want {
+        let w = Want {
             scope: Some(&dns),
             ..Want::default()
-        }
-        .block(&h));
+        };
+        assert!(!w.block(&h, w.protocol_mask()));
+        assert!(Want::protocol(w.protocol_mask(), Protocol::Dns));
+        assert!(!Want::protocol(w.protocol_mask(), Protocol::Redis));
         assert!(!Want {
             after_id: 9,
             ..Want::default()
         }
-        .block(&h));
+        .block(&h, None));
         assert!(Want {
             id: Some(7),
             ..Want::default()
         }
-        .block(&h));
+        .block(&h, None));
         assert!(!Want {
             id: Some(4),
             ..Want::default()
         }
-        .block(&h));
+        .block(&h, None));
     }
 }

@@ -164,6 +164,7 @@ fn decode(
     p: &[u8],
     t: &mut Tables,
     want: &Want<'_>,
+    mask: Option<u32>,
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
 ) -> Result<ControlFlow<()>, Corrupt> {
     let (&kind, body) = p.split_first().ok_or(Corrupt("empty record"))?;
@@ -180,11 +181,11 @@ fn decode(
         }
         REC_ENTRY => {
             let e = entry(&mut c, t, Layout::Inline)?;
-            Ok(offer(e, want, visit))
+            Ok(offer(e, want, mask, visit))
         }
         REC_BLOCK => {
             let h = BlockHead::get(&mut c)?;
-            if !want.block(&h) {
+            if !want.block(&h, mask) {
                 return Ok(ControlFlow::Continue(()));
             }
             let raw = block::decompress(&h, c.rest())?;
@@ -195,7 +196,7 @@ fn decode(
             for b in block::entries(&raw) {
                 let e = entry(&mut codec::Cursor::new(b?), t, layout)?;
                 n += 1;
-                if offer(e, want, visit).is_break() {
+                if offer(e, want, mask, visit).is_break() {
                     return Ok(ControlFlow::Break(()));
                 }
             }
@@ -215,18 +216,15 @@ fn entry(c: &mut codec::Cursor<'_>, t: &Tables, layout: Layout) -> Result<Entry,
 fn offer(
     e: Entry,
     want: &Want<'_>,
+    mask: Option<u32>,
     visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
 ) -> ControlFlow<()> {
     // The scope's protocols are necessary conditions of the filter: an entry of another
     // protocol (in a block that also holds wanted ones) is not worth handing over.
     if e.id <= want.after_id
         || want.id.is_some_and(|id| id != e.id)
-        || want.scope.is_some_and(|s| {
-            !s.contains(e.timestamp)
-                || s.protocols
-                    .as_ref()
-                    .is_some_and(|p| !p.contains(&e.protocol))
-        })
+        || !Want::protocol(mask, e.protocol)
+        || want.scope.is_some_and(|s| !s.contains(e.timestamp))
     {
         return ControlFlow::Continue(());
     }
@@ -332,6 +330,7 @@ pub fn read_entries(
         damage(&s);
     };
     let mut ids = Tables::default();
+    let mask = want.protocol_mask();
     let mut budget = RESYNC_BUDGET;
     let mut pos = MAGIC.len() as u64;
     loop {
@@ -349,7 +348,7 @@ pub fn read_entries(
                 let next = pos + 8 + n as u64;
                 let payload = w.get(pos + 8, n);
                 let kind = payload[0];
-                match decode(payload, &mut ids, want, visit) {
+                match decode(payload, &mut ids, want, mask, visit) {
                     Ok(ControlFlow::Break(())) => {
                         scan.good = next;
                         return Ok(scan);

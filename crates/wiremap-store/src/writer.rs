@@ -28,8 +28,6 @@ pub(crate) struct Open {
     pub(crate) meta: SegmentMeta,
     entries: BufWriter<File>,
     packets: packets::Writer<File>,
-    /// Identities in the order of their numbers (identity `n` is `idents[n - 1]`).
-    idents: Vec<Arc<Identity>>,
     /// Application field names written so far, with their numbers.
     names: FxHashMap<&'static str, u64>,
     /// The entries file.
@@ -195,7 +193,6 @@ impl Store {
                 },
                 entries,
                 packets,
-                idents: Vec::new(),
                 names: FxHashMap::default(),
                 entries_path: epath,
                 block: BlockBuf::default(),
@@ -251,7 +248,7 @@ impl Store {
         // New identities and field names are written before the block that refers to them.
         let mut fresh: Vec<Arc<Identity>> = Vec::new();
         let mut fresh_names: Vec<&'static str> = Vec::new();
-        let (by_ptr, by_value, idents) = (&mut o.by_ptr, &mut o.by_value, &mut o.idents);
+        let (by_ptr, by_value) = (&mut o.by_ptr, &mut o.by_value);
         let mut number = |id: &Arc<Identity>| -> u64 {
             let ptr = Arc::as_ptr(id) as usize;
             if let Some((_, n)) = by_ptr.get(&ptr) {
@@ -260,7 +257,6 @@ impl Store {
             let next = by_value.len() as u64 + 1;
             let n = *by_value.entry(id.clone()).or_insert_with(|| {
                 fresh.push(id.clone());
-                idents.push(id.clone());
                 next
             });
             by_ptr.insert(ptr, (id.clone(), n));
@@ -332,7 +328,7 @@ impl Store {
         let o = self.open_segment()?;
         if let Err(e) = o.packets.write(ts, link, data, orig_len) {
             // The path only when it is needed: this runs for every packet.
-            return Err(io(&o.entries_path.with_extension("packets"))(e));
+            return Err(io(&o.packets_path())(e));
         }
         o.meta.packet_bytes = o.packets.written();
         o.meta.packets += 1;
@@ -344,15 +340,7 @@ impl Store {
     /// retention.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         if let Some(o) = &mut self.open {
-            let dir = &self.cfg.dir;
-            o.finish_block(dir)?;
-            o.entries
-                .flush()
-                .map_err(io(&seg_path(dir, o.meta.seq, "entries")))?;
-            o.packets
-                .flush()
-                .map_err(io(&seg_path(dir, o.meta.seq, "packets")))?;
-            o.meta.packet_bytes = o.packets.written();
+            o.flush()?;
         }
         self.enforce_retention()
     }
@@ -361,20 +349,13 @@ impl Store {
     pub fn close_open(&mut self) -> Result<(), StoreError> {
         if let Some(mut o) = self.open.take() {
             let dir = self.cfg.dir.clone();
-            o.finish_block(&dir)?;
-            o.entries
-                .flush()
-                .map_err(io(&seg_path(&dir, o.meta.seq, "entries")))?;
-            o.packets
-                .flush()
-                .map_err(io(&seg_path(&dir, o.meta.seq, "packets")))?;
-            o.meta.packet_bytes = o.packets.written();
+            o.flush()?;
             o.meta.closed = true;
             // The rollups before the index: a closed segment's rollup file is whole. One that
             // cannot be written costs speed (queries scan this segment), not the segment.
             match o
                 .rollup
-                .write(&seg_path(&dir, o.meta.seq, "rollup"), &o.idents)
+                .write(&seg_path(&dir, o.meta.seq, "rollup"), &o.idents())
             {
                 Ok(n) => o.meta.rollup_bytes = n,
                 Err(e) => {
@@ -458,17 +439,36 @@ impl Open {
         self.meta.bytes() + self.block.len() as u64
     }
 
-    /// Writes the block being filled (a reader sees entries once their block is written).
-    fn finish_block(&mut self, dir: &Path) -> Result<(), StoreError> {
+    /// Writes the block being filled (a reader sees entries once their block is written),
+    /// then everything buffered, to the files.
+    fn flush(&mut self) -> Result<(), StoreError> {
         let mut p = Vec::new();
-        if !self.block.finish(REC_BLOCK, &mut p) {
-            return Ok(());
+        if self.block.finish(REC_BLOCK, &mut p) {
+            let mut out = Vec::with_capacity(p.len() + 8);
+            frame(&mut out, &p);
+            self.entries
+                .write_all(&out)
+                .map_err(io(&self.entries_path))?;
+            self.meta.entry_bytes += out.len() as u64;
         }
-        let mut out = Vec::with_capacity(p.len() + 8);
-        frame(&mut out, &p);
-        let path = seg_path(dir, self.meta.seq, "entries");
-        self.entries.write_all(&out).map_err(io(&path))?;
-        self.meta.entry_bytes += out.len() as u64;
+        self.entries.flush().map_err(io(&self.entries_path))?;
+        if let Err(e) = self.packets.flush() {
+            return Err(io(&self.packets_path())(e));
+        }
+        self.meta.packet_bytes = self.packets.written();
         Ok(())
+    }
+
+    /// The packets file (named only when an error needs it).
+    fn packets_path(&self) -> PathBuf {
+        self.entries_path.with_extension("packets")
+    }
+
+    /// The identities in the order of their numbers (identity `n` is at `n - 1`): numbers
+    /// are given from 1 without gaps.
+    fn idents(&self) -> Vec<Arc<Identity>> {
+        let mut v: Vec<(&Arc<Identity>, &u64)> = self.by_value.iter().collect();
+        v.sort_unstable_by_key(|(_, n)| **n);
+        v.into_iter().map(|(id, _)| id.clone()).collect()
     }
 }

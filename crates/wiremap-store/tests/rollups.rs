@@ -315,58 +315,51 @@ fn reference_map(entries: &[Entry], c: &Case, filter: Option<&Filter>) -> Servic
 /// Equal means exactly, latency percentiles too: sketches merge exactly, so a rollup's
 /// percentiles are not merely within the sketch's error of the entries'.
 fn difference(a_name: &str, a: &ServiceMap, b_name: &str, b: &ServiceMap) -> Option<String> {
-    let ids =
-        |m: &ServiceMap| -> BTreeSet<String> { m.nodes.iter().map(|n| n.id.clone()).collect() };
-    let (na, nb) = (ids(a), ids(b));
-    if na != nb {
-        return Some(format!(
-            "node sets differ: only in {a_name} {:?}; only in {b_name} {:?}",
-            na.difference(&nb).collect::<Vec<_>>(),
-            nb.difference(&na).collect::<Vec<_>>()
-        ));
-    }
-    for (x, y) in a.nodes.iter().zip(&b.nodes) {
-        if x != y {
-            return Some(format!(
-                "node {} differs:\n {a_name}: {x:?}\n {b_name}: {y:?}",
-                x.id
-            ));
-        }
-    }
-    let keys = |m: &ServiceMap| -> BTreeSet<(String, String, String)> {
-        m.edges
-            .iter()
-            .map(|e| {
-                (
-                    e.source.clone(),
-                    e.target.clone(),
-                    e.protocol.as_str().to_string(),
-                )
-            })
-            .collect()
+    let names = (a_name, b_name);
+    let node = |n: &wiremap_map::Node| n.id.clone();
+    let edge = |e: &wiremap_map::Edge| {
+        (
+            e.source.clone(),
+            e.target.clone(),
+            e.protocol.as_str().to_string(),
+        )
     };
-    let (ea, eb) = (keys(a), keys(b));
-    if ea != eb {
-        return Some(format!(
-            "edge sets differ: only in {a_name} {:?}; only in {b_name} {:?}",
-            ea.difference(&eb).collect::<Vec<_>>(),
-            eb.difference(&ea).collect::<Vec<_>>()
-        ));
+    if let Some(d) = first_difference("node", names, &a.nodes, &b.nodes, node) {
+        return Some(d);
     }
-    for (x, y) in a.edges.iter().zip(&b.edges) {
-        if x != y {
-            return Some(format!(
-                "edge {} -> {} ({}) differs:\n {a_name}: {x:?}\n {b_name}: {y:?}",
-                x.source,
-                x.target,
-                x.protocol.as_str()
-            ));
-        }
+    if let Some(d) = first_difference("edge", names, &a.edges, &b.edges, edge) {
+        return Some(d);
     }
     (a != b).then(|| {
         format!(
             "maps differ outside nodes and edges:\n {a_name}: {:?} {:?}\n {b_name}: {:?} {:?}",
             a.window, a.stats, b.window, b.stats
+        )
+    })
+}
+
+/// The first difference between two lists of `what` (nodes, edges): their key sets, then
+/// the items one by one.
+fn first_difference<T: PartialEq + std::fmt::Debug, K: Ord + std::fmt::Debug>(
+    what: &str,
+    (a_name, b_name): (&str, &str),
+    a: &[T],
+    b: &[T],
+    key: impl Fn(&T) -> K,
+) -> Option<String> {
+    let (ka, kb): (BTreeSet<K>, BTreeSet<K>) =
+        (a.iter().map(&key).collect(), b.iter().map(&key).collect());
+    if ka != kb {
+        return Some(format!(
+            "{what} sets differ: only in {a_name} {:?}; only in {b_name} {:?}",
+            ka.difference(&kb).collect::<Vec<_>>(),
+            kb.difference(&ka).collect::<Vec<_>>()
+        ));
+    }
+    a.iter().zip(b).find(|(x, y)| x != y).map(|(x, y)| {
+        format!(
+            "{what} {:?} differs:\n {a_name}: {x:?}\n {b_name}: {y:?}",
+            key(x)
         )
     })
 }

@@ -346,14 +346,13 @@ fn scans_ahead_give_the_same_entries_and_stop_when_asked() {
         stop: &stopped,
         ..q
     };
+    // Returning at all means the reading thread ended (the scan joins it).
     let mut seen = 0;
-    let t = std::time::Instant::now();
     segs.scan_lean(&q, &mut |_| {
         seen += 1;
         ControlFlow::Continue(())
     })
     .expect("scans");
     assert_eq!(seen, 0);
-    assert!(t.elapsed() < std::time::Duration::from_secs(5));
     let _ = std::fs::remove_dir_all(&dir);
 }
