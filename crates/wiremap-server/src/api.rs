@@ -210,8 +210,8 @@ pub(crate) fn fold(
         if run.stop() {
             return ControlFlow::Break(());
         }
-        if plan.matches(&e) {
-            b.add(&e);
+        if plan.matches(e) {
+            b.add(e);
         }
         ControlFlow::Continue(())
     })

@@ -53,13 +53,14 @@ pub trait EntryStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), StoreError>;
 
     /// [`EntryStore::scan`] for a caller that reads only the entries' own fields (a map):
-    /// a backend may leave out the protocol details the filter does not read.
+    /// a backend may leave out the protocol details the filter does not read. Entries are
+    /// lent, not given: a backend may decode a batch and hand over references to it.
     fn scan_lean(
         &self,
         q: &Query<'_>,
-        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(&Entry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        self.scan(q, visit)
+        self.scan(q, &mut |e| visit(&e))
     }
 
     /// The entry numbered `id`.
@@ -112,15 +113,20 @@ impl EntryStore for Segments {
         q: &Query<'_>,
         visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        self.scan_with(q, false, visit)
+        let want = self.want(q, false);
+        self.scan_plain(q, &want, visit)
     }
 
     fn scan_lean(
         &self,
         q: &Query<'_>,
-        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+        visit: &mut dyn FnMut(&Entry) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        self.scan_with(q, true, visit)
+        let want = self.want(q, true);
+        if want.lean && self.segments.len() > 1 {
+            return scan_ahead(&self.dir, &self.segments, &want, q.stop, visit);
+        }
+        self.scan_plain(q, &want, &mut |e| visit(&e))
     }
 
     fn get(&self, id: u64) -> Result<Option<Entry>, StoreError> {
@@ -217,23 +223,24 @@ impl EntryStore for Segments {
 }
 
 impl Segments {
-    fn scan_with(
-        &self,
-        q: &Query<'_>,
-        lean: bool,
-        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
-    ) -> Result<(), StoreError> {
-        let want = Want {
+    /// What a scan of `q` wants; `lean` when the caller reads no details.
+    fn want<'q>(&self, q: &Query<'q>, lean: bool) -> Want<'q> {
+        Want {
             scope: Some(q.scope),
             after_id: q.after_id,
             id: None,
             lean: lean && q.filter.is_none_or(|f| !f.reads_details()),
             halt: None,
-        };
-        if want.lean && self.segments.len() > 1 {
-            return scan_ahead(&self.dir, &self.segments, &want, q.stop, visit);
         }
-        scan_want(&self.dir, &self.segments, &want, &mut |e| {
+    }
+
+    fn scan_plain(
+        &self,
+        q: &Query<'_>,
+        want: &Want<'_>,
+        visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        scan_want(&self.dir, &self.segments, want, &mut |e| {
             if (q.stop)() {
                 return ControlFlow::Break(());
             }

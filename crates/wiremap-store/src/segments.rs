@@ -337,7 +337,7 @@ pub(crate) fn scan_ahead(
     segments: &[SegmentMeta],
     want: &Want<'_>,
     stop: &dyn Fn() -> bool,
-    visit: &mut dyn FnMut(Entry) -> ControlFlow<()>,
+    visit: &mut dyn FnMut(&Entry) -> ControlFlow<()>,
 ) -> Result<(), StoreError> {
     let halt = std::sync::atomic::AtomicBool::new(false);
     let ahead = Want {
@@ -375,7 +375,7 @@ pub(crate) fn scan_ahead(
                 if stop() {
                     return ControlFlow::Break(());
                 }
-                visit(e)
+                visit(&e)
             });
         };
         // The stop flag is polled while waiting too: a selective scan may send rarely.
@@ -390,7 +390,8 @@ pub(crate) fn scan_ahead(
                 }
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             };
-            for e in batch {
+            // Lent in place: an entry is a few hundred bytes, not worth moving again.
+            for e in &batch {
                 if stop() || visit(e).is_break() {
                     break 'all;
                 }

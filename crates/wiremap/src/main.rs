@@ -12,6 +12,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The whole pipeline allocates per entry on one thread and frees on another (import, live
+/// fan-out); glibc's allocator made that a third of the store thread's time. Measured in
+/// `docs/architecture.md` ("Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = match cli::Cli::try_parse() {
         Ok(a) => a,
