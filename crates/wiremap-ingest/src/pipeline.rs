@@ -63,19 +63,28 @@ impl Batch {
         self.ops.len() >= BATCH_OPS || self.bytes.len() >= BATCH_BYTES
     }
 
-    /// Sends the batch (leaving an empty one); `false` when the store thread is gone.
-    pub(crate) fn send(&mut self, tx: &SyncSender<Batch>, publish: bool) -> bool {
-        let mut b = std::mem::take(self);
+    /// Sends the batch, leaving in its place an emptied one the store thread gave back (its
+    /// buffers keep their capacity, so a batch is not grown, and its pages not faulted in,
+    /// again and again) or a new one; `false` when the store thread is gone.
+    pub(crate) fn send(
+        &mut self,
+        tx: &SyncSender<Batch>,
+        spare: &Receiver<Batch>,
+        publish: bool,
+    ) -> bool {
+        let mut b = std::mem::replace(self, spare.try_recv().unwrap_or_default());
         b.publish = publish;
         tx.send(b).is_ok()
     }
 }
 
-/// The store thread: appends every batch in order, publishes when asked and at the end.
+/// The store thread: appends every batch in order, publishes when asked and at the end, and
+/// gives emptied batches `back` for reuse.
 pub(crate) fn store_thread(
     shared: Arc<Shared>,
     sink: Option<Arc<dyn EntrySink>>,
     rx: Receiver<Batch>,
+    back: SyncSender<Batch>,
 ) {
     let mut pending = Vec::new();
     let publish_now = |pending: &mut Vec<_>| {
@@ -89,11 +98,11 @@ pub(crate) fn store_thread(
             }
         }
     };
-    for b in rx {
+    for mut b in rx {
         let mut err = None;
         {
             let mut store = lock(&shared.store);
-            for op in b.ops {
+            for op in b.ops.drain(..) {
                 match op {
                     Op::Packet {
                         ts,
@@ -120,6 +129,9 @@ pub(crate) fn store_thread(
         if b.publish {
             publish_now(&mut pending);
         }
+        b.bytes.clear();
+        // Full: the reading thread has spares enough; this one is freed.
+        let _ = back.try_send(b);
     }
     publish_now(&mut pending);
 }

@@ -96,23 +96,26 @@ pub struct EdgeSeries {
 /// Per-edge series keyed by (client, server, protocol) at workload level.
 #[derive(Debug, Default)]
 pub struct EdgeMetrics {
-    /// The series.
-    pub series: HashMap<(String, String, &'static str), EdgeSeries>,
+    /// The series, in the order they appeared.
+    pub series: Vec<(SeriesKey, EdgeSeries)>,
     /// Entries of edges beyond [`MAX_EDGE_SERIES`].
     pub overflow: u64,
-    /// Series keys by endpoints and protocol, so that names are formatted once per pair of
-    /// endpoints rather than once per entry.
-    keys: rustc_hash::FxHashMap<EndpointsKey, SeriesKey>,
+    /// Where each series is in `series`.
+    index: HashMap<SeriesKey, usize>,
+    /// Series by endpoints and protocol (`None`: past the limit), so that names are
+    /// formatted and looked up once per pair of endpoints rather than once per entry.
+    keys: rustc_hash::FxHashMap<EndpointsKey, Option<usize>>,
 }
 
-type SeriesKey = (String, String, &'static str);
+/// Client, server and protocol of a series.
+pub type SeriesKey = (String, String, &'static str);
 
 /// Both endpoints (address and identity, by pointer) and the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct EndpointsKey {
     ips: (std::net::IpAddr, std::net::IpAddr),
     ids: (IdentityPtr, IdentityPtr),
-    protocol: &'static str,
+    protocol: wiremap_model::Protocol,
 }
 
 /// Endpoint pairs whose series keys are remembered (then the memory starts over).
@@ -142,26 +145,37 @@ impl EdgeMetrics {
                 IdentityPtr(e.src.identity.clone()),
                 IdentityPtr(e.dst.identity.clone()),
             ),
-            protocol: e.protocol.as_str(),
+            protocol: e.protocol,
         };
         if !self.keys.contains_key(&ek) && self.keys.len() >= MAX_KEYS {
             self.keys.clear();
         }
-        let key = self.keys.entry(ek).or_insert_with(|| {
-            (
-                metric_name(&e.src),
-                metric_name(&e.dst),
-                e.protocol.as_str(),
-            )
-        });
-        if !self.series.contains_key(key) {
-            if self.series.len() >= MAX_EDGE_SERIES {
-                self.overflow += 1;
-                return;
+        let at = match self.keys.get(&ek) {
+            Some(at) => *at,
+            None => {
+                let key = (
+                    metric_name(&e.src),
+                    metric_name(&e.dst),
+                    e.protocol.as_str(),
+                );
+                let at = match self.index.get(&key) {
+                    Some(at) => Some(*at),
+                    None if self.series.len() >= MAX_EDGE_SERIES => None,
+                    None => {
+                        self.series.push((key.clone(), EdgeSeries::default()));
+                        self.index.insert(key, self.series.len() - 1);
+                        Some(self.series.len() - 1)
+                    }
+                };
+                self.keys.insert(ek, at);
+                at
             }
-            self.series.insert(key.clone(), EdgeSeries::default());
-        }
-        let Some(s) = self.series.get_mut(key) else {
+        };
+        let Some(at) = at else {
+            self.overflow += 1;
+            return;
+        };
+        let Some((_, s)) = self.series.get_mut(at) else {
             return;
         };
         s.requests += 1;
@@ -640,5 +654,33 @@ mod tests {
         let mut r = Recent::default();
         r.extend((1..=(RECENT_CAP as u64 + 10)).map(|id| (entry(id), 10)));
         assert_eq!(r.entries.len(), RECENT_CAP);
+    }
+
+    #[test]
+    fn edge_series_stop_at_their_limit_and_count_the_rest() {
+        let mut m = EdgeMetrics::default();
+        let pair = |i: u32| {
+            let mut e = (*entry(u64::from(i))).clone();
+            e.src = Endpoint::new(std::net::Ipv4Addr::from(0x0a00_0000 + i).into(), 1);
+            e.has_response = true;
+            e.elapsed_time = 1_500;
+            e
+        };
+        let n = MAX_EDGE_SERIES as u32 + 5;
+        // Every pair twice: the second time through the cached series (or its absence).
+        for _ in 0..2 {
+            for i in 0..n {
+                m.add(&pair(i));
+            }
+        }
+        assert_eq!(m.series.len(), MAX_EDGE_SERIES);
+        assert_eq!(m.overflow, 10);
+        let (key, first) = &m.series[0];
+        assert_eq!(
+            key,
+            &("10.0.0.0".to_string(), "10.0.0.1".to_string(), "tcp")
+        );
+        assert_eq!((first.requests, first.timed), (2, 2));
+        assert!((first.sum - 0.003).abs() < 1e-9);
     }
 }

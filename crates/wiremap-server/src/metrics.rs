@@ -179,7 +179,7 @@ pub(crate) fn render(app: &App) -> String {
         }
     }
     let edges = lock(&app.shared.edges);
-    let mut series: Vec<_> = edges.series.iter().collect();
+    let mut series: Vec<_> = edges.series.iter().map(|(k, s)| (k, s)).collect();
     series.sort_by(|a, b| a.0.cmp(b.0));
     head(
         &mut o,

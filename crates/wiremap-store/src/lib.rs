@@ -33,6 +33,7 @@ mod damage;
 mod export;
 mod packets;
 mod pcapng;
+mod press;
 mod read;
 mod rollup;
 mod segments;

@@ -30,6 +30,7 @@ use wiremap_capture::{LinkType, PcapngWriter};
 use wiremap_model::Timestamp;
 
 use crate::damage::{self, damaged_to_end, resync, FileScan, Found, Span, Window};
+use crate::press::{Job, Press};
 use crate::StoreError;
 
 /// The first bytes of every packets file.
@@ -55,9 +56,10 @@ pub const ALL_TIME: RangeInclusive<Timestamp> =
 /// Sees each stored packet: time, link type, bytes, length on the wire.
 pub type PacketVisitor<'a> = dyn FnMut(Timestamp, LinkType, &[u8], u32) -> ControlFlow<()> + 'a;
 
-/// Writes a packets file: packets are gathered into a pcapng section in memory and written as
-/// a compressed frame when it is big enough or at [`Writer::flush`]. The buffers are kept
-/// from frame to frame.
+/// Writes a packets file: packets are gathered into a pcapng section in memory; a section
+/// that is big enough, or what has gathered at [`Writer::flush`], becomes a frame, compressed
+/// on a thread of its own ([`crate::press`]; inline if that thread cannot start) and written
+/// in order. The buffers are kept from frame to frame.
 #[derive(Debug)]
 pub(crate) struct Writer<W: Write> {
     out: W,
@@ -65,8 +67,11 @@ pub(crate) struct Writer<W: Write> {
     section: Option<PcapngWriter<Vec<u8>>>,
     /// Its buffer between frames.
     spare: Vec<u8>,
-    /// The frame being written: header and compressed section.
+    /// A buffer for a compressed frame.
     frame: Vec<u8>,
+    press: Option<Press>,
+    /// Whether a thread was asked for yet (it is started at the first frame).
+    pressed: bool,
     count: u32,
     first: i64,
     last: i64,
@@ -82,6 +87,8 @@ impl<W: Write> Writer<W> {
             section: None,
             spare: Vec::new(),
             frame: Vec::new(),
+            press: None,
+            pressed: false,
             count: 0,
             first: i64::MAX,
             last: i64::MIN,
@@ -116,50 +123,89 @@ impl<W: Write> Writer<W> {
         Ok(())
     }
 
-    /// Compresses and writes the gathered packets as one frame.
+    /// Hands the gathered packets over as one frame, and writes the frames that are ready.
     fn cut(&mut self) -> std::io::Result<()> {
         let Some(section) = self.section.take() else {
             return Ok(());
         };
-        let mut raw = section.finish()?;
-        let frame = &mut self.frame;
-        frame.clear();
-        frame.resize(
-            HEADER + lz4_flex::block::get_maximum_output_size(raw.len()),
-            0,
-        );
-        let n = lz4_flex::block::compress_into(&raw, &mut frame[HEADER..])
-            .map_err(std::io::Error::other)?;
-        frame.truncate(HEADER + n);
-        frame[0..4].copy_from_slice(&(n as u32).to_le_bytes());
-        frame[8..12].copy_from_slice(&(raw.len() as u32).to_le_bytes());
-        frame[12..16].copy_from_slice(&self.count.to_le_bytes());
-        frame[16..24].copy_from_slice(&self.first.to_le_bytes());
-        frame[24..32].copy_from_slice(&self.last.to_le_bytes());
-        let crc = crc32fast::hash(&frame[8..]);
-        frame[4..8].copy_from_slice(&crc.to_le_bytes());
-        raw.clear();
-        self.spare = raw;
+        let job = Job {
+            raw: section.finish()?,
+            count: self.count,
+            first: self.first,
+            last: self.last,
+            frame: std::mem::take(&mut self.frame),
+        };
         self.count = 0;
         self.first = i64::MAX;
         self.last = i64::MIN;
-        // A failed write may leave part of the frame on disk: readers skip it as damage.
-        self.out.write_all(frame)?;
-        self.written += frame.len() as u64;
+        if !self.pressed {
+            self.pressed = true;
+            self.press = Press::start(encode_frame);
+        }
+        let job = match &mut self.press {
+            Some(p) => {
+                // Bounded: wait for the oldest frame before sending one more.
+                if !p.has_room() {
+                    self.collect(true, 1)?;
+                }
+                match self.press.as_mut().map(|p| p.send(job)) {
+                    Some(Ok(())) => None,
+                    Some(Err(job)) => Some(job),
+                    None => None,
+                }
+            }
+            None => Some(job),
+        };
+        if let Some(mut job) = job {
+            // Inline, after whatever is still in flight: frames stay in order.
+            self.collect(true, usize::MAX)?;
+            encode_frame(&job.raw, job.count, job.first, job.last, &mut job.frame)?;
+            job.raw.clear();
+            self.spare = job.raw;
+            self.write_frame(job.frame)?;
+        }
+        self.collect(false, usize::MAX)
+    }
+
+    /// Writes up to `most` compressed frames that came back, waiting for them if `wait`.
+    fn collect(&mut self, wait: bool, most: usize) -> std::io::Result<()> {
+        for _ in 0..most {
+            let Some((frame, raw)) = self.press.as_mut().and_then(|p| p.next(wait)) else {
+                break;
+            };
+            if raw.capacity() > self.spare.capacity() {
+                self.spare = raw;
+            }
+            self.write_frame(frame?)?;
+        }
         Ok(())
     }
 
-    /// Writes what has gathered as a frame (however small) and flushes `out`.
+    fn write_frame(&mut self, frame: Vec<u8>) -> std::io::Result<()> {
+        // A failed write may leave part of the frame on disk: readers skip it as damage.
+        let r = self.out.write_all(&frame);
+        if r.is_ok() {
+            self.written += frame.len() as u64;
+        }
+        self.frame = frame;
+        r
+    }
+
+    /// Writes what has gathered as a frame (however small), waits for every frame in flight
+    /// and flushes `out`.
     pub(crate) fn flush(&mut self) -> std::io::Result<()> {
         self.cut()?;
+        self.collect(true, usize::MAX)?;
         self.out.flush()
     }
 
-    /// Bytes written to `out` so far, plus the raw bytes gathered for the next frame (which
-    /// compress to fewer): segments are sized by what they hold before a frame is cut. Exact
-    /// after a flush.
+    /// Bytes written to `out` so far, plus the raw bytes in flight and gathered for the next
+    /// frame (which compress to fewer): segments are sized by what they hold before a frame
+    /// is written. Exact after a flush.
     pub(crate) fn written(&self) -> u64 {
-        self.written + self.section.as_ref().map_or(0, PcapngWriter::written)
+        self.written
+            + self.press.as_ref().map_or(0, Press::raw_in_flight)
+            + self.section.as_ref().map_or(0, PcapngWriter::written)
     }
 
     #[cfg(test)]
@@ -171,8 +217,35 @@ impl<W: Write> Writer<W> {
     #[cfg(test)]
     pub(crate) fn finish(mut self) -> std::io::Result<W> {
         self.flush()?;
+        self.press = None;
         Ok(self.out)
     }
+}
+
+/// A whole frame: the header, then `raw` as one LZ4 block.
+fn encode_frame(
+    raw: &[u8],
+    count: u32,
+    first: i64,
+    last: i64,
+    frame: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    frame.clear();
+    frame.resize(
+        HEADER + lz4_flex::block::get_maximum_output_size(raw.len()),
+        0,
+    );
+    let n =
+        lz4_flex::block::compress_into(raw, &mut frame[HEADER..]).map_err(std::io::Error::other)?;
+    frame.truncate(HEADER + n);
+    frame[0..4].copy_from_slice(&(n as u32).to_le_bytes());
+    frame[8..12].copy_from_slice(&(raw.len() as u32).to_le_bytes());
+    frame[12..16].copy_from_slice(&count.to_le_bytes());
+    frame[16..24].copy_from_slice(&first.to_le_bytes());
+    frame[24..32].copy_from_slice(&last.to_le_bytes());
+    let crc = crc32fast::hash(&frame[8..]);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// A frame header as read.

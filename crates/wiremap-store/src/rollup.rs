@@ -112,8 +112,13 @@ pub(crate) struct RollupBuilder {
 
 impl RollupBuilder {
     fn node(&mut self, name: &str) -> u32 {
-        // Most entries of a segment come from one node: check the last one named first.
-        if self.nodes.last().is_some_and(|n| n == name) {
+        // Most entries of a segment come from one node: check the last one named first
+        // (lengths first: most imports name no node at all).
+        if self
+            .nodes
+            .last()
+            .is_some_and(|n| n.len() == name.len() && (name.is_empty() || n == name))
+        {
             return self.nodes.len() as u32 - 1;
         }
         if let Some(n) = self.node_no.get(name) {

@@ -30,6 +30,9 @@ pub(crate) struct Open {
     packets: packets::Writer<File>,
     /// Application field names written so far, with their numbers.
     names: FxHashMap<&'static str, u64>,
+    /// The same by address and length (equal addresses and lengths are equal strings, and a
+    /// dissector's literal keeps its address), so a name costs no string hashing per entry.
+    name_ptrs: FxHashMap<(usize, usize), u64>,
     /// The entries file.
     entries_path: PathBuf,
     /// The entries block being filled.
@@ -194,6 +197,7 @@ impl Store {
                 entries,
                 packets,
                 names: FxHashMap::default(),
+                name_ptrs: FxHashMap::default(),
                 entries_path: epath,
                 block: BlockBuf::default(),
                 rollup: RollupBuilder::default(),
@@ -262,13 +266,21 @@ impl Store {
             by_ptr.insert(ptr, (id.clone(), n));
             n
         };
-        let names = &mut o.names;
+        let (names, name_ptrs) = (&mut o.names, &mut o.name_ptrs);
         let mut name = |out: &mut Vec<u8>, k: &'static str| {
-            let next = names.len() as u64 + 1;
-            let n = *names.entry(k).or_insert_with(|| {
-                fresh_names.push(k);
-                next
-            });
+            let at = (k.as_ptr() as usize, k.len());
+            let n = match name_ptrs.get(&at) {
+                Some(n) => *n,
+                None => {
+                    let next = names.len() as u64 + 1;
+                    let n = *names.entry(k).or_insert_with(|| {
+                        fresh_names.push(k);
+                        next
+                    });
+                    name_ptrs.insert(at, n);
+                    n
+                }
+            };
             codec::put_u(out, n);
         };
         payload.clear();
@@ -276,9 +288,10 @@ impl Store {
         let src_n = e.src.identity.as_ref().map_or(0, &mut number);
         let dst_n = e.dst.identity.as_ref().map_or(0, &mut number);
         let encoded_len = payload.len();
-        let mut def = vec![REC_IDENTITY];
+        let mut def = Vec::new();
         for id in &fresh {
-            def.truncate(1);
+            def.clear();
+            def.push(REC_IDENTITY);
             codec::put_identity(&mut def, id);
             frame(&mut out, &def);
         }

@@ -149,6 +149,35 @@ fn packets_read_back_as_written_across_frames() {
 }
 
 #[test]
+fn frames_compressed_aside_are_written_in_order_and_counted_meanwhile() {
+    // Far more frames than the compressing thread holds in flight at once.
+    let pkts = packets(2_000);
+    let mut w = Writer::new(Vec::new()).expect("writes");
+    for p in &pkts {
+        w.write(Timestamp(p.ts), p.link, &p.data, p.orig)
+            .expect("writes");
+        // Frames in flight count (raw) beside what was written.
+        assert!(w.written() >= w.get_ref().len() as u64);
+    }
+    let bytes = w.finish().expect("finishes");
+    let frames = frames(&bytes);
+    assert!(
+        frames.len() > 2 * crate::press::IN_FLIGHT,
+        "{}",
+        frames.len()
+    );
+    let times: Vec<(i64, i64)> = frames
+        .iter()
+        .map(|(at, _)| {
+            let h = Head::parse(&bytes[*at..]);
+            (h.first, h.last)
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0].1 < w[1].0), "{times:?}");
+    assert_eq!(read(&bytes, true).got, pkts);
+}
+
+#[test]
 fn a_flush_writes_a_frame_however_small() {
     let pkts = packets(3);
     let mut w = Writer::new(Vec::new()).expect("writes");
