@@ -80,10 +80,15 @@ fn check_window(
 
 /// The plans of the base and the current window; every problem is a 400 naming the parameter.
 pub(crate) fn plans(p: &Params, snap: &Snapshot) -> Result<(Plan, Plan), ApiError> {
-    if given(&p.base_from).is_none() || given(&p.base_to).is_none() {
-        return Err(bad(
-            "a diff needs the base window it compares with: `base_from` and `base_to`",
-        ));
+    match (given(&p.base_from), given(&p.base_to)) {
+        (None, None) => {
+            return Err(bad(
+                "a diff needs the base window it compares with: `base_from` and `base_to`",
+            ))
+        }
+        (None, Some(_)) => return Err(bad("the base window's start `base_from` is missing")),
+        (Some(_), None) => return Err(bad("the base window's end `base_to` is missing")),
+        (Some(_), Some(_)) => {}
     }
     let now = snap.now();
     check_window((&p.base_from, "base_from"), (&p.base_to, "base_to"), now)?;

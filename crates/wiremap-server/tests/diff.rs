@@ -177,8 +177,8 @@ fn bad_diff_questions_are_json_400s() {
     let (_rt, addr) = serve(&dir);
     for (query, says) in [
         ("", "base_from"),
-        ("base_from=-1h", "base_to"),
-        ("base_to=now", "base_from"),
+        ("base_from=-1h", "`base_to` is missing"),
+        ("base_to=now", "`base_from` is missing"),
         ("base_from=now&base_to=-1h", "inverted"),
         ("base_from=-1h&base_to=now&from=now&to=-5m", "inverted"),
         ("base_from=yesterday&base_to=now", "base_from"),

@@ -21,7 +21,7 @@ enum DiffFormat {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Two captures:        wiremap diff BASE.pcap CURRENT.pcap\n\
+    after_help = "Two captures:           wiremap diff BASE.pcap CURRENT.pcap\n\
 Two windows of a store: wiremap diff --data DIR --base-from T --base-to T --from T --to T\n\
 Times are RFC 3339, `now`, or relative to the newest stored data (-5m, -1h)."
 )]
