@@ -1,10 +1,10 @@
-//! Text exports of a map: Graphviz DOT and Mermaid.
+//! Text exports of a map (and of a diff of two): Graphviz DOT, Mermaid, GraphML, SVG.
 
 use std::fmt::Write;
 
 use wiremap_model::Protocol;
 
-use crate::ServiceMap;
+use crate::{Edge, Node, ServiceMap};
 
 /// Colour of a protocol's edges (shared by every export so a legend means the same).
 pub fn protocol_color(p: Protocol) -> &'static str {
@@ -43,33 +43,83 @@ fn label(name: &str, namespace: &str) -> String {
     }
 }
 
+/// How one node or edge is drawn differently from the plain map (a diff marks them); the
+/// default draws it as the plain map does.
+#[derive(Debug, Default)]
+pub(crate) struct Look {
+    /// Edge colour (instead of the protocol's) or node border.
+    pub color: Option<&'static str>,
+    /// Node fill.
+    pub fill: Option<&'static str>,
+    /// Dashed line or border.
+    pub dashed: bool,
+    /// Appended to the label.
+    pub note: String,
+    /// Label colour.
+    pub font: Option<&'static str>,
+}
+
 pub(crate) fn dot(m: &ServiceMap) -> String {
+    dot_with(
+        m.nodes.iter().map(|n| (n, Look::default())),
+        m.edges.iter().map(|e| (e, Look::default())),
+    )
+}
+
+/// The one DOT writer: every map export and every diff goes through it.
+pub(crate) fn dot_with<'a>(
+    nodes: impl Iterator<Item = (&'a Node, Look)>,
+    edges: impl Iterator<Item = (&'a Edge, Look)>,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "digraph wiremap {{");
     let _ = writeln!(s, "  rankdir=LR;");
     let _ = writeln!(s, "  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\", fillcolor=\"#eef3fb\"];");
     let _ = writeln!(s, "  edge [fontname=\"Helvetica\", fontsize=10];");
-    for n in &m.nodes {
-        let fill = if n.external { "#fdf2e9" } else { "#eef3fb" };
+    for (n, look) in nodes {
+        let fill = match look.fill {
+            Some(f) => f,
+            None if n.external => "#fdf2e9",
+            None => "#eef3fb",
+        };
+        let mut extra = String::new();
+        if let Some(c) = look.color {
+            let _ = write!(extra, ", color=\"{c}\"");
+        }
+        if look.dashed {
+            extra.push_str(", style=\"rounded,filled,dashed\"");
+        }
+        if let Some(c) = look.font {
+            let _ = write!(extra, ", fontcolor=\"{c}\"");
+        }
         let _ = writeln!(
             s,
-            "  \"{}\" [label=\"{}\\n({})\", fillcolor=\"{}\"];",
+            "  \"{}\" [label=\"{}\\n({}){}\", fillcolor=\"{}\"{extra}];",
             dot_escape(&n.id),
             dot_escape(&label(&n.name, &n.namespace)),
             n.kind,
+            dot_escape(&look.note),
             fill
         );
     }
-    for e in &m.edges {
+    for (e, look) in edges {
         let width = edge_width(e.requests);
+        let mut extra = String::new();
+        if look.dashed {
+            extra.push_str(", style=dashed");
+        }
+        if let Some(c) = look.font {
+            let _ = write!(extra, ", fontcolor=\"{c}\"");
+        }
         let _ = writeln!(
             s,
-            "  \"{}\" -> \"{}\" [label=\"{} {}\", color=\"{}\", penwidth={:.1}];",
+            "  \"{}\" -> \"{}\" [label=\"{} {}{}\", color=\"{}\", penwidth={:.1}{extra}];",
             dot_escape(&e.source),
             dot_escape(&e.target),
             e.protocol,
             e.requests,
-            protocol_color(e.protocol),
+            dot_escape(&look.note),
+            look.color.unwrap_or(protocol_color(e.protocol)),
             width
         );
     }
@@ -82,31 +132,66 @@ fn mermaid_escape(s: &str) -> String {
 }
 
 pub(crate) fn mermaid(m: &ServiceMap) -> String {
+    mermaid_with(
+        m.nodes.iter().map(|n| (n, Look::default())),
+        m.edges.iter().map(|e| (e, Look::default())),
+    )
+}
+
+/// The one Mermaid writer, for maps and diffs.
+pub(crate) fn mermaid_with<'a>(
+    nodes: impl Iterator<Item = (&'a Node, Look)>,
+    edges: impl Iterator<Item = (&'a Edge, Look)>,
+) -> String {
     let mut s = String::from("flowchart LR\n");
-    let index: std::collections::HashMap<&str, usize> = m
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.id.as_str(), i))
-        .collect();
-    for (i, n) in m.nodes.iter().enumerate() {
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (n, look)) in nodes.enumerate() {
+        index.insert(n.id.as_str(), i);
         let _ = writeln!(
             s,
-            "  n{i}[\"{}\"]",
-            mermaid_escape(&label(&n.name, &n.namespace))
+            "  n{i}[\"{}{}\"]",
+            mermaid_escape(&label(&n.name, &n.namespace)),
+            mermaid_escape(&look.note)
         );
+        if look.color.is_some() || look.fill.is_some() {
+            let mut style = Vec::new();
+            if let Some(f) = look.fill {
+                style.push(format!("fill:{f}"));
+            }
+            if let Some(c) = look.color {
+                style.push(format!("stroke:{c}"));
+            }
+            if let Some(c) = look.font {
+                style.push(format!("color:{c}"));
+            }
+            if look.dashed {
+                style.push("stroke-dasharray:5 5".into());
+            }
+            let _ = writeln!(s, "  style n{i} {}", style.join(","));
+        }
     }
     let mut link = 0;
-    for e in &m.edges {
+    for (e, look) in edges {
         let (Some(a), Some(b)) = (index.get(e.source.as_str()), index.get(e.target.as_str()))
         else {
             continue;
         };
-        let _ = writeln!(s, "  n{a} -->|\"{} {}\"| n{b}", e.protocol, e.requests);
         let _ = writeln!(
             s,
-            "  linkStyle {link} stroke:{}",
-            protocol_color(e.protocol)
+            "  n{a} -->|\"{} {}{}\"| n{b}",
+            e.protocol,
+            e.requests,
+            mermaid_escape(&look.note)
+        );
+        let dash = if look.dashed {
+            ",stroke-dasharray:5 5"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  linkStyle {link} stroke:{}{dash}",
+            look.color.unwrap_or(protocol_color(e.protocol))
         );
         link += 1;
     }

@@ -6,14 +6,19 @@
 //! seen. Node ids are stable strings (`dns:api.stripe.com`, `ip:203.0.113.7`,
 //! `workload:shop/deployment/cart`) so that a UI keeps positions across updates. The result,
 //! [`ServiceMap`], serialises to the normative JSON of DESIGN §5 and exports to Graphviz DOT
-//! and Mermaid.
+//! and Mermaid. [`MapDiff`] compares two maps of the same level (two windows, two captures).
 #![deny(clippy::unwrap_used)]
 
 mod builder;
+mod diff;
 mod export;
 mod sketch;
 
 pub use builder::{MapBuilder, Rollup, DEFAULT_MAX_EDGES, DEFAULT_MAX_NODES, MAX_EDGE_NODES};
+pub use diff::{
+    edge_why, Change, Counts, DiffError, DiffSummary, EdgeDelta, EdgeDiff, EdgeMetrics, MapDiff,
+    NodeDelta, NodeDiff, NodeTotals, Thresholds, TopChange, TOP_CHANGES,
+};
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

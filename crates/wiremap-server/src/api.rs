@@ -35,6 +35,9 @@ pub(crate) struct Params {
     pub(crate) edge: Option<String>,
     /// `/api/map` output: `json` (default), `dot`, `mermaid`.
     pub(crate) format: Option<String>,
+    /// `/api/map/diff`: the base window the map is compared with.
+    pub(crate) base_from: Option<String>,
+    pub(crate) base_to: Option<String>,
 }
 
 /// An error answer: status and JSON body.
@@ -44,6 +47,15 @@ pub(crate) struct ApiError(StatusCode, Box<Value>);
 impl ApiError {
     pub(crate) fn new(status: StatusCode, msg: impl Into<String>) -> ApiError {
         ApiError(status, Box::new(json!({"error": msg.into()})))
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    /// What the body's `error` says.
+    pub(crate) fn message(&self) -> String {
+        self.1["error"].as_str().unwrap_or_default().to_string()
     }
 }
 
@@ -193,21 +205,20 @@ impl Plan {
 pub(crate) fn fold(
     plan: &Plan,
     snap: &Snapshot,
-    run: &Run,
+    stop: &dyn Fn() -> bool,
     b: &mut MapBuilder,
 ) -> Result<(), wiremap_store::StoreError> {
-    let stop = || run.stop();
     let q = StoreQuery {
         scope: &plan.scope,
         filter: plan.filter.as_ref(),
         after_id: 0,
-        stop: &stop,
+        stop,
     };
     if plan.part.is_none() && snap.reader.rollups(&q, &mut |r| b.add_rollup(r))? {
         return Ok(());
     }
     snap.reader.scan_lean(&q, &mut |e| {
-        if run.stop() {
+        if stop() {
             return ControlFlow::Break(());
         }
         if plan.matches(e) {
@@ -225,17 +236,22 @@ pub(crate) fn build_map(
     run: &Run,
 ) -> Result<ServiceMap, ApiError> {
     let mut b = new_builder(app, plan.level);
-    let r = fold(plan, snap, run, &mut b);
+    let r = fold(plan, snap, &|| run.stop(), &mut b);
     if run.stopped().is_some() {
         return Err(run.error(app.limits.query_timeout));
     }
     r.map_err(internal)?;
     let stats = lock(&app.shared.counters).pipeline.clone();
+    Ok(finish(b, plan, stats))
+}
+
+/// The built map, with the plan's window when it has one (else the data's own).
+pub(crate) fn finish(b: MapBuilder, plan: &Plan, stats: wiremap_model::Stats) -> ServiceMap {
     let mut m = b.build(stats);
     if plan.window.from.is_some() || plan.window.to.is_some() {
         m.window = plan.window;
     }
-    Ok(m)
+    m
 }
 
 /// A map builder within the server's limits.
@@ -278,7 +294,7 @@ pub(crate) async fn map(State(app): State<App>, Q(p): Q) -> Response {
     .await
 }
 
-fn json_response<T: serde::Serialize>(v: &T) -> Response {
+pub(crate) fn json_response<T: serde::Serialize>(v: &T) -> Response {
     match serde_json::to_vec(v) {
         Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
         Err(e) => internal(e).into_response(),

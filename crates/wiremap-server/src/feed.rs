@@ -220,7 +220,7 @@ impl Feeds {
 fn initial(app: &App, plan: &Plan, run: &Run) -> Option<(MapBuilder, u64)> {
     let snap = app.shared.segments();
     let mut b = new_builder(app, plan.level);
-    let _ = crate::api::fold(plan, &snap, run, &mut b);
+    let _ = crate::api::fold(plan, &snap, &|| run.stop(), &mut b);
     match run.stopped() {
         Some(_) => None,
         None => Some((b, snap.last_id)),

@@ -1,6 +1,7 @@
 //! The live side of wiremap: [`Ingest`] feeds packets through the engine into the store, and
-//! [`router`] serves what is stored over HTTP (DESIGN §8): the map, entries, KFL checks,
-//! pcapng export, statistics, Prometheus metrics and the live map stream.
+//! [`router`] serves what is stored over HTTP (DESIGN §8): the map, the diff of two windows'
+//! maps, entries, KFL checks, pcapng export, statistics, Prometheus metrics and the live map
+//! stream.
 //!
 //! Why the split: the pipeline stays synchronous and single-threaded (it owns the engine and
 //! appends to the store); the server is async and only reads. They meet in [`Shared`]: the
@@ -10,6 +11,7 @@
 
 mod agents;
 mod api;
+mod diff;
 mod feed;
 mod metrics;
 mod query;
@@ -18,6 +20,7 @@ mod ui;
 
 pub use agents::{AgentsLink, MAX_PUSH_BYTES};
 pub use axum::Router;
+pub use diff::{diff_store, DiffQuery, DiffStoreError};
 pub use query::{Limits, QueryCounters};
 pub use ui::standalone_html;
 
@@ -124,6 +127,7 @@ fn build(
         .route("/app.css", get(ui::app_css))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/map", get(api::map))
+        .route("/api/map/diff", get(diff::map_diff))
         .route("/api/entries", get(api::entries))
         .route("/api/entries/{id}", get(api::entry))
         .route("/api/kfl/check", get(api::kfl_check))

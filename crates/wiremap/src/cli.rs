@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wiremap_engine::{open_files, run_source, Engine, EngineConfig, RunReport};
 use wiremap_identity::Zones;
 use wiremap_kfl::Filter;
-use wiremap_map::{Level, MapBuilder};
+use wiremap_map::{Level, MapBuilder, ServiceMap};
 use wiremap_model::Entry;
 
 use crate::output;
@@ -37,6 +37,9 @@ enum Command {
     /// Run a node's agent: capture and dissect on this node and send the entries (and raw
     /// packets) to the hub, buffering while it is away.
     Agent(crate::cluster::AgentArgs),
+    /// Compare the maps of two captures (BASE, CURRENT) or of two windows of a data
+    /// directory: every node and edge marked added, removed, changed or unchanged.
+    Diff(crate::diff::DiffArgs),
     /// Work with KFL filters.
     Kfl {
         #[command(subcommand)]
@@ -80,6 +83,13 @@ pub(crate) struct NamingArgs {
     memory_limit: u64,
 }
 
+impl NamingArgs {
+    /// Whether zones or cluster snapshots were given.
+    pub(crate) fn given(&self) -> bool {
+        self.zones.is_some() || !self.k8s.is_empty()
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct Input {
     /// pcap or pcapng files (`-` reads standard input); several are merged in time order.
@@ -113,7 +123,7 @@ enum EntriesFormat {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum LevelArg {
+pub(crate) enum LevelArg {
     Pod,
     Workload,
     Service,
@@ -149,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Map(a) => map(a),
         Command::Entries(a) => entries(a),
+        Command::Diff(a) => crate::diff::diff(a),
         Command::Serve(a) => crate::live::serve(a),
         Command::Capture(a) => crate::live::capture(a),
         Command::Export(a) => crate::live::export(a),
@@ -230,11 +241,11 @@ fn kfl(cmd: KflCommand) -> u8 {
     }
 }
 
-fn engine_for(input: &Input, lean: bool) -> Result<Engine, u8> {
-    let mut cfg = engine_config(&input.naming)?;
+fn engine_for(pcaps: &[String], naming: &NamingArgs, lean: bool) -> Result<Engine, u8> {
+    let mut cfg = engine_config(naming)?;
     cfg.dissect.lean = lean;
     // Captures exported by wiremap name their endpoints as they were named at capture time.
-    cfg.k8s.extend(wiremap_engine::read_history(&input.pcaps));
+    cfg.k8s.extend(wiremap_engine::read_history(pcaps));
     Ok(Engine::new(cfg))
 }
 
@@ -282,19 +293,18 @@ pub(crate) fn engine_config(input: &NamingArgs) -> Result<EngineConfig, u8> {
 
 /// Runs the pipeline over the inputs; `None` when nothing could be read.
 fn process(
-    input: &Input,
+    pcaps: &[String],
     engine: &mut Engine,
     out: &mut (dyn FnMut(Entry) + Send),
 ) -> Result<RunReport, u8> {
-    let mut source = match open_files(&input.pcaps) {
+    let mut source = match open_files(pcaps) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wiremap: error: {e}");
             return Err(BAD_INPUT);
         }
     };
-    let total: u64 = input
-        .pcaps
+    let total: u64 = pcaps
         .iter()
         .filter(|p| *p != "-")
         .filter_map(|p| std::fs::metadata(p).ok())
@@ -328,7 +338,7 @@ fn process(
     Ok(report)
 }
 
-fn open_output(path: &Option<String>) -> anyhow::Result<Box<dyn Write + Send>> {
+pub(crate) fn open_output(path: &Option<String>) -> anyhow::Result<Box<dyn Write + Send>> {
     Ok(match path {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {p}"))?,
@@ -348,37 +358,52 @@ fn exit_code(report: &RunReport) -> u8 {
     }
 }
 
-fn map(a: MapArgs) -> anyhow::Result<u8> {
-    let level = match a.level {
-        LevelArg::Pod => Level::Pod,
-        LevelArg::Workload => Level::Workload,
-        LevelArg::Service => Level::Service,
-        LevelArg::Namespace => Level::Namespace,
-        LevelArg::Ip => Level::Ip,
-    };
+impl LevelArg {
+    pub(crate) fn level(self) -> Level {
+        match self {
+            LevelArg::Pod => Level::Pod,
+            LevelArg::Workload => Level::Workload,
+            LevelArg::Service => Level::Service,
+            LevelArg::Namespace => Level::Namespace,
+            LevelArg::Ip => Level::Ip,
+        }
+    }
+}
+
+/// The map of captures as `wiremap map` builds it, with the exit code its reading earned;
+/// `Err` with the exit code when there is no map to show.
+pub(crate) fn map_of(
+    pcaps: &[String],
+    naming: &NamingArgs,
+    filter: Option<&str>,
+    level: Level,
+) -> Result<(ServiceMap, u8), u8> {
     // Without a filter, nothing reads the entries' details: keep them lean.
-    let mut engine = match engine_for(&a.input, a.input.filter.is_none()) {
-        Ok(e) => e,
-        Err(code) => return Ok(code),
-    };
-    let filter = match a.input.filter.as_deref().map(compile_filter).transpose() {
-        Ok(f) => f,
-        Err(code) => return Ok(code),
-    };
+    let mut engine = engine_for(pcaps, naming, filter.is_none())?;
+    let filter = filter.map(compile_filter).transpose()?;
     let mut builder = MapBuilder::new(level);
-    let report = match process(&a.input, &mut engine, &mut |e| {
+    let report = process(pcaps, &mut engine, &mut |e| {
         if filter.as_ref().is_none_or(|f| f.matches(&e)) {
             builder.add(&e)
         }
-    }) {
-        Ok(r) => r,
-        Err(code) => return Ok(code),
-    };
+    })?;
     let stats = engine.stats();
     if stats.packets == 0 && !report.errors.is_empty() {
-        return Ok(BAD_INPUT);
+        return Err(BAD_INPUT);
     }
-    let m = builder.build(stats);
+    Ok((builder.build(stats), exit_code(&report)))
+}
+
+fn map(a: MapArgs) -> anyhow::Result<u8> {
+    let (m, code) = match map_of(
+        &a.input.pcaps,
+        &a.input.naming,
+        a.input.filter.as_deref(),
+        a.level.level(),
+    ) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
     let mut w = open_output(&a.input.output)?;
     match a.format {
         // Streamed: a map of thousands of nodes is not built as one string first.
@@ -405,11 +430,11 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         }
     }
     w.flush().context("writing the map")?;
-    Ok(exit_code(&report))
+    Ok(code)
 }
 
 fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
-    let mut engine = match engine_for(&a.input, false) {
+    let mut engine = match engine_for(&a.input.pcaps, &a.input.naming, false) {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
@@ -423,7 +448,7 @@ fn entries(a: EntriesArgs) -> anyhow::Result<u8> {
     if let EntriesFormat::Table = format {
         let _ = writeln!(w, "{}", output::table_header());
     }
-    let report = match process(&a.input, &mut engine, &mut |e| {
+    let report = match process(&a.input.pcaps, &mut engine, &mut |e| {
         if failed.is_some() || filter.as_ref().is_some_and(|f| !f.matches(&e)) {
             return;
         }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cluster;
+mod diff;
 mod live;
 mod output;
 
