@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 . tests/pods.sh
 POD_PREFIX=wm-l POD_VETH=l
 wiremap=$(realpath "${WIREMAP:-target/release/wiremap}")
+# The Kubernetes API double: `cargo test` builds the crate's examples (debug) on the way.
+apidouble=$(realpath "${APIDOUBLE:-target/debug/examples/apidouble}")
 work=$(mktemp -d /tmp/wiremap-live.XXXXXX)
 chmod 755 "$work"
 node=wm-lnode-$$
@@ -157,7 +159,7 @@ items = [pod("front-7d9-a", "shop", client, "ReplicaSet", "front-7d9", "front"),
           "labels": {"kubernetes.io/service-name": "web"}}, "endpoints": [{"addresses": [web], "targetRef": {"kind": "Pod", "name": "web-5f4-b", "namespace": "shop"}}]}]
 json.dump({"kind": "List", "apiVersion": "v1", "items": items}, open(out, "w"))
 PYJ
-ip netns exec "$node" "$(dirname "$wiremap")/examples/apidouble" 127.0.0.1:18443 "$work/cluster.json" > "$work/apidouble.log" 2>&1 &
+ip netns exec "$node" "$apidouble" 127.0.0.1:18443 "$work/cluster.json" > "$work/apidouble.log" 2>&1 &
 bg+=($!)
 sleep 0.5
 start_capture "$work/kube" --kube-url http://127.0.0.1:18443

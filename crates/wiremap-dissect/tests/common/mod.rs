@@ -130,57 +130,88 @@ pub fn whole(f: &Flow) -> Vec<(Direction, Timestamp, &[u8])> {
         .collect()
 }
 
-/// Asserts that cutting any run at any point (every `step`-th point past the first 2 KiB)
-/// gives the same entries, and that every prefix of the flow is handled without panic.
+/// Bytes one flow's split and prefix checks may replay in all: a small flow is cut at every
+/// point, a large one (hundreds of KiB) at a sample, so the check stays linear in practice.
+const REPLAY_BUDGET: usize = 64 << 20;
+
+/// Keeps at most `budget` of `points` (each `(run, offset)`): every point within the first
+/// bytes of a run (where headers and lengths are cut), then an even sample of the rest.
+fn sample(points: Vec<(usize, usize)>, budget: usize) -> Vec<(usize, usize)> {
+    if points.len() <= budget {
+        return points;
+    }
+    let (head, rest): (Vec<_>, Vec<_>) = points.into_iter().partition(|(_, k)| *k <= 8);
+    let room = budget.saturating_sub(head.len()).max(1);
+    let stride = rest.len().div_ceil(room);
+    head.into_iter()
+        .chain(rest.into_iter().step_by(stride.max(1)))
+        .collect()
+}
+
+/// Asserts that cutting any run at any point (every `step`-th point past the first 2 KiB;
+/// sampled when the flow is large, see [`REPLAY_BUDGET`]) gives the same entries, and that
+/// every prefix of the flow is handled without panic.
 pub fn every_split_and_prefix(f: &Flow) -> Vec<Entry> {
     let base = replay(&f.info, &whole(f));
     let tcp = f.info.key.transport == wiremap_model::Transport::Tcp;
-    for (r, (dir, ts, bytes)) in f.runs.iter().enumerate() {
-        if !tcp {
-            break;
-        }
-        let points: Vec<usize> = (1..bytes.len())
-            .filter(|k| *k < 2048 || k % 61 == 0)
-            .collect();
-        for k in points {
-            let mut chunks = whole(f);
-            chunks.splice(r..=r, [(*dir, *ts, &bytes[..k]), (*dir, *ts, &bytes[k..])]);
-            let got = replay(&f.info, &chunks);
-            let brief = |es: &[Entry]| {
-                es.iter()
-                    .map(|e| (e.protocol, e.src.port, e.status_code, e.has_response))
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(
-                got,
-                base,
-                "run {r} split at {k}: {:?} vs {:?}",
-                brief(&got),
-                brief(&base)
-            );
-        }
+    let flow_len: usize = f.runs.iter().map(|(_, _, b)| b.len()).sum();
+    let budget = (REPLAY_BUDGET / flow_len.max(1)).max(256);
+    let splits: Vec<(usize, usize)> = if tcp {
+        f.runs
+            .iter()
+            .enumerate()
+            .flat_map(|(r, (_, _, bytes))| {
+                (1..bytes.len())
+                    .filter(|k| *k < 2048 || k % 61 == 0)
+                    .map(move |k| (r, k))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (r, k) in sample(splits, budget) {
+        let (dir, ts, bytes) = &f.runs[r];
+        let mut chunks = whole(f);
+        chunks.splice(r..=r, [(*dir, *ts, &bytes[..k]), (*dir, *ts, &bytes[k..])]);
+        let got = replay(&f.info, &chunks);
+        let brief = |es: &[Entry]| {
+            es.iter()
+                .map(|e| (e.protocol, e.src.port, e.status_code, e.has_response))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            got,
+            base,
+            "run {r} split at {k}: {:?} vs {:?}",
+            brief(&got),
+            brief(&base)
+        );
     }
     // Prefixes: the flow cut short anywhere in its last run.
-    let total_runs = f.runs.len();
-    for r in 0..total_runs {
+    let prefixes: Vec<(usize, usize)> = f
+        .runs
+        .iter()
+        .enumerate()
+        .flat_map(|(r, (_, _, bytes))| {
+            (0..bytes.len())
+                .filter(|k| *k < 512 || k % 97 == 0)
+                .map(move |k| (r, k))
+        })
+        .collect();
+    for (r, k) in sample(prefixes, budget) {
         let (dir, ts, bytes) = &f.runs[r];
-        let points: Vec<usize> = (0..bytes.len())
-            .filter(|k| *k < 512 || k % 97 == 0)
+        let mut chunks: Vec<(Direction, Timestamp, &[u8])> = f.runs[..r]
+            .iter()
+            .map(|(d, t, b)| (*d, *t, b.as_slice()))
             .collect();
-        for k in points {
-            let mut chunks: Vec<(Direction, Timestamp, &[u8])> = f.runs[..r]
-                .iter()
-                .map(|(d, t, b)| (*d, *t, b.as_slice()))
-                .collect();
-            chunks.push((*dir, *ts, &bytes[..k]));
-            let got = replay(&f.info, &chunks);
-            assert!(
-                got.len() <= base.len() + 1,
-                "prefix run {r} at {k}: {} entries vs {}",
-                got.len(),
-                base.len()
-            );
-        }
+        chunks.push((*dir, *ts, &bytes[..k]));
+        let got = replay(&f.info, &chunks);
+        assert!(
+            got.len() <= base.len() + 1,
+            "prefix run {r} at {k}: {} entries vs {}",
+            got.len(),
+            base.len()
+        );
     }
     base
 }
