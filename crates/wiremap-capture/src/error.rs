@@ -1,5 +1,16 @@
 use thiserror::Error;
 
+/// The first bytes of a file, in hex and, when they are text, as text (`23 20 77 69 "# wi"`).
+fn show_magic(b: &[u8]) -> String {
+    let hex: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = hex.join(" ");
+    if !b.is_empty() && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ') {
+        format!("{hex} (\"{}\")", String::from_utf8_lossy(b))
+    } else {
+        hex
+    }
+}
+
 /// Why a packet source stopped.
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -19,7 +30,12 @@ pub enum CaptureError {
         name: String,
     },
     /// The first bytes are not a pcap or pcapng magic number.
-    #[error("{name}: not a pcap or pcapng capture (magic {magic:02x?} at offset 0)")]
+    #[error(
+        "{name}: not a pcap or pcapng capture: it starts with {} (pcap files start with \
+         d4 c3 b2 a1 or a1 b2 c3 d4, or 4d 3c b2 a1 / a1 b2 3c 4d for nanoseconds; pcapng \
+         files with 0a 0d 0d 0a)",
+        show_magic(magic)
+    )]
     BadMagic {
         /// Source name.
         name: String,

@@ -107,10 +107,17 @@ struct Input {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum MapFormat {
+    /// A table for people: counts, the busiest edges with errors and p99, what was dropped.
+    Summary,
+    /// The map as JSON: every node and edge with counts, errors, bytes and latency.
     Json,
+    /// Graphviz (`| dot -Tsvg > map.svg`).
     Dot,
+    /// A Mermaid flowchart, to paste into Markdown.
     Mermaid,
+    /// GraphML, for yEd, Gephi or networkx.
     Graphml,
+    /// A drawing, laid out here (no Graphviz needed).
     Svg,
     /// One self-contained HTML file with the interactive map.
     Html,
@@ -122,12 +129,18 @@ enum EntriesFormat {
     Table,
 }
 
+/// How far endpoints merge into one node.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum LevelArg {
+    /// Every pod its own node.
     Pod,
+    /// Pods merged into their workload (Deployment, StatefulSet, DaemonSet, CronJob…).
     Workload,
+    /// Pods merged into the Service that selects them.
     Service,
+    /// Everything of a namespace one node.
     Namespace,
+    /// Every address its own node, names ignored (as network engineers count conversations).
     Ip,
 }
 
@@ -135,12 +148,14 @@ pub(crate) enum LevelArg {
 struct MapArgs {
     #[command(flatten)]
     input: Input,
-    /// How far nodes are merged.
+    /// How far endpoints merge into one node (outside the cluster, at every level but ip,
+    /// endpoints are named by the DNS name they were resolved under, else TLS SNI or HTTP
+    /// Host, else a zone).
     #[arg(long, value_enum, default_value = "workload")]
     level: LevelArg,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "json")]
-    format: MapFormat,
+    /// Output format [default: summary on a terminal without -o, json otherwise].
+    #[arg(long, value_enum)]
+    format: Option<MapFormat>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -310,18 +325,32 @@ fn process(
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let bar = (std::io::stderr().is_terminal() && total > 32 << 20).then(|| {
-        let b = indicatif::ProgressBar::new(total);
+    // On a terminal, shown once reading has taken a second (a quick run prints nothing);
+    // a bar when the size is known, bytes read and speed when not (standard input).
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::with_draw_target(
+            (total > 0).then_some(total),
+            indicatif::ProgressDrawTarget::hidden(),
+        );
+        let style = if total > 0 {
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+        } else {
+            "{spinner} {bytes} read, {bytes_per_sec}"
+        };
         b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(style)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     });
+    let started = std::time::Instant::now();
+    let mut shown = false;
     let mut progress = |pos: u64| {
         if let Some(b) = &bar {
+            if !shown && started.elapsed() >= std::time::Duration::from_secs(1) {
+                b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                shown = true;
+            }
             b.set_position(pos);
         }
     };
@@ -404,8 +433,18 @@ fn map(a: MapArgs) -> anyhow::Result<u8> {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    let format = a.format.unwrap_or(
+        if a.input.output.is_none() && std::io::stdout().is_terminal() {
+            MapFormat::Summary
+        } else {
+            MapFormat::Json
+        },
+    );
     let mut w = open_output(&a.input.output)?;
-    match a.format {
+    match format {
+        MapFormat::Summary => w
+            .write_all(crate::summary::render(&m).as_bytes())
+            .context("writing the map")?,
         // Streamed: a map of thousands of nodes is not built as one string first.
         MapFormat::Json => {
             serde_json::to_writer_pretty(&mut w, &m).context("writing the map")?;

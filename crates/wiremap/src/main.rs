@@ -8,6 +8,7 @@ mod cluster;
 mod diff;
 mod live;
 mod output;
+mod summary;
 
 use std::process::ExitCode;
 

@@ -39,9 +39,25 @@ fn garbage() {
     let junk: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
+    let hex: Vec<String> = junk[..4].iter().map(|b| format!("{b:02x}")).collect();
     assert_bad(
         &write("garbage.pcap", &junk),
-        &["not a pcap or pcapng", "offset 0"],
+        &[
+            "not a pcap or pcapng",
+            &format!("starts with {}", hex.join(" ")),
+        ],
+    );
+}
+
+#[test]
+fn a_text_file_is_named_for_what_it_starts_with() {
+    assert_bad(
+        &write("notes.pcap", b"# wiremap notes\n"),
+        &[
+            "not a pcap or pcapng",
+            "starts with 23 20 77 69 (\"# wi\")",
+            "0a 0d 0d 0a",
+        ],
     );
 }
 

@@ -326,3 +326,137 @@ fn host_header_names_a_server_without_a_dns_answer() {
     assert_eq!(hinted["dst"]["name"], "mapi.bestpay.com.cn");
     assert_eq!(hinted["dst"]["dns"], "", "a hint is not a DNS resolution");
 }
+
+/// The summary's rows: (client, server, protocol, requests) of each edge line.
+fn summary_rows(text: &str) -> Vec<(String, String, String, u64)> {
+    text.lines()
+        .skip_while(|l| !l.starts_with("CLIENT"))
+        .skip(1)
+        .take_while(|l| !l.is_empty() && !l.starts_with('…'))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            (
+                cols[0].to_string(),
+                cols[1].to_string(),
+                cols[2].to_string(),
+                cols[3].replace(',', "").parse().expect("requests"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_summary_tells_the_map_to_a_person() {
+    let capture = pcap("mixed_suricata_browsing-tls-dns-http.pcap");
+    let m = map_json(&[&capture]);
+    let o = wiremap(&["map", &capture, "--format", "summary"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let nodes = m["nodes"].as_array().expect("nodes");
+    let edges = m["edges"].as_array().expect("edges");
+    assert!(
+        text.starts_with(&format!("{} nodes, {} edges", nodes.len(), edges.len())),
+        "{text}"
+    );
+    // The busiest edges, by name, as the JSON has them (names are short in this capture).
+    let name = |id: &serde_json::Value| {
+        nodes
+            .iter()
+            .find(|n| n["id"] == *id)
+            .and_then(|n| n["name"].as_str())
+            .expect("node")
+            .to_string()
+    };
+    let mut want: Vec<(String, String, String, u64)> = edges
+        .iter()
+        .map(|e| {
+            (
+                name(&e["source"]),
+                name(&e["target"]),
+                e["protocol"].as_str().expect("protocol").to_string(),
+                e["requests"].as_u64().expect("requests"),
+            )
+        })
+        .collect();
+    want.sort_by(|a, b| b.3.cmp(&a.3));
+    let rows = summary_rows(&text);
+    assert_eq!(rows.len(), 20.min(want.len()));
+    for (r, w) in rows.iter().zip(&want) {
+        assert_eq!(r.3, w.3, "{r:?} vs {w:?}");
+    }
+    assert!(rows.iter().all(|r| want.contains(r)), "{rows:?}");
+    assert!(text.contains(&format!("and {} more edges", want.len() - 20)));
+    // Every non-zero drop counter, and nothing else.
+    for (k, v) in m["stats"]["dropped"].as_object().expect("dropped") {
+        let listed = text
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{k} ")));
+        assert_eq!(listed, v.as_u64() != Some(0), "{k}");
+    }
+}
+
+#[test]
+fn a_terminal_gets_the_summary_and_a_pipe_gets_json() {
+    let capture = pcap("dns_sanders_lab-cname.pcapng");
+    // `script` gives the command a terminal; without it this half cannot run here.
+    let Ok(o) = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!("{} map {capture}", env!("CARGO_BIN_EXE_wiremap")))
+        .arg("/dev/null")
+        .output()
+    else {
+        eprintln!("skipped: no `script` to give wiremap a terminal");
+        return;
+    };
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.contains(" nodes, ") && text.contains("CLIENT"),
+        "{text}"
+    );
+    // Piped (as every other test runs it): JSON.
+    let m = map_json(&[&capture]);
+    assert!(m["edges"].as_array().is_some_and(|e| !e.is_empty()));
+    // -o on a terminal still writes the JSON file.
+    let out = tmp("terminal-map.json");
+    let o = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} map {capture} -o {}",
+            env!("CARGO_BIN_EXE_wiremap"),
+            out.display()
+        ))
+        .arg("/dev/null")
+        .output()
+        .expect("script runs");
+    assert!(o.status.success());
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("written")).expect("JSON");
+    assert_eq!(written, m);
+}
+
+#[test]
+fn help_explains_every_format_and_level() {
+    let o = wiremap(&["map", "--help"]);
+    let help = stdout(&o);
+    for word in [
+        "summary",
+        "json",
+        "dot",
+        "mermaid",
+        "graphml",
+        "svg",
+        "html",
+        "pod",
+        "workload",
+        "service",
+        "namespace",
+        "ip",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("- {word}:")))
+            .unwrap_or_else(|| panic!("`{word}` is not explained:\n{help}"));
+        assert!(line.len() > word.len() + 12, "{line}");
+    }
+}
