@@ -378,7 +378,7 @@ fn the_summary_tells_the_map_to_a_person() {
             )
         })
         .collect();
-    want.sort_by(|a, b| b.3.cmp(&a.3));
+    want.sort_by_key(|w| std::cmp::Reverse(w.3));
     let rows = summary_rows(&text);
     assert_eq!(rows.len(), 20.min(want.len()));
     for (r, w) in rows.iter().zip(&want) {
