@@ -68,8 +68,13 @@ pub fn import(ingest: &mut Ingest, src: &mut dyn PacketSource) {
     }
     ingest.finish();
     lock_counters(ingest.shared()).capturing = false;
+    let how = if ingest.stopping() {
+        "stopped after"
+    } else {
+        "done in"
+    };
     eprintln!(
-        "wiremap: import done in {:.1} s",
+        "wiremap: import {how} {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }

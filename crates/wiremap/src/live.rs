@@ -19,7 +19,9 @@ use crate::cli::{compile_filter, engine_config, parse_size, NamingArgs, BAD_INPU
 /// Where traffic is kept.
 #[derive(Debug, clap::Args)]
 pub(crate) struct StoreArgs {
-    /// Data directory (entries and packets in time segments).
+    /// Data directory (entries and packets in time segments). `serve --pcap` without it
+    /// imports into a temporary directory ($TMPDIR/wiremap-serve-PID, default /tmp), removed
+    /// when the server stops; `capture` without it writes ./wiremap-data.
     #[arg(long, value_name = "DIR")]
     pub(crate) data: Option<PathBuf>,
     /// Drop data older than this (relative to the newest stored): `30m`, `24h`, `7d`.
@@ -82,8 +84,9 @@ pub(crate) fn limits(l: &ListenArgs) -> wiremap_server::Limits {
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Capture files to import into the data directory (with their resolution history).
-    #[arg(long = "pcap", value_name = "FILE")]
+    /// Capture files to import into the data directory (with their resolution history),
+    /// merged in time order: `--pcap a.pcap b.pcap` or `--pcap a.pcap --pcap b.pcap`.
+    #[arg(long = "pcap", value_name = "FILE", num_args = 1..)]
     pcaps: Vec<String>,
     /// Store entries only, not the raw packets (no pcapng export then).
     #[arg(long = "no-packets")]

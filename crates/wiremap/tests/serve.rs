@@ -1,0 +1,103 @@
+//! `wiremap serve` from the command line: several captures per --pcap, a busy port.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// GET `path` from `addr`; the body.
+fn get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("sends");
+    let mut r = String::new();
+    s.read_to_string(&mut r).expect("reads");
+    r.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn one_pcap_flag_takes_several_captures() {
+    let (a, b) = (
+        pcap("dns_sanders_lab-cname.pcapng"),
+        pcap("tls_beats_tls13.pcap"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wiremap"))
+        .args(["serve", "--pcap", &a, &b, "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_once("API on http://")
+                .map(|(_, r)| r.split_whitespace().next().unwrap_or("").to_string())
+        })
+        .expect("announces its address");
+    // (/api/stats says `capturing: false` before the import has started, too.)
+    assert!(
+        lines
+            .map_while(Result::ok)
+            .any(|l| l.contains("import done")),
+        "the import finishes"
+    );
+    let served: serde_json::Value =
+        serde_json::from_str(&get(&addr, "/api/map?level=ip")).expect("map JSON");
+    let _ = child.kill();
+    let _ = child.wait();
+    // The same two captures through `wiremap map`: the same edges.
+    let both = map_json(&[&a, &b, "--level", "ip"]);
+    let keys = |m: &serde_json::Value| {
+        let mut k: Vec<String> = m["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} {}",
+                    e["source"], e["target"], e["protocol"], e["requests"]
+                )
+            })
+            .collect();
+        k.sort();
+        k
+    };
+    let one = map_json(&[&a, "--level", "ip"]);
+    assert!(keys(&both).len() > keys(&one).len(), "both files count");
+    assert_eq!(keys(&served), keys(&both));
+}
+
+#[test]
+fn a_busy_port_is_reported_before_any_import() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let port = taken.local_addr().expect("addr").to_string();
+    let started = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_wiremap"))
+        .args([
+            "serve",
+            "--pcap",
+            &pcap("mixed_suricata_browsing-tls-dns-http.pcap"),
+            "--listen",
+            &port,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {port}")), "{err}");
+    assert!(!err.contains("import done"), "{err}");
+    // Not after an import: at once (generous for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(taken);
+}
