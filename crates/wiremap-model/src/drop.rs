@@ -45,7 +45,7 @@ reasons! {
     TcpGapBytes = "tcp_gap_bytes", "Bytes in those holes.";
     FlowsEvicted = "flows_evicted", "Flows closed early because the flow table was full (least recently active first).";
     FlowsEvictedMemory = "flows_evicted_memory", "Flows closed early to stay within --memory-limit (least recently active first).";
-    OrphanTcpPackets = "orphan_tcp_packets", "TCP packets for no known flow that could not start one (a stray ACK, RST or FIN).";
+    OrphanTcpPackets = "orphan_tcp_packets", "TCP packets for no known flow that could not start one (a stray ACK, RST or FIN; not the last packets of a connection that closed in the two minutes before).";
     IdentityAddressesEvicted = "identity_addresses_evicted", "Learnt names (DNS answers, SNI/Host hints) forgotten to stay within the identity budget.";
     MapEntriesFolded = "map_entries_folded", "Entries drawn on an \"other\" node or edge because the map reached its node or edge budget.";
     MapEntriesDropped = "map_entries_dropped", "Entries left off the map because even its \"other\" edges were full.";

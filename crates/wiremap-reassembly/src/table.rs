@@ -56,6 +56,40 @@ pub struct FlowTable<S> {
     next_id: u64,
     last_sweep: Timestamp,
     now: Timestamp,
+    /// Connections that just closed (FIN or RST), so that their last ACKs and FINs are not
+    /// counted as packets of no known flow.
+    closed: RecentlyClosed,
+}
+
+/// The last [`RecentlyClosed::CAP`] connections closed, with when (a bounded ring).
+#[derive(Default)]
+struct RecentlyClosed {
+    at: FxHashMap<FlowKey, Timestamp>,
+    order: std::collections::VecDeque<FlowKey>,
+}
+
+impl RecentlyClosed {
+    const CAP: usize = 4096;
+    /// How long a connection's stragglers are expected after it closed (TCP's TIME-WAIT is
+    /// one to four minutes).
+    const LINGER_NS: i64 = 120_000_000_000;
+
+    fn add(&mut self, k: FlowKey, ts: Timestamp) {
+        if self.at.insert(k, ts).is_none() {
+            if self.order.len() >= Self::CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.at.remove(&old);
+                }
+            }
+            self.order.push_back(k);
+        }
+    }
+
+    fn holds(&self, k: &FlowKey, ts: Timestamp) -> bool {
+        self.at
+            .get(k)
+            .is_some_and(|t| ts.0.saturating_sub(t.0) <= Self::LINGER_NS)
+    }
 }
 
 impl<S> std::fmt::Debug for FlowTable<S> {
@@ -96,6 +130,7 @@ impl<S> FlowTable<S> {
             next_id: 1,
             last_sweep: Timestamp(i64::MIN),
             now: Timestamp(i64::MIN),
+            closed: RecentlyClosed::default(),
         }
     }
 
@@ -286,7 +321,7 @@ impl<S> FlowTable<S> {
                     self.create(h, ts, key.reversed(), true);
                 } else if !seg.payload.is_empty() && !rst {
                     self.create(h, ts, key, false);
-                } else {
+                } else if !self.closed.holds(&canon, ts) {
                     self.stats.orphan_packets += 1;
                     return;
                 }
@@ -356,8 +391,10 @@ impl<S> FlowTable<S> {
         if rst {
             f.info.reset = true;
             self.close(h, canon, ts, CloseReason::Reset);
+            self.closed.add(canon, ts);
         } else if f.half[0].fin && f.half[1].fin {
             self.close(h, canon, ts, CloseReason::Fin);
+            self.closed.add(canon, ts);
         }
     }
 
@@ -689,8 +726,71 @@ mod tests {
         t.tcp(&mut c, Timestamp(0), ip(1), ip(2), &seg(0, flags::SYN, b""));
         t.tcp(&mut c, Timestamp(1), ip(1), ip(2), &seg(1, flags::RST, b""));
         assert_eq!(c.closed, vec![(1, CloseReason::Reset)]);
+        // The reset connection's own straggler is expected, not an orphan...
         t.tcp(&mut c, Timestamp(2), ip(1), ip(2), &seg(1, flags::ACK, b""));
+        assert_eq!(t.stats().orphan_packets, 0);
+        // ...an ACK of a connection never seen is...
+        t.tcp(&mut c, Timestamp(3), ip(1), ip(3), &seg(1, flags::ACK, b""));
         assert_eq!(t.stats().orphan_packets, 1);
+        // ...and so is the closed one's, long after it closed.
+        let late = Timestamp(1 + RecentlyClosed::LINGER_NS + 1);
+        t.tcp(&mut c, late, ip(1), ip(2), &seg(1, flags::ACK, b""));
+        assert_eq!(t.stats().orphan_packets, 2);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_clean_close_leaves_no_orphans() {
+        let mut t: FlowTable<()> = FlowTable::new(Limits::default());
+        let mut c = Collect::default();
+        let back = |seq, fl, ack| {
+            let mut s = seg(seq, fl, b"");
+            s.src_port = 80;
+            s.dst_port = 40000;
+            s.ack = ack;
+            s
+        };
+        t.tcp(&mut c, Timestamp(0), ip(1), ip(2), &seg(0, flags::SYN, b""));
+        t.tcp(
+            &mut c,
+            Timestamp(1),
+            ip(2),
+            ip(1),
+            &back(100, flags::SYN | flags::ACK, 1),
+        );
+        t.tcp(
+            &mut c,
+            Timestamp(2),
+            ip(1),
+            ip(2),
+            &seg(1, flags::ACK, b"GET"),
+        );
+        t.tcp(
+            &mut c,
+            Timestamp(3),
+            ip(1),
+            ip(2),
+            &seg(4, flags::FIN | flags::ACK, b""),
+        );
+        t.tcp(
+            &mut c,
+            Timestamp(4),
+            ip(2),
+            ip(1),
+            &back(101, flags::FIN | flags::ACK, 5),
+        );
+        assert_eq!(c.closed, vec![(1, CloseReason::Fin)]);
+        // The last ACK of the handshake that closes the connection.
+        t.tcp(&mut c, Timestamp(5), ip(1), ip(2), &seg(5, flags::ACK, b""));
+        assert_eq!(t.stats().orphan_packets, 0);
+        // A new connection on the same ports still opens.
+        t.tcp(
+            &mut c,
+            Timestamp(6),
+            ip(1),
+            ip(2),
+            &seg(900, flags::SYN, b""),
+        );
+        assert_eq!(t.len(), 1);
     }
 }
