@@ -38,6 +38,8 @@ pub(crate) struct Params {
     /// `/api/map/diff`: the base window the map is compared with.
     pub(crate) base_from: Option<String>,
     pub(crate) base_to: Option<String>,
+    /// `/api/export.pcapng`: `true` for every stored packet of the window.
+    pub(crate) all_packets: Option<bool>,
 }
 
 /// An error answer: status and JSON body.
@@ -432,6 +434,17 @@ impl std::io::Write for ChanWriter {
 }
 
 pub(crate) async fn export(State(app): State<App>, Q(p): Q) -> Response {
+    let all = p.all_packets == Some(true);
+    if all
+        && (p.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+            || p.node.is_some()
+            || p.edge.is_some())
+    {
+        return bad(
+            "all_packets=true exports every packet of the window: it takes no q, node or edge",
+        )
+        .into_response();
+    }
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let gone = Arc::new(AtomicBool::new(false));
     let a = app.clone();
@@ -452,14 +465,24 @@ pub(crate) async fn export(State(app): State<App>, Q(p): Q) -> Response {
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let r = wiremap_store::export_until(
-            &snap.dir,
-            &snap.segments,
-            &plan.scope,
-            &|e| plan.matches(e),
-            &|| run.stop(),
-            &mut w,
-        );
+        let r = if all {
+            wiremap_store::export_all_until(
+                &snap.dir,
+                &snap.segments,
+                &plan.scope,
+                &|| run.stop(),
+                &mut w,
+            )
+        } else {
+            wiremap_store::export_until(
+                &snap.dir,
+                &snap.segments,
+                &plan.scope,
+                &|e| plan.matches(e),
+                &|| run.stop(),
+                &mut w,
+            )
+        };
         let r = r
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|_| std::io::Write::flush(&mut w));

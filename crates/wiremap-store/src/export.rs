@@ -1,5 +1,6 @@
-//! Export of a window or filter as one pcapng file: the packets of the flows behind the
-//! matching entries, over the time those entries span, with the resolution history first.
+//! Export of a window or filter as one pcapng file, with the resolution history first: the
+//! packets of the flows behind the matching entries, over the time those entries span
+//! ([`export`]), or every stored packet of the window ([`export_all_until`]).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -90,15 +91,95 @@ pub fn export_until(
         ControlFlow::Continue(())
     })?;
     report.flows = flows.len() as u64;
+    let lo = flows.values().map(|s| s.0).min();
+    let hi = flows.values().map(|s| s.1).max();
+    let mut decoder = Decoder::new();
+    let span = lo.zip(hi).map(|(lo, hi)| Timestamp(lo)..=Timestamp(hi));
+    write(
+        dir,
+        segments,
+        &history,
+        span,
+        stop,
+        out,
+        &mut report,
+        &mut |ts, link, data| {
+            let Ok(Some(seg)) = decoder.decode(ts, link.0, data) else {
+                return false;
+            };
+            let k = match &seg.transport {
+                L4::Tcp(t) => key((seg.src, t.src_port), (seg.dst, t.dst_port), Transport::Tcp),
+                L4::Udp {
+                    src_port, dst_port, ..
+                } => key((seg.src, *src_port), (seg.dst, *dst_port), Transport::Udp),
+                L4::Other(_) => return false,
+            };
+            flows.get(&k).is_some_and(|s| s.0 <= ts.0 && ts.0 <= s.1)
+        },
+    )?;
+    Ok(report)
+}
+
+/// Writes every stored packet of the window `scope` — all the traffic, whether or not an
+/// entry came of it (TLS application data, unrecognised or unanswered flows, ARP) — with the
+/// resolution history of the window's entries; gives up when `stop` says so.
+pub fn export_all_until(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    scope: &Scope,
+    stop: &dyn Fn() -> bool,
+    out: impl Write,
+) -> Result<ExportReport, StoreError> {
+    let mut report = ExportReport::default();
+    let mut history = History::default();
+    let window = Scope {
+        from: scope.from,
+        to: scope.to,
+        ..Scope::default()
+    };
+    scan(dir, segments, &window, &mut |e| {
+        if stop() {
+            report.stopped = true;
+            return ControlFlow::Break(());
+        }
+        report.entries += 1;
+        history.add(&e);
+        ControlFlow::Continue(())
+    })?;
+    let span = scope.from.unwrap_or(Timestamp(i64::MIN))..=scope.to.unwrap_or(Timestamp(i64::MAX));
+    let keep = span.clone();
+    write(
+        dir,
+        segments,
+        &history,
+        Some(span),
+        stop,
+        out,
+        &mut report,
+        &mut |ts, _, _| keep.contains(&ts),
+    )?;
+    Ok(report)
+}
+
+/// Writes the history, then the stored packets within `span` (none when `None`) that `keep`
+/// takes, segment by segment.
+#[allow(clippy::too_many_arguments)]
+fn write(
+    dir: &Path,
+    segments: &[SegmentMeta],
+    history: &History,
+    span: Option<std::ops::RangeInclusive<Timestamp>>,
+    stop: &dyn Fn() -> bool,
+    out: impl Write,
+    report: &mut ExportReport,
+    keep: &mut dyn FnMut(Timestamp, wiremap_capture::LinkType, &[u8]) -> bool,
+) -> Result<(), StoreError> {
     let target = Path::new("export");
     let mut w = PcapngWriter::new(out).map_err(io(target))?;
     for b in history.blocks() {
         w.custom(&b).map_err(io(target))?;
     }
-    let lo = flows.values().map(|s| s.0).min();
-    let hi = flows.values().map(|s| s.1).max();
-    if let (Some(lo), Some(hi)) = (lo, hi) {
-        let mut decoder = Decoder::new();
+    if let Some(span) = span {
         let mut failed = None;
         for m in segments {
             if report.stopped {
@@ -107,37 +188,31 @@ pub fn export_until(
             let (Some(f), Some(t)) = (m.from, m.to) else {
                 continue;
             };
-            if t < lo || f > hi || m.packets == 0 {
+            if t < span.start().0 || f > span.end().0 || m.packets == 0 {
                 continue;
             }
             let path = seg_path(dir, m.seq, "packets");
-            // Damaged frames are skipped inside, and frames outside the flows' span are not
-            // even decompressed; a file that cannot be read is skipped whole.
-            let span = Timestamp(lo)..=Timestamp(hi);
-            let read = scan_packets(&path, m.closed, span, &mut |ts, link, data, orig| {
-                if stop() {
-                    report.stopped = true;
-                    return ControlFlow::Break(());
-                }
-                let Ok(Some(seg)) = decoder.decode(ts, link.0, data) else {
-                    return ControlFlow::Continue(());
-                };
-                let k = match &seg.transport {
-                    L4::Tcp(t) => key((seg.src, t.src_port), (seg.dst, t.dst_port), Transport::Tcp),
-                    L4::Udp {
-                        src_port, dst_port, ..
-                    } => key((seg.src, *src_port), (seg.dst, *dst_port), Transport::Udp),
-                    L4::Other(_) => return ControlFlow::Continue(()),
-                };
-                if flows.get(&k).is_some_and(|s| s.0 <= ts.0 && ts.0 <= s.1) {
-                    if let Err(e) = w.write(ts, link, data, orig) {
-                        failed = Some(e);
+            // Damaged frames are skipped inside, and frames outside the span are not even
+            // decompressed; a file that cannot be read is skipped whole.
+            let read = scan_packets(
+                &path,
+                m.closed,
+                span.clone(),
+                &mut |ts, link, data, orig| {
+                    if stop() {
+                        report.stopped = true;
                         return ControlFlow::Break(());
                     }
-                    report.packets += 1;
-                }
-                ControlFlow::Continue(())
-            });
+                    if keep(ts, link, data) {
+                        if let Err(e) = w.write(ts, link, data, orig) {
+                            failed = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        report.packets += 1;
+                    }
+                    ControlFlow::Continue(())
+                },
+            );
             if let Some(e) = failed.take() {
                 return Err(io(target)(e));
             }
@@ -147,5 +222,5 @@ pub fn export_until(
         }
     }
     w.finish().map_err(io(target))?;
-    Ok(report)
+    Ok(())
 }

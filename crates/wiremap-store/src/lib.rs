@@ -50,7 +50,7 @@ pub use backend::{EntrySink, EntryStore, Query, Segments};
 pub use block::Want;
 pub use codec::{decode_entry, put_entry, Corrupt};
 pub use damage::{FileScan, Span};
-pub use export::{export, export_until, ExportReport};
+pub use export::{export, export_all_until, export_until, ExportReport};
 pub use packets::{read_packets, scan_packets, PacketVisitor, ALL_TIME};
 pub use read::{read_entries, scan_entries};
 pub use rollup::{read_rollups, ROLLUP_MAGIC};

@@ -209,11 +209,17 @@ pub(crate) struct ExportArgs {
     /// Only the traffic behind entries this KFL filter selects.
     #[arg(long, short = 'f', value_name = "KFL")]
     filter: Option<String>,
+    /// Every stored packet of the window, not only the flows behind entries. Without it the
+    /// export holds the packets of the flows that made entries (over the time their entries
+    /// span), so traffic no entry came of (TLS application data after the handshake's
+    /// entry, unrecognised or unanswered flows, ARP) is left out.
+    #[arg(long = "all-packets", conflicts_with = "filter")]
+    all_packets: bool,
     /// Window start: RFC 3339 or relative to the newest data (`-5m`).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     from: Option<String>,
     /// Window end.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     to: Option<String>,
     /// The pcapng file to write.
     #[arg(short = 'o', long = "output", value_name = "FILE", required = true)]
@@ -516,20 +522,34 @@ pub(crate) fn export(a: ExportArgs) -> anyhow::Result<u8> {
     };
     let out = std::fs::File::create(&a.output)
         .with_context(|| format!("cannot create {}", a.output.display()))?;
-    let report = wiremap_store::export(
-        &a.data,
-        &segments,
-        &scope,
-        &|e| filter.as_ref().is_none_or(|f| f.matches(e)),
-        std::io::BufWriter::new(out),
-    )
+    let out = std::io::BufWriter::new(out);
+    let report = if a.all_packets {
+        wiremap_store::export_all_until(&a.data, &segments, &scope, &|| false, out)
+    } else {
+        wiremap_store::export(
+            &a.data,
+            &segments,
+            &scope,
+            &|e| filter.as_ref().is_none_or(|f| f.matches(e)),
+            out,
+        )
+    }
     .with_context(|| format!("exporting to {}", a.output.display()))?;
-    eprintln!(
-        "wiremap: wrote {} packets of {} entries ({} flows) to {}",
-        report.packets,
-        report.entries,
-        report.flows,
-        a.output.display()
-    );
+    if a.all_packets {
+        eprintln!(
+            "wiremap: wrote {} packets (every stored packet of the window; {} entries) to {}",
+            report.packets,
+            report.entries,
+            a.output.display()
+        );
+    } else {
+        eprintln!(
+            "wiremap: wrote {} packets of {} entries ({} flows) to {}",
+            report.packets,
+            report.entries,
+            report.flows,
+            a.output.display()
+        );
+    }
     Ok(0)
 }
