@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 wiremap=$(realpath "${WIREMAP:-target/release/wiremap}")
 pcaps=${WIREMAP_PCAPS:-../shared/pcaps}
 shots=$(realpath -m target/ui-shots)
-command -v chromium >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+command -v chromium >/dev/null || {
+  echo "ui: installing chromium (a minute or two on a fresh machine)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+}
+if [ ! -d tests/ui/node_modules/playwright-core ]; then echo "ui: installing playwright-core from npm"; fi
 (cd tests/ui && npm ci --no-audit --no-fund --silent >/dev/null)
 work=$(mktemp -d /tmp/wiremap-ui.XXXXXX)
 pid=""
