@@ -136,6 +136,12 @@ pub(crate) fn load(
     stats: &mut StoreStats,
 ) -> Result<Option<SegmentMeta>, StoreError> {
     let epath = seg_path(dir, seq, "entries");
+    if repair {
+        // Written whole and renamed into place: a leftover is a write a crash cut short.
+        for ext in ["idx.tmp", "rollup.tmp"] {
+            let _ = fs::remove_file(seg_path(dir, seq, ext));
+        }
+    }
     // The magic first: a file that is not this store's is set aside whatever its index says.
     match read::magic_of(&epath) {
         Ok(None | Some(Magic::Current)) => {}

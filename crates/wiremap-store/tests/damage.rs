@@ -319,6 +319,32 @@ fn stray_directories_and_foreign_files_do_not_stop_start_up() {
 }
 
 #[test]
+fn half_written_index_and_rollup_files_are_removed_by_the_writer_only() {
+    let dir = tmpdir("tmpfiles");
+    let written = build(&dir, 20, 1000);
+    let first = std::fs::read_dir(&dir)
+        .expect("lists")
+        .filter_map(|d| d.ok()?.file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".entries").map(str::to_string))
+        .min()
+        .expect("a segment");
+    let leftovers = [
+        dir.join(format!("{first}.rollup.tmp")),
+        dir.join(format!("{first}.idx.tmp")),
+    ];
+    for f in &leftovers {
+        std::fs::write(f, b"cut short").expect("file");
+    }
+    // A reader leaves them; the writer, which made them, cleans up.
+    assert!(!wiremap_store::inspect(&dir).expect("inspects").is_empty());
+    assert!(leftovers.iter().all(|f| f.exists()));
+    let store = open(&dir);
+    assert!(leftovers.iter().all(|f| !f.exists()));
+    assert_eq!(all(&store), written);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_newer_store_is_refused_clearly() {
     let dir = tmpdir("newer");
     build(&dir, 5, 1000);
