@@ -79,9 +79,10 @@ async function untilOn(p, pred, what, ms = 20000) {
   return v;
 }
 const positions = (v) => new Map(v.nodes.map((n) => [n.id, [n.x, n.y]]));
-function samePositions(a, b) {
+// Saved layouts keep positions to 0.01 graph units.
+function samePositions(a, b, eps = 0.011) {
   if (a.size !== b.size) return false;
-  for (const [id, p] of a) { const q = b.get(id); if (!q || Math.abs(p[0] - q[0]) > 1e-6 || Math.abs(p[1] - q[1]) > 1e-6) return false; }
+  for (const [id, p] of a) { const q = b.get(id); if (!q || Math.abs(p[0] - q[0]) > eps || Math.abs(p[1] - q[1]) > eps) return false; }
   return true;
 }
 async function apiMap(base, q) {
@@ -240,14 +241,14 @@ async function firstView(base) {
   let l = await labelCheck(p);
   check(l.count > 0 && l.overlaps === 0 && l.wrongWidth === 0, `${l.count} labels drawn, no two overlapping`);
   // Zoomed out of fit, then back with the 0 key.
-  await p.evaluate(() => { window.wiremap.zoom(0.2); window.wiremap.panBy(500, 300); });
+  await p.evaluate(() => { window.wiremap.zoom(4); window.wiremap.panBy(500, 300); });
   await sleep(300);
   check(!fitted(await viewOf(p)).ok, "zoomed out and panned, nodes leave the viewport");
   await p.focus("#graph");
   await p.keyboard.press("0");
   await sleep(300);
   check(fitted(await viewOf(p)).ok, "the 0 key fits the map again");
-  await p.evaluate(() => window.wiremap.zoom(0.2));
+  await p.evaluate(() => window.wiremap.zoom(4));
   await p.click("#fit");
   await sleep(300);
   check(fitted(await viewOf(p)).ok, "the Fit button fits the map again");
@@ -258,7 +259,7 @@ async function firstView(base) {
   await p.evaluate(() => { for (const k of Object.keys(localStorage)) if (k.startsWith("wiremap.layout")) localStorage.removeItem(k); });
   await p.reload();
   v = await untilOn(p, settled, "the second layout");
-  check(samePositions(first, positions(v)), `same map, same layout (${v.nodes.length} positions equal after a fresh layout)`);
+  check(samePositions(first, positions(v), 1e-9), `same map, same layout (${v.nodes.length} positions equal after a fresh layout)`);
   // Drag a node: it is pinned where it was dropped, and both survive a reload.
   const n0 = v.nodes.slice().sort((a, b) => a.id < b.id ? -1 : 1)[0];
   const box = await p.locator("#graph").boundingBox();
@@ -397,8 +398,11 @@ async function perf(shots, offlineHtml) {
   const was = inView.filter((id) => before.has(id)).length;
   check(l3.overlaps === 0 && l3.count > was, `zoomed in 3×: ${l3.count} labels on the ${inView.length} nodes in view (${was} of them labelled before), none overlapping`);
   await page.evaluate(() => window.wiremap.fit());
-  // Readability at scale: group by namespace, expand one; search focuses a node.
-  await page.click("#group");
+  // Readability at scale: group by namespace, expand one; search focuses a node. With 10,000
+  // edges on a software-rendered WebGL canvas a frame takes seconds here, and Playwright's
+  // clicks wait for frames: the buttons are pressed through the DOM.
+  const press = (sel) => page.evaluate((s) => document.querySelector(s).click(), sel);
+  await press("#group");
   let v = await until((v) => v.nodes.length === 40 && !v.layingOut, "namespace groups laid out", 30000);
   check(v.nodes.length === 40 && v.nodes.every((n) => n.kind === "namespace"), "group by namespace: 2,000 nodes collapse into 40 namespace nodes");
   const g = v.nodes.find((n) => n.id === "group:ns3");
@@ -410,10 +414,8 @@ async function perf(shots, offlineHtml) {
   await page.evaluate(() => { window.wiremap.state.frozen = false; });
   v = await until((v) => v.nodes.length === 39 + 50, "ns3 expanded");
   check(!!g && v.nodes.length === 89, "clicking a namespace node expands it (39 groups + its 50 workloads)");
-  await page.click("#group");
-  await page.fill("#search", "ns7/svc-7");
-  await page.press("#search", "Enter");
-  await page.dispatchEvent("#search", "change");
+  await press("#group");
+  await page.evaluate(() => { const s = document.querySelector("#search"); s.value = "ns7/svc-7"; s.dispatchEvent(new Event("change")); });
   const focus = await page.evaluate(() => window.wiremap.state.focus);
   check(focus === "workload:ns7/deployment/svc-7", "search focuses the node (its neighbourhood highlighted)");
   console.log(`perf: ${result.nodes} nodes, ${result.edges} edges: first frame ${(result.first / 1000).toFixed(2)} s, laid out and fitted ${(result.settled / 1000).toFixed(1)} s (ForceAtlas2 + noverlap ${(result.layout_ms / 1000).toFixed(1)} s); ` +

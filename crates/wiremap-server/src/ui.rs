@@ -148,10 +148,8 @@ mod tests {
         let html = standalone_html(r#"{"nodes":[],"edges":[],"note":"</script>"}"#);
         assert!(!html.contains("src=\"main.js\"") && !html.contains("href=\"app.css\""));
         assert!(html.contains("window.WIREMAP_OFFLINE = {\"nodes\":[],\"edges\":[],\"note\":\"<\\/script>\"};</script>"));
-        let start = html
-            .find("<script type=\"importmap\">")
-            .expect("import map")
-            + 24;
+        let open = "<script type=\"importmap\">";
+        let start = html.find(open).expect("import map") + open.len();
         let end = html[start..].find("</script>").expect("end") + start;
         let map: serde_json::Value = serde_json::from_str(&html[start..end]).expect("JSON");
         let imports = map["imports"].as_object().expect("imports");
