@@ -120,12 +120,10 @@ fn build(
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_PUSH_BYTES)),
         );
     }
-    r.route("/", get(ui::index))
-        .route("/index.html", get(ui::index))
-        .route("/app.js", get(ui::app_js))
-        .route("/format.js", get(ui::format_js))
-        .route("/app.css", get(ui::app_css))
-        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+    for (path, body, kind) in ui::assets() {
+        r = r.route(&path, get(move || async move { ui::serve(body, kind) }));
+    }
+    r.route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/api/map", get(api::map))
         .route("/api/map/diff", get(diff::map_diff))
         .route("/api/entries", get(api::entries))

@@ -185,7 +185,7 @@ fn graphml_svg_and_html_carry_every_node_and_edge() {
         (nodes, edges)
     );
     let html = out("html");
-    assert!(html.contains("window.WIREMAP_OFFLINE = {") && !html.contains("src=\"app.js\""));
+    assert!(html.contains("window.WIREMAP_OFFLINE = {") && !html.contains("src=\"main.js\""));
     let start =
         html.find("window.WIREMAP_OFFLINE = ").expect("data") + "window.WIREMAP_OFFLINE = ".len();
     let end = html[start..].find(";</script>").expect("end") + start;
