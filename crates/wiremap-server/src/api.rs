@@ -261,16 +261,21 @@ pub(crate) fn new_builder(app: &App, level: Level) -> MapBuilder {
     MapBuilder::with_limits(level, app.limits.map_nodes, app.limits.map_edges)
 }
 
-pub(crate) async fn map(State(app): State<App>, Q(p): Q) -> Response {
-    if !matches!(
-        p.format.as_deref(),
-        None | Some("" | "json" | "dot" | "mermaid")
-    ) {
-        return bad(format!(
+/// The 400 for a `format` a map answer cannot take (json, dot, mermaid).
+pub(crate) fn bad_map_format(p: &Params) -> Option<Response> {
+    let f = p.format.as_deref();
+    (!matches!(f, None | Some("" | "json" | "dot" | "mermaid"))).then(|| {
+        bad(format!(
             "unknown format `{}` (json, dot, mermaid)",
-            p.format.unwrap_or_default()
+            f.unwrap_or_default()
         ))
-        .into_response();
+        .into_response()
+    })
+}
+
+pub(crate) async fn map(State(app): State<App>, Q(p): Q) -> Response {
+    if let Some(r) = bad_map_format(&p) {
+        return r;
     }
     let a = app.clone();
     query::run(&app, move |run| {

@@ -115,15 +115,8 @@ fn diff(
 }
 
 pub(crate) async fn map_diff(State(app): State<App>, Q(p): Q) -> Response {
-    if !matches!(
-        p.format.as_deref(),
-        None | Some("" | "json" | "dot" | "mermaid")
-    ) {
-        return bad(format!(
-            "unknown format `{}` (json, dot, mermaid)",
-            p.format.unwrap_or_default()
-        ))
-        .into_response();
+    if let Some(r) = crate::api::bad_map_format(&p) {
+        return r;
     }
     let a = app.clone();
     query::run(&app, move |run| {

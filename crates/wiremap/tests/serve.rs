@@ -141,46 +141,31 @@ fn an_export_of_all_packets_is_the_whole_capture() {
     };
     let original = packets(std::path::Path::new(&capture));
     let (all, behind) = (tmp("all.pcapng"), tmp("behind.pcapng"));
-    for (out, extra) in [(&all, Some("--all-packets")), (&behind, None)] {
-        let mut args = vec!["export", "--data", dir.to_str().expect("utf-8"), "-o"];
-        args.push(out.to_str().expect("utf-8"));
-        args.extend(extra);
-        let o = wiremap(&args);
+    let data = dir.to_str().expect("utf-8");
+    let export = |extra: &[&str], out: &std::path::Path| {
+        let mut args = vec!["export", "--data", data, "-o", out.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        wiremap(&args)
+    };
+    for (out, extra) in [(&all, &["--all-packets"][..]), (&behind, &[][..])] {
+        let o = export(extra, out);
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(packets(&all), original);
+    // Without it, only the flows behind entries: this capture's TLS sessions and
+    // unrecognised packets carry more than that.
+    let b = packets(&behind);
+    assert!(b > 0 && b < original, "{b} of {original}");
     // A window relative to the newest data, written as the README does (`--from -10m`).
-    let o = wiremap(&[
-        "export",
-        "--data",
-        dir.to_str().expect("utf-8"),
-        "--all-packets",
-        "--from",
-        "-10m",
-        "-o",
-        all.to_str().expect("utf-8"),
-    ]);
+    let o = export(&["--all-packets", "--from", "-10m"], &all);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         packets(&all),
         original,
         "the capture spans less than ten minutes"
     );
-    // Without it, only the flows behind entries: this capture's TLS sessions and
-    // unrecognised packets carry more than that.
-    let b = packets(&behind);
-    assert!(b > 0 && b < original, "{b} of {original}");
     // A filter and every packet contradict each other.
-    let o = wiremap(&[
-        "export",
-        "--data",
-        dir.to_str().expect("utf-8"),
-        "--all-packets",
-        "-f",
-        "dns",
-        "-o",
-        all.to_str().expect("utf-8"),
-    ]);
+    let o = export(&["--all-packets", "-f", "dns"], &all);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
