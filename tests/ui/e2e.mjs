@@ -133,6 +133,8 @@ async function historic(base, shots, offlineHtml) {
   v = await until((v) => v.q === "!dns" && v.seq >= 1 && !v.loading && v.edges.every((e) => e.protocol !== "dns"), "!dns applied");
   m = await apiMap(base, { level: "workload", from: "-15m", q: "!dns" });
   check(v.edges.length > 0 && same(edgeSet(v.edges), edgeSet(m.edges)), `"Hide DNS" leaves the API's !dns map (${v.edges.length} edges, none DNS)`);
+  v = await until((v) => settled(v) && !v.loading, "the filtered map laid out", 20000);
+  check(fitted(v).ok, "after a filter change the map is fitted");
   check((await page.evaluate(() => location.hash)).includes("q=%21dns"), "the URL carries the filter");
   const hist = await page.evaluate(() => localStorage.getItem("wiremap.kfl.history"));
   check(hist && hist.includes("!dns"), "filter history kept");
@@ -142,6 +144,7 @@ async function historic(base, shots, offlineHtml) {
   v = await until((v) => v.level === "ip" && !v.loading && v.nodes.length > 0 && v.nodes.every((n) => n.id.startsWith("ip:")), "ip level");
   m = await apiMap(base, { level: "ip", from: "-15m", q: "!dns" });
   check(v.nodes.length === m.nodes.length && same(edgeSet(v.edges), edgeSet(m.edges)), `level switch: ip level has the API's ${m.nodes.length} nodes`);
+  check(fitted(v).ok, "after the level switch the map is fitted");
 
   // A custom time window over half of the data.
   const full = await apiMap(base, { level: "ip" });
@@ -398,6 +401,21 @@ async function perf(shots, offlineHtml) {
   const was = inView.filter((id) => before.has(id)).length;
   check(l3.overlaps === 0 && l3.count > was, `zoomed in 3×: ${l3.count} labels on the ${inView.length} nodes in view (${was} of them labelled before), none overlapping`);
   await page.evaluate(() => window.wiremap.fit());
+  // A live delta with a new node: it lands next to its neighbour, nothing else moves.
+  const moved = await page.evaluate(() => {
+    const W = window.wiremap, before = W.view();
+    const at = new Map(before.nodes.map((n) => [n.id, n]));
+    const nb = "workload:ns0/deployment/svc-0";
+    W.applyDelta({ upsert: { nodes: [{ id: "workload:ns0/deployment/newcomer", name: "newcomer", kind: "workload", namespace: "ns0", labels: {}, addresses: [], external: false, requests_in: 0, requests_out: 0 }],
+      edges: [{ source: "workload:ns0/deployment/newcomer", target: nb, protocol: "http", requests: 1, responses: 1, errors: 0, bytes: { request: 1, response: 1 }, latency_us: { p50: 1, p90: 1, p99: 1 }, first_seen: "", last_seen: "" }] } });
+    const after = W.view();
+    const n = after.nodes.find((x) => x.id === "workload:ns0/deployment/newcomer"), o = at.get(nb);
+    // Typical neighbour distance: the median edge length of the layout.
+    const len = before.edges.map((e) => { const a = at.get(e.source), b = at.get(e.target); return Math.hypot(a.x - b.x, a.y - b.y); }).sort((a, b) => a - b);
+    const others = after.nodes.filter((x) => x.id !== n.id && (x.x !== at.get(x.id).x || x.y !== at.get(x.id).y)).length;
+    return { dist: Math.hypot(n.x - o.x, n.y - o.y), median: len[len.length >> 1], others, count: after.nodes.length - before.nodes.length };
+  });
+  check(moved.count === 1 && moved.dist <= moved.median && moved.others === 0, `a delta's new node lands next to its neighbour (${moved.dist.toFixed(1)} vs median edge ${moved.median.toFixed(1)}); none of the 2,000 others moved`);
   // Readability at scale: group by namespace, expand one; search focuses a node. With 10,000
   // edges on a software-rendered WebGL canvas a frame takes seconds here, and Playwright's
   // clicks wait for frames: the buttons are pressed through the DOM.

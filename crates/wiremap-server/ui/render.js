@@ -254,7 +254,7 @@ export class MapView {
     this.graph.forEachEdge((k, a, s, t) => { if (s !== t && !lg.hasEdge(s, t)) lg.addEdge(s, t); });
     if (n === 0) return true;
     const iterations = iterationsFor(n);
-    const settings = { ...forceAtlas2.inferSettings(lg), barnesHutOptimize: n > BARNES_HUT_NODES };
+    const settings = { ...forceAtlas2.inferSettings(lg), barnesHutOptimize: n > BARNES_HUT_NODES, strongGravityMode: true, gravity: 1 };
     this.layoutRunning = true;
     try {
       // Progress is reported, not drawn: redrawing while the worker iterates would stall the
