@@ -10,7 +10,9 @@ use wiremap_model::{Endpoint, Entry, Protocol, Timestamp};
 use crate::columns::{column_list, datetime_secs, parse_ip, read_entry, read_identity, SIDE_KEY};
 use crate::http::Mode;
 use crate::rowbinary::Reader;
-use crate::schema::{rollup_columns, rollup_key_columns, Grain, HOUR, MINUTE, SAMPLE};
+use crate::schema::{
+    rollup_columns, rollup_key_columns, Grain, CLIENT_ERROR, HOUR, MINUTE, SAMPLE,
+};
 use crate::{ClickHouse, Error};
 
 /// Most entries one page returns.
@@ -227,6 +229,7 @@ impl ClickHouse {
                         "countMerge(`requests`)",
                         "sumMerge(`responses`)",
                         "sumMerge(`errors`)",
+                        "sumMerge(`client_errors`)",
                         "sumMerge(`request_bytes`)",
                         "sumMerge(`response_bytes`)",
                         "sumMerge(`latency_zeros`)",
@@ -268,6 +271,7 @@ impl ClickHouse {
                     "count()".to_string(),
                     "sum(toUInt64(`has_response`))".into(),
                     "sum(toUInt64(`error`))".into(),
+                    format!("sum({CLIENT_ERROR})"),
                     "sum(`request_size`)".into(),
                     "sum(`response_size`)".into(),
                     "sum(toUInt64(`has_response` != 0 AND `elapsed_time` <= 0))".into(),
@@ -462,6 +466,7 @@ fn read_rollup(r: &mut Reader<'_>) -> Result<Rollup, Error> {
     let requests = r.u64()?;
     let responses = r.u64()?;
     let errors = r.u64()?;
+    let client_errors = r.u64()?;
     let bytes = Bytes {
         request: r.u64()?,
         response: r.u64()?,
@@ -486,6 +491,7 @@ fn read_rollup(r: &mut Reader<'_>) -> Result<Rollup, Error> {
         requests,
         responses,
         errors,
+        client_errors,
         bytes,
         latency,
         first,

@@ -12,7 +12,7 @@ use crate::http::Mode;
 use crate::{ClickHouse, Error};
 
 /// The version this binary writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A rollup table: its name, time column and how that column is computed from an entry's
 /// `ts`.
@@ -97,6 +97,7 @@ fn rollup_ddl(db: &str, g: Grain) -> String {
         ("requests", "AggregateFunction(count)"),
         ("responses", "AggregateFunction(sum, UInt64)"),
         ("errors", "AggregateFunction(sum, UInt64)"),
+        (CLIENT_ERRORS.0, CLIENT_ERRORS.1),
         ("request_bytes", "AggregateFunction(sum, UInt64)"),
         ("response_bytes", "AggregateFunction(sum, UInt64)"),
         ("latency_zeros", "AggregateFunction(sum, UInt64)"),
@@ -133,6 +134,13 @@ fn rollup_ddl(db: &str, g: Grain) -> String {
 /// What one entry adds to its edge's rollup (also used to aggregate entries directly).
 pub(crate) const SAMPLE: &str = "`has_response` != 0 AND `elapsed_time` > 0";
 
+/// An entry answered with an HTTP 4xx: `Entry::client_error` in SQL.
+pub(crate) const CLIENT_ERROR: &str = "toUInt64(`protocol` IN ('http', 'gql') \
+     AND `has_response` != 0 AND `status_code` >= 400 AND `status_code` < 500)";
+
+/// The rollups' count of HTTP 4xx (schema 3): name, type, and the column it follows.
+const CLIENT_ERRORS: (&str, &str) = ("client_errors", "AggregateFunction(sum, UInt64)");
+
 fn view_ddl(db: &str, g: Grain) -> String {
     let keys: Vec<String> = rollup_key_columns()
         .iter()
@@ -155,6 +163,7 @@ fn view_ddl(db: &str, g: Grain) -> String {
         "countState() AS `requests`".to_string(),
         "sumState(toUInt64(`has_response`)) AS `responses`".into(),
         "sumState(toUInt64(`error`)) AS `errors`".into(),
+        format!("sumState({CLIENT_ERROR}) AS `client_errors`"),
         "sumState(`request_size`) AS `request_bytes`".into(),
         "sumState(`response_size`) AS `response_bytes`".into(),
         "sumState(toUInt64(`has_response` != 0 AND `elapsed_time` <= 0)) AS `latency_zeros`".into(),
@@ -183,6 +192,7 @@ const STATES: &[&str] = &[
     "sum",
     "sum",
     "sum",
+    "sum",
     "sumMap",
     "min",
     "max",
@@ -192,6 +202,7 @@ const STATE_COLUMNS: &[&str] = &[
     "requests",
     "responses",
     "errors",
+    "client_errors",
     "request_bytes",
     "response_bytes",
     "latency_zeros",
@@ -245,6 +256,10 @@ enum Step {
     Sql(String),
     /// Fill `edges_1h` from `edges_1m`: see [`ClickHouse::backfill_hours`].
     BackfillHours,
+    /// Adds `client_errors` after `errors` to a rollup table that lacks it (18.16 has no
+    /// `ADD COLUMN IF NOT EXISTS`). Rows written before count no 4xx: a state column added
+    /// later reads as the empty state in older parts.
+    AddClientErrors(&'static str),
 }
 
 /// Steps of each migration, oldest first; migration `i` brings the schema to `i + 1`.
@@ -258,8 +273,23 @@ fn migrations(db: &str) -> Vec<Vec<Step>> {
         // The hourly view is created after the backfill: entries inserted from then on go
         // through it, those before came in through edges_1m. (A second writer inserting
         // during the backfill would be missing from the hours; the hub migrates before it
-        // writes.)
-        vec![Step::BackfillHours, Step::Sql(view_ddl(db, HOUR))],
+        // writes.) The minute table gets schema 3's column first: the backfill copies every
+        // state column of the current layout.
+        vec![
+            Step::AddClientErrors(MINUTE.table),
+            Step::BackfillHours,
+            Step::Sql(view_ddl(db, HOUR)),
+        ],
+        // HTTP 4xx counted apart: a column in both tables, and views that fill it (a view's
+        // query cannot be altered in 18.16: dropped and made again, before any writes).
+        vec![
+            Step::AddClientErrors(MINUTE.table),
+            Step::AddClientErrors(HOUR.table),
+            Step::Sql(format!("DROP TABLE IF EXISTS {db}.{}_mv", MINUTE.table)),
+            Step::Sql(view_ddl(db, MINUTE)),
+            Step::Sql(format!("DROP TABLE IF EXISTS {db}.{}_mv", HOUR.table)),
+            Step::Sql(view_ddl(db, HOUR)),
+        ],
     ]
 }
 
@@ -302,6 +332,7 @@ impl ClickHouse {
                 match s {
                     Step::Sql(s) => self.exec(&s, never)?,
                     Step::BackfillHours => self.backfill_hours()?,
+                    Step::AddClientErrors(table) => self.add_client_errors(table)?,
                 }
             }
             self.exec(
@@ -310,6 +341,35 @@ impl ClickHouse {
             )?;
         }
         Ok(())
+    }
+
+    /// Adds the `client_errors` column to `table` unless it has it.
+    fn add_client_errors(&self, table: &str) -> Result<(), Error> {
+        let db = self.db();
+        let never = &|| false;
+        let reply = self.client.run(
+            &format!(
+                "SELECT count() FROM system.columns WHERE database = {} AND table = {} \
+                 AND name = {} FORMAT TabSeparated",
+                sql_quote(&self.cfg.database),
+                sql_quote(table),
+                sql_quote(CLIENT_ERRORS.0)
+            ),
+            None,
+            Mode::Read,
+            64,
+            never,
+        )?;
+        if String::from_utf8_lossy(&reply).trim() != "0" {
+            return Ok(());
+        }
+        self.exec(
+            &format!(
+                "ALTER TABLE {db}.{table} ADD COLUMN `{}` {} AFTER `errors`",
+                CLIENT_ERRORS.0, CLIENT_ERRORS.1
+            ),
+            never,
+        )
     }
 
     /// Creates `edges_1h` and fills it from `edges_1m`, unless its view exists (then the

@@ -60,8 +60,8 @@ pub fn method_name(class: u16, method: u16) -> String {
         (10, 31) => "tune-ok",
         (10, 40) => "open",
         (10, 41) => "open-ok",
-        (10 | 20, 50) => "close",
-        (10 | 20, 51) => "close-ok",
+        (10, 50) | (20, 40) => "close",
+        (10, 51) | (20, 41) => "close-ok",
         (20, 10) => "open",
         (20, 11) => "open-ok",
         (20, 20) => "flow",
@@ -260,8 +260,9 @@ impl Dissector for Amqp {
                     }
                     return;
                 }
-                // A close from the server carries the reason for an error.
-                let (code, error) = if matches!((class, method), (10, 50) | (20, 50)) {
+                // A close from the server (Connection.Close, Channel.Close) carries the reason
+                // for an error.
+                let (code, error) = if matches!((class, method), (10, 50) | (20, 40)) {
                     let c = args
                         .get(..2)
                         .map_or(0, |b| i64::from(u16::from_be_bytes([b[0], b[1]])));

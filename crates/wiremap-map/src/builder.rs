@@ -51,6 +51,7 @@ struct EdgeAgg {
     requests: u64,
     responses: u64,
     errors: u64,
+    client_errors: u64,
     bytes: Bytes,
     latency: Sketch,
     first: Timestamp,
@@ -62,6 +63,7 @@ struct Counts<'a> {
     requests: u64,
     responses: u64,
     errors: u64,
+    client_errors: u64,
     bytes: Bytes,
     latency: Sample<'a>,
     first: Timestamp,
@@ -99,6 +101,8 @@ pub struct Rollup {
     pub responses: u64,
     /// Failed entries.
     pub errors: u64,
+    /// Entries answered with an HTTP 4xx.
+    pub client_errors: u64,
     /// Bytes each way.
     pub bytes: Bytes,
     /// Latency of the entries with a response.
@@ -125,6 +129,7 @@ impl Rollup {
             requests: 1,
             responses: u64::from(e.has_response),
             errors: u64::from(e.error),
+            client_errors: u64::from(e.client_error()),
             bytes: Bytes {
                 request: e.request_size,
                 response: e.response_size,
@@ -320,6 +325,7 @@ impl MapBuilder {
                 requests: 1,
                 responses: u64::from(e.has_response),
                 errors: u64::from(e.error),
+                client_errors: u64::from(e.client_error()),
                 bytes: Bytes {
                     request: e.request_size,
                     response: e.response_size,
@@ -350,6 +356,7 @@ impl MapBuilder {
                 requests: r.requests,
                 responses: r.responses,
                 errors: r.errors,
+                client_errors: r.client_errors,
                 bytes: r.bytes,
                 latency: Sample::Many(&r.latency),
                 first: r.first,
@@ -409,6 +416,7 @@ impl MapBuilder {
             requests: 0,
             responses: 0,
             errors: 0,
+            client_errors: 0,
             bytes: Bytes::default(),
             latency: Sketch::default(),
             first: c.first,
@@ -427,6 +435,7 @@ impl MapBuilder {
             Sample::Many(l) => edge.latency.merge(l),
         }
         edge.errors = edge.errors.saturating_add(c.errors);
+        edge.client_errors = edge.client_errors.saturating_add(c.client_errors);
         edge.bytes.request = edge.bytes.request.saturating_add(c.bytes.request);
         edge.bytes.response = edge.bytes.response.saturating_add(c.bytes.response);
         edge.first = edge.first.min(c.first);
@@ -480,6 +489,7 @@ impl MapBuilder {
                 requests: e.requests,
                 responses: e.responses,
                 errors: e.errors,
+                client_errors: e.client_errors,
                 bytes: e.bytes,
                 latency_us: Latency {
                     p50: e.latency.quantile(0.5),

@@ -83,6 +83,8 @@ pub struct EdgeMetrics {
     pub errors: u64,
     /// Errors ÷ requests (0 without requests).
     pub error_rate: f64,
+    /// HTTP 4xx answers (shown, not a criterion: a client's mistakes are not the edge's).
+    pub client_errors: u64,
     /// Responses (p99 means something only when there were some).
     pub responses: u64,
     /// 99th percentile latency, microseconds.
@@ -95,6 +97,7 @@ impl EdgeMetrics {
             requests: e.requests,
             errors: e.errors,
             error_rate: rate(e.errors, e.requests),
+            client_errors: e.client_errors,
             responses: e.responses,
             p99_us: e.latency_us.p99,
         }
@@ -124,6 +127,8 @@ pub struct EdgeDelta {
     pub errors: i64,
     /// Error rate (a fraction: 0.05 is five percentage points).
     pub error_rate: f64,
+    /// HTTP 4xx answers.
+    pub client_errors: i64,
     /// p99 latency, microseconds.
     pub p99_us: i64,
 }
@@ -391,6 +396,7 @@ impl MapDiff {
                             requests: sub(cm.requests, bm.requests),
                             errors: sub(cm.errors, bm.errors),
                             error_rate: cm.error_rate - bm.error_rate,
+                            client_errors: sub(cm.client_errors, bm.client_errors),
                             p99_us: sub(cm.p99_us, bm.p99_us),
                         }),
                     }

@@ -12,6 +12,7 @@ fn metrics(requests: u64, errors: u64, responses: u64, p99_us: u64) -> EdgeMetri
         requests,
         errors,
         error_rate: rate(errors, requests),
+        client_errors: 0,
         responses,
         p99_us,
     }
@@ -115,6 +116,7 @@ fn edge(s: &str, t: &str, p: Protocol, requests: u64, errors: u64, p99: u64) -> 
         requests,
         responses: requests,
         errors,
+        client_errors: 0,
         bytes: Bytes::default(),
         latency_us: Latency {
             p50: p99,

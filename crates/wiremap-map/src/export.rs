@@ -43,6 +43,25 @@ fn label(name: &str, namespace: &str) -> String {
     }
 }
 
+/// What an edge's label says of its health after the request count: errors, HTTP 4xx and
+/// requests that went unanswered (so an edge with no answers never reads as a fast one).
+pub(crate) fn health(e: &Edge) -> String {
+    let mut s = String::new();
+    if e.errors > 0 {
+        let _ = write!(s, " err {}", e.errors);
+    }
+    if e.client_errors > 0 {
+        let _ = write!(s, " 4xx {}", e.client_errors);
+    }
+    let unanswered = e.requests.saturating_sub(e.responses);
+    if unanswered == e.requests && e.requests > 0 {
+        s.push_str(" no response");
+    } else if unanswered > 0 {
+        let _ = write!(s, " {unanswered} no response");
+    }
+    s
+}
+
 /// How one node or edge is drawn differently from the plain map (a diff marks them); the
 /// default draws it as the plain map does.
 #[derive(Debug, Default)]
@@ -113,11 +132,12 @@ pub(crate) fn dot_with<'a>(
         }
         let _ = writeln!(
             s,
-            "  \"{}\" -> \"{}\" [label=\"{} {}{}\", color=\"{}\", penwidth={:.1}{extra}];",
+            "  \"{}\" -> \"{}\" [label=\"{} {}{}{}\", color=\"{}\", penwidth={:.1}{extra}];",
             dot_escape(&e.source),
             dot_escape(&e.target),
             e.protocol,
             e.requests,
+            health(e),
             dot_escape(&look.note),
             look.color.unwrap_or(protocol_color(e.protocol)),
             width
@@ -178,9 +198,10 @@ pub(crate) fn mermaid_with<'a>(
         };
         let _ = writeln!(
             s,
-            "  n{a} -->|\"{} {}{}\"| n{b}",
+            "  n{a} -->|\"{} {}{}{}\"| n{b}",
             e.protocol,
             e.requests,
+            health(e),
             mermaid_escape(&look.note)
         );
         let dash = if look.dashed {
@@ -216,7 +237,9 @@ pub(crate) fn graphml(m: &ServiceMap) -> String {
         ("external", "node", "external", "boolean"),
         ("protocol", "edge", "protocol", "string"),
         ("requests", "edge", "requests", "long"),
+        ("responses", "edge", "responses", "long"),
         ("errors", "edge", "errors", "long"),
+        ("client_errors", "edge", "client_errors", "long"),
         ("p50", "edge", "latency_p50_us", "long"),
         ("p99", "edge", "latency_p99_us", "long"),
     ] {
@@ -238,16 +261,25 @@ pub(crate) fn graphml(m: &ServiceMap) -> String {
         );
     }
     for (i, e) in m.edges.iter().enumerate() {
+        // No answers, no latency: the values are left out rather than written as 0.
+        let latency = if e.responses > 0 {
+            format!(
+                "<data key=\"p50\">{}</data><data key=\"p99\">{}</data>",
+                e.latency_us.p50, e.latency_us.p99
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "    <edge id=\"e{i}\" source=\"{}\" target=\"{}\"><data key=\"protocol\">{}</data><data key=\"requests\">{}</data><data key=\"errors\">{}</data><data key=\"p50\">{}</data><data key=\"p99\">{}</data></edge>",
+            "    <edge id=\"e{i}\" source=\"{}\" target=\"{}\"><data key=\"protocol\">{}</data><data key=\"requests\">{}</data><data key=\"responses\">{}</data><data key=\"errors\">{}</data><data key=\"client_errors\">{}</data>{latency}</edge>",
             xml_escape(&e.source),
             xml_escape(&e.target),
             e.protocol,
             e.requests,
+            e.responses,
             e.errors,
-            e.latency_us.p50,
-            e.latency_us.p99
+            e.client_errors,
         );
     }
     s.push_str("  </graph>\n</graphml>\n");

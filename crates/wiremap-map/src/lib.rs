@@ -135,11 +135,14 @@ pub struct Edge {
     pub requests: u64,
     /// Responses seen.
     pub responses: u64,
-    /// Failed exchanges.
+    /// Failed exchanges (server or connection errors: see `Entry::error`).
     pub errors: u64,
+    /// HTTP 4xx answers (`Entry::client_error`), not counted in `errors`.
+    pub client_errors: u64,
     /// Bytes each way.
     pub bytes: Bytes,
-    /// Latency percentiles.
+    /// Latency percentiles over the answered requests only; all 0 when `responses` is 0
+    /// (`requests - responses` went unanswered: exports say "no response", never "0 µs").
     pub latency_us: Latency,
     /// First request.
     pub first_seen: Timestamp,
@@ -440,6 +443,14 @@ mod tests {
                 "w1",
             ),
             ("10.0.0.1", "93.184.216.35", Some("example.com"), 0, 7, "w2"),
+            (
+                "10.0.0.1",
+                "93.184.216.35",
+                Some("example.com"),
+                404,
+                9,
+                "w2",
+            ),
             ("10.0.0.2", "10.0.0.3", None, 200, 123_456, ""),
         ]
         .into_iter()
@@ -473,6 +484,7 @@ mod tests {
                             requests: 0,
                             responses: 0,
                             errors: 0,
+                            client_errors: 0,
                             bytes: Bytes::default(),
                             latency: Sketch::default(),
                             first: e.timestamp,
@@ -484,6 +496,7 @@ mod tests {
                 r.requests += 1;
                 r.responses += u64::from(e.has_response);
                 r.errors += u64::from(e.error);
+                r.client_errors += u64::from(e.client_error());
                 r.bytes.request += e.request_size;
                 r.bytes.response += e.response_size;
                 if e.has_response {
@@ -499,6 +512,75 @@ mod tests {
             assert!(!a.edges.is_empty());
             assert_eq!(a.to_json(), b.to_json());
         }
+    }
+
+    #[test]
+    fn client_errors_count_apart_and_unanswered_requests_have_no_latency() {
+        // (status, answered, latency, protocol): what each entry is, and what it must add.
+        let cases = [
+            (200, true, 1_000, Protocol::Http),
+            (404, true, 2_000, Protocol::Http),
+            (499, true, 2_000, Protocol::Gql),
+            (400, true, 2_000, Protocol::Http),
+            (500, true, 3_000, Protocol::Http),
+            (503, true, 3_000, Protocol::Http),
+            // A gRPC status is no HTTP status, a DNS rcode neither.
+            (5, true, 1_000, Protocol::Grpc),
+            (3, true, 1_000, Protocol::Dns),
+            // Unanswered: status 0, and their latency (0) must not reach the percentiles
+            // (they outnumber the answers, so counted in they would make the median 0).
+            (0, false, 0, Protocol::Http),
+            (0, false, 0, Protocol::Http),
+            (0, false, 0, Protocol::Http),
+            (0, false, 0, Protocol::Http),
+            (0, false, 0, Protocol::Http),
+            (0, false, 0, Protocol::Http),
+        ];
+        let mut m = MapBuilder::new(Level::Ip);
+        let (mut want_client, mut want_errors) = (BTreeMap::new(), BTreeMap::new());
+        for (status, answered, lat, p) in cases {
+            let mut e = entry("10.0.0.1", "10.0.0.2", None, status, lat);
+            e.protocol = p;
+            e.has_response = answered;
+            e.error = match p {
+                Protocol::Http | Protocol::Gql => status >= 500,
+                _ => status != 0,
+            };
+            *want_client.entry(p).or_insert(0u64) +=
+                u64::from(matches!(p, Protocol::Http | Protocol::Gql) && status / 100 == 4);
+            *want_errors.entry(p).or_insert(0u64) += u64::from(e.error);
+            m.add(&e);
+        }
+        let map = m.build(Stats::default());
+        for e in &map.edges {
+            assert_eq!(e.client_errors, want_client[&e.protocol], "{e:?}");
+            assert_eq!(e.errors, want_errors[&e.protocol], "{e:?}");
+        }
+        let http = map
+            .edges
+            .iter()
+            .find(|e| e.protocol == Protocol::Http)
+            .expect("http edge");
+        assert_eq!((http.requests, http.responses), (11, 5));
+        // Five answers of at least 1 ms: no percentile may be near 0.
+        assert!(http.latency_us.p50 >= 980, "{:?}", http.latency_us);
+        let dot = map.to_dot();
+        assert!(dot.contains("http 11 err 2 4xx 2 6 no response"), "{dot}");
+        assert!(map
+            .to_graphml()
+            .contains("<data key=\"client_errors\">2</data>"));
+
+        // An edge with no answer at all says so, and GraphML gives it no latency.
+        let mut m = MapBuilder::new(Level::Ip);
+        let mut e = entry("10.0.0.1", "10.0.0.2", None, 0, 0);
+        e.has_response = false;
+        m.add(&e);
+        let map = m.build(Stats::default());
+        assert!(map.to_mermaid().contains("http 1 no response"));
+        assert!(!map.to_graphml().contains("key=\"p50\">"));
+        let json: serde_json::Value = serde_json::from_str(&map.to_json()).expect("json");
+        assert_eq!(json["edges"][0]["client_errors"], 0);
+        assert_eq!(json["edges"][0]["responses"], 0);
     }
 
     #[test]

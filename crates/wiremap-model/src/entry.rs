@@ -280,7 +280,10 @@ pub struct Entry {
     pub has_response: bool,
     /// HTTP status, DNS rcode, …; 0 when none.
     pub status_code: i64,
-    /// Whether the exchange failed (HTTP ≥ 500, DNS rcode ≠ 0, reset, …).
+    /// Whether the exchange failed on the server's side or the connection's: HTTP ≥ 500,
+    /// gRPC status ≠ 0, DNS rcode ≠ 0, Redis error replies, MySQL ERR, PostgreSQL
+    /// ErrorResponse, MongoDB `ok: 0`, AMQP close codes ≥ 300, refused / reset / unanswered
+    /// connections. HTTP 4xx are the client's errors, counted apart ([`Entry::client_error`]).
     pub error: bool,
     /// Capture node: the node whose observation this is (in cluster mode, the one kept when
     /// two agents saw the exchange).
@@ -295,6 +298,17 @@ pub struct Entry {
     pub client_isn: Option<u32>,
     /// Protocol-specific fields.
     pub detail: Detail,
+}
+
+impl Entry {
+    /// An HTTP 4xx answer (HTTP/1, HTTP/2 and GraphQL over either): the request was refused
+    /// as the client's fault. Maps count these apart from `error` (a 404 storm is news, but
+    /// not a failing server). gRPC entries carry the gRPC status, never an HTTP one.
+    pub fn client_error(&self) -> bool {
+        matches!(self.protocol, Protocol::Http | Protocol::Gql)
+            && self.has_response
+            && (400..500).contains(&self.status_code)
+    }
 }
 
 struct Headers<'a>(&'a [(String, String)]);
@@ -342,6 +356,11 @@ impl serde::Serialize for Entry {
         m.serialize_entry("response_size", &self.response_size)?;
         m.serialize_entry("status_code", &self.status_code)?;
         m.serialize_entry("error", &self.error)?;
+        // Without a response `elapsed_time` and `status_code` are 0 by convention (KFL's
+        // defaults): this says it was no answer, not an instant one.
+        if !self.has_response {
+            m.serialize_entry("no_response", &true)?;
+        }
         match &self.detail {
             Detail::None => {}
             Detail::Http(h) => {

@@ -27,8 +27,12 @@ pub(crate) const MINUTE: i64 = 60_000_000_000;
 /// Minute rows a segment holds at most (it closes when it reaches them): bounds the
 /// writer's memory whatever the traffic (a flood of distinct peers makes small segments).
 pub(crate) const MAX_ROWS: usize = 65_536;
-/// The first bytes of every rollup file.
-pub const ROLLUP_MAGIC: &[u8; 8] = b"WMRLP001";
+/// The first bytes of every rollup file. 002 added the HTTP 4xx count to each row.
+pub const ROLLUP_MAGIC: &[u8; 8] = b"WMRLP002";
+/// The magics of earlier rollup formats: such a file is derived data this binary does not
+/// read, so it counts as missing (the segment's entries are read instead, and the writer
+/// rebuilds it at start-up), never as damage.
+const OLDER_MAGICS: [&[u8; 8]; 1] = [b"WMRLP001"];
 const MAGIC: &[u8; 8] = ROLLUP_MAGIC;
 /// Longest capture node name a rollup file may hold.
 const MAX_NODE_NAME: usize = 1024;
@@ -51,6 +55,7 @@ struct Agg {
     requests: u64,
     responses: u64,
     errors: u64,
+    client_errors: u64,
     request_bytes: u64,
     response_bytes: u64,
     zeros: u64,
@@ -90,6 +95,7 @@ impl Agg {
         self.requests = self.requests.saturating_add(o.requests);
         self.responses = self.responses.saturating_add(o.responses);
         self.errors = self.errors.saturating_add(o.errors);
+        self.client_errors = self.client_errors.saturating_add(o.client_errors);
         self.request_bytes = self.request_bytes.saturating_add(o.request_bytes);
         self.response_bytes = self.response_bytes.saturating_add(o.response_bytes);
         self.zeros = self.zeros.saturating_add(o.zeros);
@@ -166,6 +172,7 @@ impl RollupBuilder {
         a.requests += 1;
         a.responses += u64::from(e.has_response);
         a.errors += u64::from(e.error);
+        a.client_errors += u64::from(e.client_error());
         a.request_bytes = a.request_bytes.saturating_add(e.request_size);
         a.response_bytes = a.response_bytes.saturating_add(e.response_size);
         if e.has_response {
@@ -239,6 +246,7 @@ fn put_rows(out: &mut Vec<u8>, rows: &FxHashMap<Key, Agg>) {
             a.requests,
             a.responses,
             a.errors,
+            a.client_errors,
             a.request_bytes,
             a.response_bytes,
             a.zeros,
@@ -348,7 +356,7 @@ fn rows(
             }
             seen.push(n);
         }
-        let mut v = [0u64; 6];
+        let mut v = [0u64; 7];
         for x in &mut v {
             *x = c.u()?;
         }
@@ -380,11 +388,12 @@ fn rows(
             requests: v[0],
             responses: v[1],
             errors: v[2],
+            client_errors: v[3],
             bytes: Bytes {
-                request: v[3],
-                response: v[4],
+                request: v[4],
+                response: v[5],
             },
-            latency: Sketch::from_parts(v[5], buckets),
+            latency: Sketch::from_parts(v[6], buckets),
             first: Timestamp(first),
             last: Timestamp(last),
         };
@@ -393,9 +402,18 @@ fn rows(
     Ok(())
 }
 
+/// Whether the file at `path` is a rollup file of an earlier format (to be rebuilt).
+pub(crate) fn is_older(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| OLDER_MAGICS.iter().any(|m| **m == head))
+}
+
 /// Visits the rows `part` of the rollup file at `path`. `Ok(false)`: there is no rollup
-/// file (a segment still open, or one closed before a crash); an error: the file is damaged
-/// (rows may have been visited: the caller discards what it got from this file).
+/// file of this format (a segment still open, one closed before a crash, or a file written
+/// by an earlier wiremap); an error: the file is damaged (rows may have been visited: the
+/// caller discards what it got from this file).
 pub(crate) fn read(
     path: &Path,
     part: Part,
@@ -415,6 +433,9 @@ pub(crate) fn read(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(_) => return Err(Corrupt("unreadable rollup file")),
     };
+    if OLDER_MAGICS.iter().any(|m| bytes.starts_with(*m)) {
+        return Ok(false);
+    }
     read_bytes(&bytes, part, visit)?;
     Ok(true)
 }

@@ -157,8 +157,20 @@ pub(crate) fn load(
     }
     let idx = seg_path(dir, seq, "idx");
     if let Ok(text) = fs::read_to_string(&idx) {
-        if let Ok(meta) = serde_json::from_str::<SegmentMeta>(&text) {
+        if let Ok(mut meta) = serde_json::from_str::<SegmentMeta>(&text) {
             if meta.seq == seq {
+                let rpath = seg_path(dir, seq, "rollup");
+                // Rollups of an earlier format are derived data: made again from the entries
+                // (readers meanwhile take the file as missing and read the entries).
+                if repair && meta.closed && crate::rollup::is_older(&rpath) {
+                    let mut rollup = Renumbered::default();
+                    scan_entries(&epath, true, &Want::default(), &mut |e| {
+                        rollup.add(&e);
+                        ControlFlow::Continue(())
+                    })?;
+                    meta.rollup_bytes = rollup.write(&rpath)?;
+                    write_index(dir, &meta)?;
+                }
                 return Ok(Some(meta));
             }
         }
@@ -168,22 +180,11 @@ pub(crate) fn load(
         names: Some(BTreeSet::new()),
         ..SegmentMeta::default()
     };
-    // The rollups are rebuilt as the entries are read (identities numbered by value).
-    let mut rollup = RollupBuilder::default();
-    let mut idents: Vec<Arc<Identity>> = Vec::new();
-    let mut numbers: HashMap<Arc<Identity>, u64> = HashMap::new();
+    // The rollups are rebuilt as the entries are read.
+    let mut rollup = Renumbered::default();
     let scanned = scan_entries(&epath, false, &Want::default(), &mut |e| {
         meta.add_entry(&e);
-        let mut number = |id: &Option<Arc<Identity>>| -> u64 {
-            let Some(id) = id else { return 0 };
-            let next = numbers.len() as u64 + 1;
-            *numbers.entry(id.clone()).or_insert_with(|| {
-                idents.push(id.clone());
-                next
-            })
-        };
-        let (s, d) = (number(&e.src.identity), number(&e.dst.identity));
-        rollup.add(&e, s, d);
+        rollup.add(&e);
         ControlFlow::Continue(())
     });
     let Some(good) = intact(dir, seq, repair, stats, &epath, scanned)? else {
@@ -211,10 +212,37 @@ pub(crate) fn load(
     }
     if repair {
         meta.closed = true;
-        meta.rollup_bytes = rollup.write(&seg_path(dir, seq, "rollup"), &idents)?;
+        meta.rollup_bytes = rollup.write(&seg_path(dir, seq, "rollup"))?;
         write_index(dir, &meta)?;
     }
     Ok(Some(meta))
+}
+
+/// A segment's rollups made again from its entries, identities numbered by value.
+#[derive(Default)]
+struct Renumbered {
+    rollup: RollupBuilder,
+    idents: Vec<Arc<Identity>>,
+    numbers: HashMap<Arc<Identity>, u64>,
+}
+
+impl Renumbered {
+    fn add(&mut self, e: &Entry) {
+        let mut number = |id: &Option<Arc<Identity>>| -> u64 {
+            let Some(id) = id else { return 0 };
+            let next = self.numbers.len() as u64 + 1;
+            *self.numbers.entry(id.clone()).or_insert_with(|| {
+                self.idents.push(id.clone());
+                next
+            })
+        };
+        let (s, d) = (number(&e.src.identity), number(&e.dst.identity));
+        self.rollup.add(e, s, d);
+    }
+
+    fn write(&self, path: &Path) -> Result<u64, StoreError> {
+        self.rollup.write(path, &self.idents)
+    }
 }
 
 pub(crate) fn write_index(dir: &Path, meta: &SegmentMeta) -> Result<(), StoreError> {

@@ -524,6 +524,20 @@ fn rollup_maps_equal_entry_scan_maps() {
     };
     eprintln!("built in {:?}", t0.elapsed());
     let segs = built.segments();
+    // The data holds what every count of an edge is about, HTTP 4xx included.
+    for (what, n) in [
+        ("errors", built.entries.iter().filter(|e| e.error).count()),
+        (
+            "client errors",
+            built.entries.iter().filter(|e| e.client_error()).count(),
+        ),
+        (
+            "unanswered",
+            built.entries.iter().filter(|e| !e.has_response).count(),
+        ),
+    ] {
+        assert!(n > 0, "no {what} in the data");
+    }
     let closed = segs.segments.iter().filter(|m| m.closed).count();
     assert!(closed >= 20, "{closed} closed segments: too few to cut");
     assert!(
@@ -750,4 +764,50 @@ fn damaged_or_missing_rollup_files_give_the_same_map() {
         .expect("cut");
     std::fs::write(rollup_path(&built.dir, b.seq), b"").expect("empty");
     check("cut short or empty");
+}
+
+#[test]
+fn older_rollup_files_count_as_missing_and_are_rebuilt() {
+    let Some(mut built) = build("older", 1) else {
+        return;
+    };
+    let segs = built.segments();
+    let now = Timestamp(built.times[built.times.len() - 1]);
+    let mut closed: Vec<&SegmentMeta> = segs.segments.iter().filter(|m| m.closed).collect();
+    closed.sort_by_key(|m| std::cmp::Reverse(m.entries));
+    let m = closed[0].clone();
+    let path = rollup_path(&built.dir, m.seq);
+    // A file of the previous format: its magic (what a reader looks at first) is 001.
+    let mut bytes = std::fs::read(&path).expect("rollup file");
+    assert_eq!(&bytes[..8], wiremap_store::ROLLUP_MAGIC);
+    bytes[..8].copy_from_slice(b"WMRLP001");
+    std::fs::write(&path, &bytes).expect("older");
+    let damaged = built.store.stats().damaged_records;
+    let entries = built.entries.clone();
+    let check = |segs: &Segments, what: &str| {
+        for c in cases_over(&m) {
+            let f = c.filter.as_deref().map(|s| compile(s, now));
+            let want = reference_map(&entries, &c, f.as_ref());
+            let got = rollup_map(segs, &c, f.as_ref()).expect("answered");
+            if let Some(d) = difference("rollups", &got, "appended", &want) {
+                panic!("{what}: {c:?}: {d}");
+            }
+        }
+    };
+    check(&segs, "older file");
+    assert_eq!(
+        built.store.stats().damaged_records,
+        damaged,
+        "an older format is no damage"
+    );
+    // The writer makes it again at start-up, in the current format.
+    let spare = tmpdir("older-spare");
+    let placeholder = Store::open(StoreConfig::new(&spare)).expect("opens");
+    drop(std::mem::replace(&mut built.store, placeholder));
+    built.store = Store::open(StoreConfig::new(&built.dir)).expect("reopens");
+    let _ = std::fs::remove_dir_all(&spare);
+    let bytes = std::fs::read(&path).expect("rebuilt");
+    assert_eq!(&bytes[..8], wiremap_store::ROLLUP_MAGIC);
+    let segs = built.segments();
+    check(&segs, "rebuilt file");
 }

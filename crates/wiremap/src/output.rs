@@ -70,19 +70,20 @@ fn summary(e: &Entry) -> String {
 
 pub fn table_header() -> String {
     format!(
-        "{:<27} {:<5} {:<40} {:<40} {:>10}  {}",
+        "{:<27} {:<5} {:<40} {:<40} {:>11}  {}",
         "TIME", "PROTO", "SOURCE", "DESTINATION", "LATENCY", "SUMMARY"
     )
 }
 
 pub fn table_row(e: &Entry) -> String {
+    // An unanswered request has no latency (its 0 is a placeholder), and says so.
     let lat = if e.has_response {
         format!("{}us", e.elapsed_time)
     } else {
-        "-".into()
+        "no response".into()
     };
     format!(
-        "{:<27} {:<5} {:<40} {:<40} {:>10}  {}",
+        "{:<27} {:<5} {:<40} {:<40} {:>11}  {}",
         e.timestamp.to_string(),
         e.protocol.as_str(),
         who(&e.src),

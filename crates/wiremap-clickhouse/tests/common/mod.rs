@@ -150,7 +150,8 @@ pub fn sample() -> Vec<Entry> {
                 Protocol::Http,
                 ep("10.1.0.5", 40000, front()),
                 ep("10.1.0.9", 80, Some(pod("shop", "carts-5f4", "carts"))),
-                [200, 404, 503][(i % 3) as usize],
+                // Every third of this edge's entries (i = 0, 15, 30, …) in turn.
+                [200, 404, 503][(i / 15 % 3) as usize],
                 Detail::Http(Box::new(http(
                     "GET",
                     "/api/v1/carts?id=7&x=1&flag",
