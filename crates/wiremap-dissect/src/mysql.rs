@@ -120,8 +120,6 @@ pub struct Mysql {
     server: Option<Direction>,
     /// Still in the connection phase (greeting, handshake response, auth exchange).
     handshake: bool,
-    /// The handshake response just read (time, size): the login entry's request.
-    login: Option<(Timestamp, u64)>,
     pending: Option<Pending>,
     database: String,
     tls: bool,
@@ -204,13 +202,9 @@ impl Dissector for Mysql {
                 let from_server = self.server == Some(dir);
                 if from_server {
                     if self.handshake {
-                        // OK after authentication ends the connection phase; OK or ERR
-                        // answers the login (auth switches and more data in between do not).
+                        // OK after authentication ends the connection phase.
                         if m[4] == 0x00 && m[3] >= 2 {
                             self.handshake = false;
-                            self.reply(cx, t, m, len);
-                        } else if m[4] == 0xff && m[3] >= 2 {
-                            self.reply(cx, t, m, len);
                         }
                         return;
                     }
@@ -228,9 +222,6 @@ impl Dissector for Mysql {
                     if m[3] == 1 && caps & CLIENT_SSL != 0 && m.len() == 36 {
                         self.tls = true;
                     } else if m[3] == 1 && m.len() > 36 {
-                        // The login is an exchange of its own: a refused one ("access
-                        // denied") is often the error that matters.
-                        self.login = Some((t, len));
                         // username at 36, then auth data; the database follows when flagged.
                         if caps & 0x08 != 0 {
                             let user_end = m[36..].iter().position(|&c| c == 0).map(|n| 36 + n + 1);
@@ -245,20 +236,6 @@ impl Dissector for Mysql {
                                 }
                             }
                         }
-                    }
-                    if let Some((t, size)) = self.login.take() {
-                        let info = AppInfo::default()
-                            .str("mysql_command", "COM_CONNECT")
-                            .str("mysql_query", String::new())
-                            .str("mysql_database", self.database.clone())
-                            .int("mysql_statement_id", 0);
-                        self.pending = Some(Pending {
-                            ts: t,
-                            client: dir,
-                            info,
-                            size,
-                            key: 0,
-                        });
                     }
                     return;
                 }
