@@ -147,12 +147,12 @@ impl EdgeMetrics {
             ),
             protocol: e.protocol,
         };
-        if !self.keys.contains_key(&ek) && self.keys.len() >= MAX_KEYS {
-            self.keys.clear();
-        }
         let at = match self.keys.get(&ek) {
             Some(at) => *at,
             None => {
+                if self.keys.len() >= MAX_KEYS {
+                    self.keys.clear();
+                }
                 let key = (
                     metric_name(&e.src),
                     metric_name(&e.dst),

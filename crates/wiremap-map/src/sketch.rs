@@ -72,7 +72,13 @@ impl Sketch {
         if other.buckets.is_empty() {
             return;
         }
-        // One linear pass over both sorted lists.
+        // A few buckets (a rollup row's) go in place; many, in one linear pass.
+        if other.buckets.len() <= 16 {
+            for (b, n) in &other.buckets {
+                put(&mut self.buckets, *b, *n);
+            }
+            return;
+        }
         let (x, y) = (&self.buckets, &other.buckets);
         let mut out = Vec::with_capacity(x.len() + y.len());
         let (mut i, mut j) = (0, 0);
@@ -109,21 +115,21 @@ impl Sketch {
     /// buckets add up). Counts saturate, so parts read back from a store cannot overflow.
     pub fn from_parts(zeros: u64, buckets: impl IntoIterator<Item = (i32, u64)>) -> Sketch {
         let mut parts: Vec<(i32, u64)> = buckets.into_iter().filter(|(_, n)| *n != 0).collect();
-        // Sorted once, repeats folded: linear in what was read, whatever its order.
+        // Sorted once, repeats folded in place: linear in what was read, whatever its order.
         parts.sort_unstable_by_key(|(b, _)| *b);
-        let mut s = Sketch {
-            zeros,
-            buckets: Vec::with_capacity(parts.len()),
-            count: zeros,
-        };
-        for (b, n) in parts {
-            s.count = s.count.saturating_add(n);
-            match s.buckets.last_mut() {
-                Some(last) if last.0 == b => last.1 = last.1.saturating_add(n),
-                _ => s.buckets.push((b, n)),
+        parts.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = kept.1.saturating_add(later.1);
             }
+            same
+        });
+        let count = parts.iter().fold(zeros, |c, (_, n)| c.saturating_add(*n));
+        Sketch {
+            zeros,
+            buckets: parts,
+            count,
         }
-        s
     }
 
     /// The count of zeros and the non-empty buckets, in bucket order.

@@ -65,7 +65,9 @@ pub struct FlowTable<S> {
 #[derive(Default)]
 struct RecentlyClosed {
     at: FxHashMap<FlowKey, Timestamp>,
-    order: std::collections::VecDeque<FlowKey>,
+    /// Closes in the order they happened; an entry whose time is no longer the key's (it
+    /// closed again since) is stale and only leaves the ring.
+    order: std::collections::VecDeque<(FlowKey, Timestamp)>,
 }
 
 impl RecentlyClosed {
@@ -75,14 +77,15 @@ impl RecentlyClosed {
     const LINGER_NS: i64 = 120_000_000_000;
 
     fn add(&mut self, k: FlowKey, ts: Timestamp) {
-        if self.at.insert(k, ts).is_none() {
-            if self.order.len() >= Self::CAP {
-                if let Some(old) = self.order.pop_front() {
+        if self.order.len() >= Self::CAP {
+            if let Some((old, t)) = self.order.pop_front() {
+                if self.at.get(&old) == Some(&t) {
                     self.at.remove(&old);
                 }
             }
-            self.order.push_back(k);
         }
+        self.at.insert(k, ts);
+        self.order.push_back((k, ts));
     }
 
     fn holds(&self, k: &FlowKey, ts: Timestamp) -> bool {

@@ -78,8 +78,13 @@ pub fn export_until(
             report.entries += 1;
             history.add(&e);
             let k = key((e.src.ip, e.src.port), (e.dst.ip, e.dst.port), e.transport);
-            let from = e.timestamp.0 - LEAD_NS;
-            let to = e.timestamp.0 + e.elapsed_time.max(0) * 1000 + TAIL_NS;
+            // Saturating: the times are read back from store files.
+            let from = e.timestamp.0.saturating_sub(LEAD_NS);
+            let to = e
+                .timestamp
+                .0
+                .saturating_add(e.elapsed_time.max(0).saturating_mul(1000))
+                .saturating_add(TAIL_NS);
             flows
                 .entry(k)
                 .and_modify(|s| {

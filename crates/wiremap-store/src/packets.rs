@@ -125,6 +125,18 @@ impl<W: Write> Writer<W> {
 
     /// Hands the gathered packets over as one frame, and writes the frames that are ready.
     fn cut(&mut self) -> std::io::Result<()> {
+        if self.section.is_none() {
+            return Ok(());
+        }
+        if !self.pressed {
+            self.pressed = true;
+            self.press = Press::start(encode_frame);
+        }
+        // Bounded: wait for the oldest frame before sending one more (before the gathered
+        // section is taken, so a failed write of an older frame does not lose it too).
+        if self.press.as_ref().is_some_and(|p| !p.has_room()) {
+            self.collect(true, 1)?;
+        }
         let Some(section) = self.section.take() else {
             return Ok(());
         };
@@ -138,31 +150,20 @@ impl<W: Write> Writer<W> {
         self.count = 0;
         self.first = i64::MAX;
         self.last = i64::MIN;
-        if !self.pressed {
-            self.pressed = true;
-            self.press = Press::start(encode_frame);
-        }
+        // `Some`: no compressing thread (or it is gone) — compress here.
         let job = match &mut self.press {
-            Some(p) => {
-                // Bounded: wait for the oldest frame before sending one more.
-                if !p.has_room() {
-                    self.collect(true, 1)?;
-                }
-                match self.press.as_mut().map(|p| p.send(job)) {
-                    Some(Ok(())) => None,
-                    Some(Err(job)) => Some(job),
-                    None => None,
-                }
-            }
+            Some(p) => p.send(job).err(),
             None => Some(job),
         };
         if let Some(mut job) = job {
-            // Inline, after whatever is still in flight: frames stay in order.
-            self.collect(true, usize::MAX)?;
+            // Inline, after whatever is still in flight: frames stay in order (and this one
+            // is written even if an older one failed; the first error is reported).
+            let earlier = self.collect(true, usize::MAX);
             encode_frame(&job.raw, job.count, job.first, job.last, &mut job.frame)?;
             job.raw.clear();
             self.spare = job.raw;
             self.write_frame(job.frame)?;
+            earlier?;
         }
         self.collect(false, usize::MAX)
     }
